@@ -1,0 +1,288 @@
+/**
+ * The Celery app: settings, the task registry, and the producer side
+ * (`sendTask`, `delay`, `applyAsync`). Brokers and backends are created
+ * lazily from the settings, so defining tasks never opens a connection.
+ */
+import { randomUUID } from 'node:crypto';
+import { deflateSync } from 'node:zlib';
+import { createBackend } from '../backend/index.js';
+import type { ResultBackend } from '../backend/types.js';
+import { createBroker } from '../broker/index.js';
+import type { Broker } from '../broker/types.js';
+import { ImproperlyConfigured } from '../errors.js';
+import { buildTaskMessage, type WireMessage } from '../protocol/message.js';
+import { parseIsoTime } from '../protocol/time.js';
+import { AsyncResult } from '../result/async-result.js';
+import { producerOrigin } from '../support/ids.js';
+import {
+  applyEnvironment,
+  applySettings,
+  defaultSettings,
+  unsupportedSettings,
+  type CelerySettings,
+} from './config.js';
+import { currentTaskRequest } from './context.js';
+import { callerDirectory, importFile, loadConfigModule, resolveModuleFile } from './modules.js';
+import { resolveRoute } from './routing.js';
+import { Task, type ApplyOptions, type BoundTask, type TaskFunction, type TaskHost, type TaskOptions } from './task.js';
+
+/** Settings as users write them: any subset, Celery's names. */
+export type CeleryConfig = Partial<CelerySettings>;
+
+interface DiscoverySpec {
+  packages: string[];
+  relatedName: string;
+  root: string;
+}
+
+function toEpochMs(value: Date | string | number, what: string): number {
+  const ms = value instanceof Date ? value.getTime() : typeof value === 'string' ? parseIsoTime(value) : value;
+  if (!Number.isFinite(ms)) throw new ImproperlyConfigured(`Invalid ${what}: ${String(value)}`);
+  return ms;
+}
+
+export class Celery implements TaskHost {
+  /** The app's name (Python's `main`), shown in the worker banner. */
+  readonly main: string;
+  /** The effective settings. Change them through `configFromObject`. */
+  readonly conf: CelerySettings = defaultSettings();
+  /** Registered tasks by name. */
+  readonly tasks = new Map<string, Task<never, unknown>>();
+  /** Sent as `reply_to` on every task, as Python's `app.thread_oid` (used by rpc://). */
+  readonly oid: string = randomUUID();
+
+  private readonly loading: Promise<void>[] = [];
+  private readonly discovery: DiscoverySpec[] = [];
+  private isReady = true;
+  private brokerInstance: Broker | null = null;
+  private backendInstance: ResultBackend | null = null;
+  private readonly origin = producerOrigin();
+  private warnedUnsupported = false;
+
+  /**
+   * `new Celery('meiduo')`, optionally with settings (an object, or a module
+   * path as for {@link configFromObject}).
+   */
+  constructor(main = 'default', config?: CeleryConfig | string) {
+    this.main = main;
+    applyEnvironment(this.conf);
+    if (config !== undefined) this.configFromObject(config);
+  }
+
+  /**
+   * Loads settings from an object, or from a module (path relative to the
+   * current directory, e.g. `'config/celery'`) whose default export or named
+   * exports are the settings. Unknown names are an error. Module loading is
+   * asynchronous; `ready()` (and every send) waits for it.
+   */
+  configFromObject(source: CeleryConfig | Record<string, unknown> | string): this {
+    this.assertNotConnected('configFromObject');
+    if (typeof source === 'string') {
+      this.track(loadConfigModule(source).then((settings) => this.applyConfig(settings)));
+    } else {
+      this.applyConfig(source as Record<string, unknown>);
+    }
+    return this;
+  }
+
+  private applyConfig(settings: Record<string, unknown>): void {
+    applySettings(this.conf, settings);
+    applyEnvironment(this.conf); // the environment always wins, as in Celery
+  }
+
+  private assertNotConnected(what: string): void {
+    if (this.brokerInstance || this.backendInstance) {
+      throw new ImproperlyConfigured(`${what}() was called after the app connected; configure the app first`);
+    }
+  }
+
+  private track(p: Promise<void>): void {
+    this.isReady = false;
+    const tracked = p.finally(() => {
+      this.loading.splice(this.loading.indexOf(tracked), 1);
+      if (this.loading.length === 0) this.isReady = true;
+    });
+    tracked.catch(() => undefined); // surfaced by ready()
+    this.loading.push(tracked);
+  }
+
+  /** Resolves once pending config modules are loaded; rejects with their error. */
+  async ready(): Promise<void> {
+    while (this.loading.length > 0) await Promise.all(this.loading);
+    if (!this.warnedUnsupported) {
+      this.warnedUnsupported = true;
+      for (const [key, why] of unsupportedSettings(this.conf)) {
+        process.emitWarning(`Setting ${key} is accepted but has no effect in ts-celery: ${why}`, 'TsCeleryWarning');
+      }
+    }
+  }
+
+  /**
+   * Registers task packages to load when a worker starts (`loadTasks()`):
+   * `['sms']` loads `sms/tasks.ts` next to the file that calls this, as
+   * Python's `autodiscover_tasks(['celery_tasks.sms'])` imports
+   * `celery_tasks.sms.tasks`.
+   */
+  autodiscoverTasks(packages: string[], options: { relatedName?: string; root?: string } = {}): this {
+    this.discovery.push({
+      packages,
+      relatedName: options.relatedName ?? 'tasks',
+      root: options.root ?? callerDirectory(),
+    });
+    return this;
+  }
+
+  /**
+   * Imports autodiscovered task packages and `imports`/`include` modules.
+   * Returns the files loaded. A package without a tasks module is an error
+   * naming where it looked.
+   */
+  async loadTasks(): Promise<string[]> {
+    await this.ready();
+    const files: string[] = [];
+    for (const { packages, relatedName, root } of this.discovery) {
+      for (const pkg of packages) {
+        const base = pkg.replace(/\./g, '/');
+        const file = resolveModuleFile(`${base}/${relatedName}`, root);
+        if (!file) {
+          throw new ImproperlyConfigured(
+            `autodiscoverTasks: no ${relatedName} module in package ${JSON.stringify(pkg)} ` +
+              `(looked for ${base}/${relatedName}.ts under ${root})`,
+          );
+        }
+        files.push(file);
+      }
+    }
+    for (const spec of [...this.conf.imports, ...this.conf.include]) {
+      const file = resolveModuleFile(spec, process.cwd());
+      if (!file) throw new ImproperlyConfigured(`Cannot find module ${JSON.stringify(spec)} listed in imports/include`);
+      files.push(file);
+    }
+    for (const file of files) await importFile(file);
+    return files;
+  }
+
+  /**
+   * Defines a task. With `bind: true` the function receives the task context
+   * (`self`: request, retry, name) first; `delay()` takes the remaining arguments.
+   */
+  task<A extends unknown[], R>(options: TaskOptions & { bind: true }, fn: (self: BoundTask, ...args: A) => R): Task<A, Awaited<R>>;
+  task<A extends unknown[], R>(options: (TaskOptions & { bind?: false }) | string, fn: (...args: A) => R): Task<A, Awaited<R>>;
+  task<A extends unknown[], R>(fn: (...args: A) => R): Task<A, Awaited<R>>;
+  task(a: TaskOptions | string | TaskFunction, b?: TaskFunction): Task<never, unknown> {
+    const fn = (typeof a === 'function' ? a : b) as TaskFunction | undefined;
+    if (typeof fn !== 'function') throw new ImproperlyConfigured('app.task() needs a function');
+    const options: TaskOptions = typeof a === 'string' ? { name: a } : typeof a === 'function' ? {} : { ...a };
+    const name = options.name ?? fn.name;
+    if (!name) {
+      throw new ImproperlyConfigured('app.task(): the function has no name; pass one: app.task({ name: "..." }, fn)');
+    }
+    const existing = this.tasks.get(name);
+    if (existing && existing.fn !== fn) {
+      throw new ImproperlyConfigured(`A different task is already registered as ${JSON.stringify(name)}`);
+    }
+    const task = new Task<never, unknown>(this, name, Object.freeze({ ...options, name }), fn);
+    this.tasks.set(name, task);
+    return task;
+  }
+
+  /** The broker named by `broker_url` (created on first use). */
+  get broker(): Broker {
+    if (!this.brokerInstance) {
+      if (!this.isReady) throw new ImproperlyConfigured('The app is still loading its config module: await app.ready() first');
+      this.brokerInstance = createBroker(this.conf, `ts-celery ${this.main} ${this.origin}`);
+    }
+    return this.brokerInstance;
+  }
+
+  /** The result backend named by `result_backend` (created on first use). */
+  get backend(): ResultBackend {
+    if (!this.backendInstance) {
+      if (!this.isReady) throw new ImproperlyConfigured('The app is still loading its config module: await app.ready() first');
+      this.backendInstance = createBackend(this.conf);
+    }
+    return this.backendInstance;
+  }
+
+  /** A result handle for any task id. */
+  asyncResult<R = unknown>(id: string): AsyncResult<R> {
+    return new AsyncResult<R>(id, this.backend);
+  }
+
+  /**
+   * Sends a task by name, e.g. one defined in Python: `app.sendTask('tasks.add', [2, 3])`.
+   * Resolves once the broker confirmed the message.
+   */
+  sendTask<R = unknown>(
+    name: string,
+    args: unknown[] = [],
+    kwargs: Record<string, unknown> = {},
+    options: ApplyOptions = {},
+  ): Promise<AsyncResult<R>> {
+    const known = this.tasks.get(name) as Task<never, R> | undefined;
+    return this.send<R>(name, known?.options ?? {}, args, kwargs, options);
+  }
+
+  /** @internal used by `Task.delay`/`applyAsync`. */
+  sendTaskFrom<R>(task: Task<never, R>, args: unknown[], kwargs: Record<string, unknown>, options: ApplyOptions): Promise<AsyncResult<R>> {
+    return this.send<R>(task.name, task.options, args, kwargs, options);
+  }
+
+  private async send<R>(
+    name: string,
+    taskOptions: Readonly<TaskOptions>,
+    args: unknown[],
+    kwargs: Record<string, unknown>,
+    options: ApplyOptions,
+  ): Promise<AsyncResult<R>> {
+    if (!this.isReady) await this.ready();
+    const now = Date.now();
+    const id = options.taskId ?? randomUUID();
+    const eta =
+      options.eta !== undefined ? toEpochMs(options.eta, 'eta') : options.countdown !== undefined ? now + options.countdown * 1000 : null;
+    const expiresOpt = options.expires ?? taskOptions.expires;
+    const expires =
+      expiresOpt === undefined ? null : typeof expiresOpt === 'number' ? now + expiresOpt * 1000 : toEpochMs(expiresOpt, 'expires');
+    const route = resolveRoute(this.conf, name, args, kwargs, options, taskOptions);
+    const parent = currentTaskRequest();
+    let wire: WireMessage = buildTaskMessage(
+      {
+        id,
+        task: name,
+        args,
+        kwargs,
+        eta,
+        expires,
+        rootId: options.rootId ?? parent?.rootId ?? id,
+        parentId: options.parentId ?? parent?.id ?? null,
+        shadow: options.shadow ?? null,
+        timeLimit: [options.timeLimit ?? null, options.softTimeLimit ?? null],
+        ignoreResult: options.ignoreResult ?? taskOptions.ignoreResult ?? this.conf.task_ignore_result,
+        origin: this.origin,
+        replyTo: this.oid,
+        priority: route.priority,
+        extraHeaders: options.headers ?? {},
+      },
+      now,
+    );
+    if (this.conf.task_compression) wire = compress(wire);
+    if (this.conf.task_default_delivery_mode === 1 || this.conf.task_default_delivery_mode === 'transient') {
+      wire.deliveryMode = 1;
+    }
+    await this.broker.publish(wire, { exchange: route.exchange, routingKey: route.routingKey, declare: route.queue });
+    return new AsyncResult<R>(id, this.backend);
+  }
+
+  /** Closes the broker connection and the backend (waits for pending confirms). */
+  async close(): Promise<void> {
+    const closing = [this.brokerInstance?.close(), this.backendInstance?.close()];
+    this.brokerInstance = null;
+    this.backendInstance = null;
+    await Promise.all(closing);
+  }
+}
+
+/** zlib-compresses the body, as Python's `compression='zlib'` does. */
+function compress(wire: WireMessage): WireMessage {
+  return { ...wire, body: deflateSync(wire.body), headers: { ...wire.headers, compression: 'application/x-gzip' } };
+}

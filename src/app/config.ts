@@ -1,0 +1,318 @@
+/**
+ * Settings: Celery's own names and defaults, in one table.
+ *
+ * Every key a user can set is listed here with its default and type. An
+ * unknown key is an error naming the closest known setting, never silently
+ * ignored. `CELERY_BROKER_URL` and `CELERY_RESULT_BACKEND` in the
+ * environment override whatever the config says, as in Celery.
+ */
+import { ImproperlyConfigured } from '../errors.js';
+
+/** A queue as `task_queues` declares it (kombu's `Queue(...)` in Python). */
+export interface QueueDefinition {
+  name: string;
+  /** Exchange name; defaults to the queue name. */
+  exchange?: string;
+  /** `direct` (default), `topic` or `fanout`. */
+  exchange_type?: 'direct' | 'topic' | 'fanout';
+  /** Binding key; defaults to the queue name. */
+  routing_key?: string;
+  /** Extra `x-` arguments, e.g. `{ 'x-max-priority': 10 }`. Must match other declarers exactly. */
+  queue_arguments?: Record<string, unknown>;
+  durable?: boolean;
+  auto_delete?: boolean;
+}
+
+/** Where a task goes: a `task_routes` entry or `applyAsync` options. */
+export interface Route {
+  queue?: string;
+  exchange?: string;
+  routing_key?: string;
+  priority?: number;
+}
+
+/** A routing function, as `task_routes` accepts in Celery. */
+export type RouterFn = (name: string, args: unknown[], kwargs: Record<string, unknown>) => Route | string | null | undefined;
+
+/** `task_routes`: a map of task name (or glob) to route, a function, or a list of those. */
+export type TaskRoutes = Record<string, Route | string> | RouterFn | Array<Record<string, Route | string> | RouterFn>;
+
+/** `task_publish_retry_policy`, as in Celery (seconds). */
+export interface PublishRetryPolicy {
+  max_retries: number;
+  interval_start: number;
+  interval_step: number;
+  interval_max: number;
+}
+
+/** TLS options for `amqps://` and `rediss://` (Node's `tls.connect` options). */
+export interface TlsOptions {
+  ca?: string | Buffer | Array<string | Buffer>;
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  passphrase?: string;
+  servername?: string;
+  rejectUnauthorized?: boolean;
+}
+
+/** All settings, with Celery's names. */
+export interface CelerySettings {
+  broker_url: string;
+  broker_connection_retry: boolean;
+  broker_connection_retry_on_startup: boolean;
+  broker_connection_max_retries: number | null;
+  broker_connection_timeout: number;
+  broker_heartbeat: number;
+  broker_pool_limit: number;
+  broker_use_ssl: TlsOptions | boolean | null;
+  broker_transport_options: Record<string, unknown>;
+  result_backend: string | null;
+  result_backend_transport_options: Record<string, unknown>;
+  redis_backend_use_ssl: TlsOptions | boolean | null;
+  result_expires: number | null;
+  result_extended: boolean;
+  result_persistent: boolean;
+  result_serializer: string;
+  result_accept_content: string[] | null;
+  task_serializer: string;
+  accept_content: string[];
+  task_protocol: number;
+  task_compression: string | null;
+  task_default_queue: string;
+  task_default_exchange: string | null;
+  task_default_exchange_type: 'direct' | 'topic' | 'fanout';
+  task_default_routing_key: string | null;
+  task_default_delivery_mode: number | 'persistent' | 'transient';
+  task_default_priority: number | null;
+  task_queue_max_priority: number | null;
+  task_queues: QueueDefinition[] | null;
+  task_routes: TaskRoutes | null;
+  task_create_missing_queues: boolean;
+  task_acks_late: boolean;
+  task_acks_on_failure_or_timeout: boolean;
+  task_reject_on_worker_lost: boolean | null;
+  task_track_started: boolean;
+  task_ignore_result: boolean;
+  task_time_limit: number | null;
+  task_soft_time_limit: number | null;
+  task_publish_retry: boolean;
+  task_publish_retry_policy: PublishRetryPolicy;
+  task_send_sent_event: boolean;
+  task_always_eager: boolean;
+  task_eager_propagates: boolean;
+  worker_concurrency: number | null;
+  worker_prefetch_multiplier: number;
+  worker_eta_task_limit: number | null;
+  worker_send_task_events: boolean;
+  worker_enable_remote_control: boolean;
+  worker_cancel_long_running_tasks_on_connection_loss: boolean;
+  worker_deduplicate_successful_tasks: boolean;
+  worker_max_tasks_per_child: number | null;
+  worker_hijack_root_logger: boolean;
+  event_serializer: string;
+  timezone: string;
+  enable_utc: boolean;
+  imports: string[];
+  include: string[];
+}
+
+type Kind = 'string' | 'bool' | 'number' | 'int' | 'object' | 'list' | 'routes' | 'tls' | 'delivery_mode';
+
+interface SettingSpec {
+  default: unknown;
+  kind: Kind;
+  nullable?: boolean;
+  /** Allowed values, for enumerations. */
+  oneOf?: readonly unknown[];
+  /** Accepted for compatibility but not implemented: setting it warns, saying why. */
+  unsupported?: string;
+}
+
+/** The table: every setting, its default (Celery's), and its type. */
+export const SETTINGS: { readonly [K in keyof CelerySettings]: SettingSpec } = {
+  // The embedded in-memory broker is the default so that a fresh checkout runs; Python's is amqp://localhost.
+  broker_url: { default: 'memory://', kind: 'string' },
+  broker_connection_retry: { default: true, kind: 'bool' },
+  broker_connection_retry_on_startup: { default: true, kind: 'bool' },
+  broker_connection_max_retries: { default: 100, kind: 'int', nullable: true },
+  broker_connection_timeout: { default: 4, kind: 'number' },
+  broker_heartbeat: { default: 120, kind: 'number' },
+  broker_pool_limit: { default: 10, kind: 'int', unsupported: 'one connection per app is used' },
+  broker_use_ssl: { default: null, kind: 'tls', nullable: true },
+  broker_transport_options: { default: {}, kind: 'object' },
+  result_backend: { default: null, kind: 'string', nullable: true },
+  result_backend_transport_options: { default: {}, kind: 'object' },
+  redis_backend_use_ssl: { default: null, kind: 'tls', nullable: true },
+  result_expires: { default: 86_400, kind: 'number', nullable: true },
+  result_extended: { default: false, kind: 'bool' },
+  result_persistent: { default: false, kind: 'bool', unsupported: 'the rpc:// backend is not implemented' },
+  result_serializer: { default: 'json', kind: 'string', oneOf: ['json'] },
+  result_accept_content: { default: null, kind: 'list', nullable: true },
+  task_serializer: { default: 'json', kind: 'string', oneOf: ['json'] },
+  accept_content: { default: ['json'], kind: 'list' },
+  task_protocol: { default: 2, kind: 'int', oneOf: [2] },
+  task_compression: { default: null, kind: 'string', nullable: true, oneOf: [null, 'zlib', 'gzip'] },
+  task_default_queue: { default: 'celery', kind: 'string' },
+  task_default_exchange: { default: null, kind: 'string', nullable: true },
+  task_default_exchange_type: { default: 'direct', kind: 'string', oneOf: ['direct', 'topic', 'fanout'] },
+  task_default_routing_key: { default: null, kind: 'string', nullable: true },
+  task_default_delivery_mode: { default: 2, kind: 'delivery_mode' },
+  task_default_priority: { default: null, kind: 'int', nullable: true },
+  task_queue_max_priority: { default: null, kind: 'int', nullable: true },
+  task_queues: { default: null, kind: 'list', nullable: true },
+  task_routes: { default: null, kind: 'routes', nullable: true },
+  task_create_missing_queues: { default: true, kind: 'bool' },
+  task_acks_late: { default: false, kind: 'bool' },
+  task_acks_on_failure_or_timeout: { default: true, kind: 'bool' },
+  task_reject_on_worker_lost: { default: null, kind: 'bool', nullable: true },
+  task_track_started: { default: false, kind: 'bool' },
+  task_ignore_result: { default: false, kind: 'bool' },
+  task_time_limit: { default: null, kind: 'number', nullable: true },
+  task_soft_time_limit: { default: null, kind: 'number', nullable: true },
+  task_publish_retry: { default: true, kind: 'bool' },
+  task_publish_retry_policy: {
+    default: { max_retries: 3, interval_start: 0, interval_step: 0.2, interval_max: 1 },
+    kind: 'object',
+  },
+  task_send_sent_event: { default: false, kind: 'bool', unsupported: 'events are not implemented yet' },
+  task_always_eager: { default: false, kind: 'bool', unsupported: 'use the memory:// broker with an in-process worker instead' },
+  task_eager_propagates: { default: false, kind: 'bool', unsupported: 'eager mode is not implemented' },
+  worker_concurrency: { default: null, kind: 'int', nullable: true },
+  worker_prefetch_multiplier: { default: 4, kind: 'int' },
+  // Celery 5.6 defaults to unbounded; a bound keeps a flood of future tasks from exhausting memory.
+  worker_eta_task_limit: { default: 1000, kind: 'int', nullable: true },
+  worker_send_task_events: { default: false, kind: 'bool', unsupported: 'events are not implemented yet' },
+  worker_enable_remote_control: { default: true, kind: 'bool', unsupported: 'remote control (inspect/control) is not implemented yet' },
+  worker_cancel_long_running_tasks_on_connection_loss: { default: false, kind: 'bool', unsupported: 'running tasks always finish; under acks_late their messages are redelivered' },
+  worker_deduplicate_successful_tasks: { default: false, kind: 'bool', unsupported: 'not implemented' },
+  worker_max_tasks_per_child: { default: null, kind: 'int', nullable: true, unsupported: 'the async pool has no child processes' },
+  worker_hijack_root_logger: { default: true, kind: 'bool', unsupported: 'there is no root logger to hijack in Node' },
+  event_serializer: { default: 'json', kind: 'string', oneOf: ['json'] },
+  timezone: { default: 'UTC', kind: 'string' },
+  enable_utc: { default: true, kind: 'bool' },
+  imports: { default: [], kind: 'list' },
+  include: { default: [], kind: 'list' },
+};
+
+const ENV_OVERRIDES: ReadonlyArray<[string, keyof CelerySettings]> = [
+  ['CELERY_BROKER_URL', 'broker_url'],
+  ['CELERY_RESULT_BACKEND', 'result_backend'],
+];
+
+/** Levenshtein distance, for "did you mean" hints. */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}
+
+function suggest(key: string): string {
+  const lower = key.toLowerCase().replace(/^celery_/, '');
+  let best: string | null = null;
+  let bestScore = Infinity;
+  for (const known of Object.keys(SETTINGS)) {
+    const score = Math.min(distance(lower, known), distance(`task_${lower}`, known));
+    if (score < bestScore) [best, bestScore] = [known, score];
+  }
+  return best && bestScore <= Math.max(3, lower.length / 3) ? `: did you mean ${JSON.stringify(best)}?` : '';
+}
+
+function typeError(key: string, spec: SettingSpec, value: unknown): ImproperlyConfigured {
+  const expected = spec.oneOf ? `one of ${JSON.stringify(spec.oneOf)}` : `a ${spec.kind}${spec.nullable ? ' or null' : ''}`;
+  return new ImproperlyConfigured(`Setting ${key} must be ${expected}, got ${JSON.stringify(value) ?? typeof value}`);
+}
+
+function checkValue(key: string, spec: SettingSpec, value: unknown): void {
+  if (value === null && spec.nullable) return;
+  const ok = ((): boolean => {
+    switch (spec.kind) {
+      case 'string':
+        return typeof value === 'string';
+      case 'bool':
+        return typeof value === 'boolean';
+      case 'number':
+        return typeof value === 'number' && Number.isFinite(value) && value >= 0;
+      case 'int':
+        return typeof value === 'number' && Number.isInteger(value) && value >= 0;
+      case 'object':
+        return value !== null && typeof value === 'object' && !Array.isArray(value);
+      case 'list':
+        return Array.isArray(value);
+      case 'routes':
+        return typeof value === 'function' || (value !== null && typeof value === 'object');
+      case 'tls':
+        return typeof value === 'boolean' || (value !== null && typeof value === 'object');
+      case 'delivery_mode':
+        return value === 1 || value === 2 || value === 'persistent' || value === 'transient';
+    }
+  })();
+  if (!ok || (spec.oneOf && !spec.oneOf.includes(value))) throw typeError(key, spec, value);
+}
+
+function checkContentTypes(key: string, value: unknown): void {
+  if (!Array.isArray(value)) return;
+  for (const ct of value) {
+    if (ct !== 'json' && ct !== 'application/json') {
+      throw new ImproperlyConfigured(
+        `Setting ${key} includes ${JSON.stringify(ct)}: ts-celery only deserializes JSON ` +
+          `(pickle, yaml and msgpack are refused for safety); use ['json']`,
+      );
+    }
+  }
+}
+
+/** Validates one key/value pair against the table. */
+export function validateSetting(key: string, value: unknown): asserts key is keyof CelerySettings {
+  const spec = (SETTINGS as Record<string, SettingSpec>)[key];
+  if (!spec) throw new ImproperlyConfigured(`Unknown setting ${JSON.stringify(key)}${suggest(key)}`);
+  checkValue(key, spec, value);
+  if (key === 'accept_content' || key === 'result_accept_content') checkContentTypes(key, value);
+}
+
+/**
+ * Settings whose value differs from the default but which ts-celery does not
+ * implement, with the reason: callers warn about these once.
+ */
+export function unsupportedSettings(conf: CelerySettings): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (const [key, spec] of Object.entries(SETTINGS) as Array<[string, SettingSpec]>) {
+    const value = (conf as unknown as Record<string, unknown>)[key];
+    if (spec.unsupported && JSON.stringify(value) !== JSON.stringify(spec.default)) out.push([key, spec.unsupported]);
+  }
+  return out;
+}
+
+/** Celery's defaults, as a fresh object. */
+export function defaultSettings(): CelerySettings {
+  const out: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(SETTINGS)) out[key] = structuredClone(spec.default);
+  return out as unknown as CelerySettings;
+}
+
+/**
+ * Merges `source` into `target` after validating every key; keys whose value
+ * is `undefined` are skipped (so `{ result_backend: process.env.X }` works).
+ */
+export function applySettings(target: CelerySettings, source: Record<string, unknown>): void {
+  for (const [key, value] of Object.entries(source)) {
+    if (value === undefined) continue;
+    validateSetting(key, value);
+    (target as unknown as Record<string, unknown>)[key] = value;
+  }
+}
+
+/** Applies `CELERY_BROKER_URL` / `CELERY_RESULT_BACKEND` from the environment. */
+export function applyEnvironment(target: CelerySettings, env: NodeJS.ProcessEnv = process.env): void {
+  for (const [name, key] of ENV_OVERRIDES) {
+    const value = env[name];
+    if (value) (target as unknown as Record<string, unknown>)[key] = value;
+  }
+}

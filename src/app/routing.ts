@@ -1,0 +1,135 @@
+/**
+ * Routing: which queue a task goes to, and how that queue is declared.
+ *
+ * Mirrors Celery: `applyAsync` options win, then `task_routes` (name, glob,
+ * function, or a list of those), then the task's own `queue` option, then
+ * `task_default_queue`. Queues listed in `task_queues` are declared as listed;
+ * others are created like kombu does when `task_create_missing_queues` is on:
+ * durable queue, durable direct exchange of the same name, no arguments.
+ * Direct queues are published through the default exchange (`''`, routing key
+ * = queue name), as Python does.
+ */
+import type { QueueDeclaration } from '../broker/types.js';
+import { ImproperlyConfigured } from '../errors.js';
+import type { CelerySettings, QueueDefinition, Route, RouterFn } from './config.js';
+
+/** Where one message goes, fully resolved. */
+export interface ResolvedRoute {
+  exchange: string;
+  routingKey: string;
+  queue: QueueDeclaration | null;
+  priority: number | null;
+}
+
+/** What the caller asked for (applyAsync options or the task's options). */
+export interface RouteRequest {
+  queue?: string | undefined;
+  routingKey?: string | undefined;
+  exchange?: string | undefined;
+  priority?: number | undefined;
+}
+
+function globToRegExp(glob: string): RegExp {
+  const escaped = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${escaped}$`);
+}
+
+function normalizeRoute(route: Route | string | null | undefined): Route | null {
+  if (route === null || route === undefined) return null;
+  return typeof route === 'string' ? { queue: route } : route;
+}
+
+/** Looks `name` up in `task_routes`. */
+export function routeFromConfig(
+  conf: CelerySettings,
+  name: string,
+  args: unknown[],
+  kwargs: Record<string, unknown>,
+): Route | null {
+  const routes = conf.task_routes;
+  if (!routes) return null;
+  const routers = Array.isArray(routes) ? routes : [routes];
+  for (const router of routers) {
+    if (typeof router === 'function') {
+      const r = normalizeRoute((router as RouterFn)(name, args, kwargs));
+      if (r) return r;
+      continue;
+    }
+    const table = router as Record<string, Route | string>;
+    if (Object.hasOwn(table, name)) return normalizeRoute(table[name]);
+    for (const [pattern, route] of Object.entries(table)) {
+      if (/[*?]/.test(pattern) && globToRegExp(pattern).test(name)) return normalizeRoute(route);
+    }
+  }
+  return null;
+}
+
+/** The declaration for a queue name: from `task_queues`, or created like kombu does. */
+export function queueDeclaration(conf: CelerySettings, name: string): QueueDeclaration {
+  const listed: QueueDefinition | undefined = conf.task_queues?.find((q) => q.name === name);
+  const maxPriority = conf.task_queue_max_priority;
+  const baseArgs: Record<string, unknown> = maxPriority !== null ? { 'x-max-priority': maxPriority } : {};
+  if (listed) {
+    const exchangeName = listed.exchange ?? listed.name;
+    return {
+      name,
+      durable: listed.durable ?? true,
+      autoDelete: listed.auto_delete ?? false,
+      arguments: { ...baseArgs, ...(listed.queue_arguments ?? {}) },
+      exchange: { name: exchangeName, type: listed.exchange_type ?? 'direct', durable: true },
+      routingKey: listed.routing_key ?? name,
+    };
+  }
+  if (conf.task_queues && !conf.task_create_missing_queues) {
+    throw new ImproperlyConfigured(
+      `Queue ${JSON.stringify(name)} is not in task_queues and task_create_missing_queues is off`,
+    );
+  }
+  const isDefault = name === conf.task_default_queue;
+  return {
+    name,
+    durable: true,
+    autoDelete: false,
+    arguments: baseArgs,
+    exchange: {
+      name: isDefault ? (conf.task_default_exchange ?? name) : name,
+      type: isDefault ? conf.task_default_exchange_type : 'direct',
+      durable: true,
+    },
+    routingKey: isDefault ? (conf.task_default_routing_key ?? name) : name,
+  };
+}
+
+/**
+ * Resolves where a task message goes. `explicit` are applyAsync's options,
+ * `taskDefaults` the task's own routing options.
+ */
+export function resolveRoute(
+  conf: CelerySettings,
+  name: string,
+  args: unknown[],
+  kwargs: Record<string, unknown>,
+  explicit: RouteRequest,
+  taskDefaults: RouteRequest = {},
+): ResolvedRoute {
+  const configured = explicit.queue ? null : routeFromConfig(conf, name, args, kwargs);
+  const queueName = explicit.queue ?? configured?.queue ?? taskDefaults.queue ?? conf.task_default_queue;
+  const queue = queueDeclaration(conf, queueName);
+  // Python sends priority 0 unless a queue was named explicitly without one (then none at all).
+  const priority =
+    explicit.priority ??
+    configured?.priority ??
+    taskDefaults.priority ??
+    conf.task_default_priority ??
+    (explicit.queue ? null : 0);
+  const exchange = explicit.exchange ?? configured?.exchange;
+  if (exchange !== undefined && exchange !== queue.exchange.name) {
+    // An explicit exchange: publish there with the requested key; declare nothing.
+    return { exchange, routingKey: explicit.routingKey ?? configured?.routing_key ?? queueName, queue: null, priority };
+  }
+  if (queue.exchange.type === 'direct') {
+    return { exchange: '', routingKey: queue.name, queue, priority };
+  }
+  const routingKey = explicit.routingKey ?? configured?.routing_key ?? taskDefaults.routingKey ?? queue.routingKey;
+  return { exchange: queue.exchange.name, routingKey, queue, priority };
+}

@@ -1,0 +1,17 @@
+/** No result backend configured: storing is a no-op, reading says how to configure one. */
+import { NoResultBackend } from '../errors.js';
+import type { ResultMeta } from '../protocol/result-meta.js';
+import type { ResultBackend } from './types.js';
+
+export class DisabledBackend implements ResultBackend {
+  readonly displayUrl = 'disabled://';
+  async store(_meta: ResultMeta): Promise<void> {}
+  async get(_taskId: string): Promise<ResultMeta | null> {
+    throw new NoResultBackend();
+  }
+  async waitForReady(_taskId: string, _timeoutMs: number | null): Promise<ResultMeta> {
+    throw new NoResultBackend();
+  }
+  async forget(_taskId: string): Promise<void> {}
+  async close(): Promise<void> {}
+}

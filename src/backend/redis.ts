@@ -1,0 +1,246 @@
+/**
+ * Celery's Redis result backend (`redis://host:port/db`, `rediss://` for TLS).
+ *
+ * Storage, as Python Celery does it: key `celery-task-meta-<id>` holds the JSON
+ * meta with a TTL of `result_expires`, and the same bytes are PUBLISHed on a
+ * channel named like the key. A stored SUCCESS is never overwritten. The
+ * check, the write and the publish run as one Lua script: one round trip per
+ * state change, atomic, and pipelined with other writes by ioredis.
+ *
+ * Waiting (`get()`): SUBSCRIBE to the key's channel first, then GET, so a
+ * result that landed before the subscription is still seen; no polling. After
+ * the subscriber reconnects, every awaited key is read again, so a result
+ * published during the outage is not missed.
+ */
+import { Redis, type RedisOptions } from 'ioredis';
+import { readFileSync } from 'node:fs';
+import type { TlsOptions } from '../app/config.js';
+import { BackendError, TimeoutError } from '../errors.js';
+import { decodeJson } from '../protocol/json.js';
+import { READY_STATES, type ResultMeta } from '../protocol/result-meta.js';
+import { maskUrl } from '../support/url.js';
+import type { ResultBackend } from './types.js';
+
+export const TASK_KEY_PREFIX = 'celery-task-meta-';
+
+/** KEYS[1] = key; ARGV[1] = meta JSON; ARGV[2] = TTL in ms (0 = none). */
+const STORE_SCRIPT = `
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, doc = pcall(cjson.decode, current)
+  if ok and type(doc) == 'table' and doc['status'] == 'SUCCESS' then return 0 end
+end
+local ttl = tonumber(ARGV[2])
+if ttl and ttl > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+redis.call('PUBLISH', KEYS[1], ARGV[1])
+return 1
+`;
+
+export interface RedisBackendOptions {
+  url: string;
+  /** `result_expires` in seconds; null/0 = keep forever. */
+  expires: number | null;
+  /** `redis_backend_use_ssl` for `rediss://`. */
+  tls?: TlsOptions | boolean | null;
+  /** Seconds to wait for a connection. */
+  connectTimeout?: number;
+}
+
+interface Waiter {
+  resolve(meta: ResultMeta): void;
+  reject(err: Error): void;
+}
+
+type RedisWithStore = Redis & {
+  celeryStore(key: string, value: string, ttlMs: number): Promise<number>;
+};
+
+function loadPem(v: string | Buffer): string | Buffer {
+  return typeof v === 'string' && !v.includes('-----BEGIN') ? readFileSync(v) : v;
+}
+
+function redisOptions(opts: RedisBackendOptions): RedisOptions {
+  const tls = opts.tls;
+  const base: RedisOptions = {
+    lazyConnect: true,
+    enableAutoPipelining: true,
+    // Fail a command after a few reconnect attempts instead of queueing it forever:
+    // callers get a clear error while Redis is down.
+    maxRetriesPerRequest: 2,
+    connectTimeout: Math.round((opts.connectTimeout ?? 4) * 1000),
+    retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
+  };
+  if (tls && typeof tls === 'object') {
+    base.tls = {
+      ...tls,
+      ca: tls.ca ? (Array.isArray(tls.ca) ? tls.ca.map(loadPem) : loadPem(tls.ca)) : undefined,
+      cert: tls.cert ? loadPem(tls.cert) : undefined,
+      key: tls.key ? loadPem(tls.key) : undefined,
+    } as RedisOptions['tls'];
+  } else if (tls === true) {
+    base.tls = {};
+  }
+  return base;
+}
+
+export class RedisBackend implements ResultBackend {
+  readonly displayUrl: string;
+  private readonly client: RedisWithStore;
+  private subscriber: Redis | null = null;
+  private readonly waiters = new Map<string, Set<Waiter>>();
+  private readonly ttlMs: number;
+  private lastError: Error | null = null;
+
+  constructor(private readonly options: RedisBackendOptions) {
+    this.displayUrl = maskUrl(options.url);
+    this.ttlMs = options.expires ? Math.round(options.expires * 1000) : 0;
+    this.client = new Redis(options.url, redisOptions(options)) as RedisWithStore;
+    this.client.defineCommand('celeryStore', { numberOfKeys: 1, lua: STORE_SCRIPT });
+    this.client.on('error', (err: Error) => {
+      this.lastError = err;
+    });
+  }
+
+  private describe(err: unknown, what: string): BackendError {
+    const cause = (err as Error)?.message ?? String(err);
+    const last = this.lastError && this.lastError.message !== cause ? ` (last connection error: ${this.lastError.message})` : '';
+    return new BackendError(
+      `Result backend ${this.displayUrl} failed to ${what}: ${cause}${last}. Is Redis running and reachable?`,
+      { cause: err },
+    );
+  }
+
+  async store(meta: ResultMeta): Promise<void> {
+    try {
+      await this.client.celeryStore(TASK_KEY_PREFIX + meta.task_id, JSON.stringify(meta), this.ttlMs);
+    } catch (err) {
+      throw this.describe(err, `store the ${meta.status} state of task ${meta.task_id}`);
+    }
+  }
+
+  async get(taskId: string): Promise<ResultMeta | null> {
+    let raw: string | null;
+    try {
+      raw = await this.client.get(TASK_KEY_PREFIX + taskId);
+    } catch (err) {
+      throw this.describe(err, `read task ${taskId}`);
+    }
+    return raw === null ? null : (decodeJson(raw) as ResultMeta);
+  }
+
+  private subscriberClient(): Redis {
+    if (!this.subscriber) {
+      const sub = this.client.duplicate({ enableAutoPipelining: false, maxRetriesPerRequest: 2 });
+      sub.on('error', (err: Error) => {
+        this.lastError = err;
+      });
+      sub.on('message', (channel: string, data: string) => this.onMessage(channel, data));
+      // ioredis resubscribes on reconnect; results published meanwhile are read back.
+      sub.on('ready', () => {
+        for (const key of this.waiters.keys()) void this.recheck(key);
+      });
+      this.subscriber = sub;
+    }
+    return this.subscriber;
+  }
+
+  private onMessage(channel: string, data: string): void {
+    let meta: ResultMeta;
+    try {
+      meta = decodeJson(data) as ResultMeta;
+    } catch {
+      return; // not ours to interpret; the stored value is read on the next check
+    }
+    if (meta && READY_STATES.has(meta.status)) this.settle(channel, meta);
+  }
+
+  private async recheck(key: string): Promise<void> {
+    try {
+      const raw = await this.client.get(key);
+      if (raw === null) return;
+      const meta = decodeJson(raw) as ResultMeta;
+      if (READY_STATES.has(meta.status)) this.settle(key, meta);
+    } catch {
+      /* the waiter's own GET or timeout reports problems */
+    }
+  }
+
+  private settle(key: string, meta: ResultMeta): void {
+    const set = this.waiters.get(key);
+    if (!set) return;
+    this.waiters.delete(key);
+    this.subscriber?.unsubscribe(key).catch(() => undefined);
+    for (const w of set) w.resolve(meta);
+  }
+
+  private removeWaiter(key: string, waiter: Waiter): void {
+    const set = this.waiters.get(key);
+    if (!set) return;
+    set.delete(waiter);
+    if (set.size === 0) {
+      this.waiters.delete(key);
+      this.subscriber?.unsubscribe(key).catch(() => undefined);
+    }
+  }
+
+  waitForReady(taskId: string, timeoutMs: number | null): Promise<ResultMeta> {
+    const key = TASK_KEY_PREFIX + taskId;
+    return new Promise<ResultMeta>((resolve, reject) => {
+      let timer: NodeJS.Timeout | null = null;
+      const waiter: Waiter = {
+        resolve: (meta) => {
+          if (timer) clearTimeout(timer);
+          resolve(meta);
+        },
+        reject: (err) => {
+          if (timer) clearTimeout(timer);
+          this.removeWaiter(key, waiter);
+          reject(err);
+        },
+      };
+      if (timeoutMs !== null) {
+        timer = setTimeout(() => waiter.reject(new TimeoutError('The operation timed out.')), timeoutMs);
+      }
+      let set = this.waiters.get(key);
+      const first = !set;
+      if (!set) this.waiters.set(key, (set = new Set()));
+      set.add(waiter);
+      const sub = this.subscriberClient();
+      const subscribed = first ? sub.subscribe(key) : Promise.resolve();
+      // Subscribe first, then read: a result stored in between is caught by one or the other.
+      subscribed
+        .then(() => this.client.get(key))
+        .then((raw) => {
+          if (raw === null) return;
+          const meta = decodeJson(raw) as ResultMeta;
+          if (READY_STATES.has(meta.status)) this.settle(key, meta);
+        })
+        .catch((err: unknown) => waiter.reject(this.describe(err, `read task ${taskId}`)));
+    });
+  }
+
+  async forget(taskId: string): Promise<void> {
+    try {
+      await this.client.del(TASK_KEY_PREFIX + taskId);
+    } catch (err) {
+      throw this.describe(err, `forget task ${taskId}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const [key, set] of [...this.waiters]) {
+      this.waiters.delete(key);
+      for (const w of set) w.reject(new BackendError('The result backend was closed while waiting for a result'));
+    }
+    // A lazy client that never connected must not connect just to say goodbye.
+    const quit = (c: Redis | null): Promise<unknown> | undefined =>
+      c && c.status !== 'wait' && c.status !== 'end' ? c.quit() : undefined;
+    await Promise.allSettled([quit(this.client), quit(this.subscriber)]);
+    this.client.disconnect();
+    this.subscriber?.disconnect();
+  }
+}

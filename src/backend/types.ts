@@ -1,0 +1,24 @@
+/**
+ * The result backend interface: store a task's state, read it, wait for it.
+ * One implementation per backend (redis, memory, disabled); the worker and
+ * `AsyncResult` only talk to this.
+ */
+import type { ResultMeta } from '../protocol/result-meta.js';
+
+export interface ResultBackend {
+  /** The backend URL with the password masked. */
+  readonly displayUrl: string;
+  /** Stores a state change. Never overwrites a stored SUCCESS (as Celery). */
+  store(meta: ResultMeta): Promise<void>;
+  /** The stored meta, or null when nothing is stored (Celery's PENDING). */
+  get(taskId: string): Promise<ResultMeta | null>;
+  /**
+   * Resolves with the meta once the task reaches a ready state (SUCCESS,
+   * FAILURE, REVOKED). Rejects with `TimeoutError` after `timeoutMs`
+   * (null = wait forever) and with `BackendError` when the backend is unreachable.
+   */
+  waitForReady(taskId: string, timeoutMs: number | null): Promise<ResultMeta>;
+  /** Deletes the stored result. */
+  forget(taskId: string): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,353 @@
+/**
+ * The AMQP 0-9-1 transport (RabbitMQ), on amqplib.
+ *
+ * - Publishing uses a confirm channel: `publish()` resolves only once RabbitMQ
+ *   has the message, and rejects with a clear error otherwise (never a silent loss).
+ * - Declarations run on a separate channel, so a 406 PRECONDITION_FAILED (a queue
+ *   declared differently elsewhere) fails that publish with an explanation
+ *   instead of killing the channel every pending confirm waits on.
+ * - Consumers survive connection loss: a supervisor reconnects with backoff,
+ *   redeclares, restores each consumer's prefetch and resumes consuming.
+ */
+import { EventEmitter } from 'node:events';
+import type { Channel, ChannelModel, ConfirmChannel, Options } from 'amqplib';
+import type { PublishRetryPolicy } from '../../app/config.js';
+import { BrokerError, PublishError } from '../../errors.js';
+import { encodeAmqpTable } from '../../protocol/amqp-headers.js';
+import type { WireMessage } from '../../protocol/message.js';
+import { backoffDelay, sleep } from '../../support/backoff.js';
+import { maskUrl } from '../../support/url.js';
+import type { Broker, ConsumeOptions, Consumer, PublishRoute, QueueDeclaration } from '../types.js';
+import { AmqpConsumer, type ConsumerHost } from './amqp-consumer.js';
+import { openAmqpConnection, type AmqpConnectOptions } from './connection.js';
+
+export interface AmqpBrokerOptions extends AmqpConnectOptions {
+  /** How `publish()` retries opening a connection (`task_publish_retry_policy`); null = one attempt. */
+  publishRetry: PublishRetryPolicy | null;
+  /** Consumers' reconnects (`broker_connection_retry`, `broker_connection_max_retries`; null = forever). */
+  reconnect: { enabled: boolean; maxRetries: number | null };
+}
+
+/** Payload of the `reconnect-scheduled` event. */
+export interface ReconnectInfo {
+  attempt: number;
+  maxRetries: number | null;
+  delayMs: number;
+  error: Error;
+}
+
+const RECONNECT_BASE_MS = 500;
+const RECONNECT_MAX_MS = 10_000;
+
+function declarationKey(q: QueueDeclaration): string {
+  return JSON.stringify([q.name, q.durable, q.autoDelete, q.arguments, q.exchange, q.routingKey]);
+}
+
+function describeDeclareError(err: unknown, q: QueueDeclaration): BrokerError {
+  const msg = String((err as Error)?.message ?? err);
+  if (/PRECONDITION[-_]FAILED|406/.test(msg)) {
+    return new BrokerError(
+      `RabbitMQ refused to declare queue ${JSON.stringify(q.name)}: it already exists with different ` +
+        `settings (${msg.replace(/^.*PRECONDITION_FAILED - /, '')}). Declare it exactly as the other ` +
+        `producers and workers do (durable, no arguments by default; check task_queues and ` +
+        `task_queue_max_priority), or delete the queue.`,
+      { cause: err },
+    );
+  }
+  return new BrokerError(`Declaring queue ${JSON.stringify(q.name)} failed: ${msg}`, { cause: err });
+}
+
+export class AmqpBroker extends EventEmitter implements Broker, ConsumerHost {
+  readonly displayUrl: string;
+  private conn: ChannelModel | null = null;
+  private opening: Promise<ChannelModel> | null = null;
+  private publisher: ConfirmChannel | null = null;
+  private publisherOpening: Promise<ConfirmChannel> | null = null;
+  private topology: Channel | null = null;
+  private topologyOpening: Promise<Channel> | null = null;
+  /** Declarations done on the current connection (kombu caches them the same way). */
+  private declared = new Map<string, Promise<void>>();
+  private readonly consumers = new Set<AmqpConsumer>();
+  private supervising: Promise<void> | null = null;
+  private drained: Promise<void> | null = null;
+  private closed = false;
+
+  constructor(private readonly options: AmqpBrokerOptions) {
+    super();
+    this.displayUrl = maskUrl(options.url);
+  }
+
+  // -------------------------------------------------------------------------
+  // Connection
+
+  /** One connection attempt, shared by concurrent callers. */
+  private open(): Promise<ChannelModel> {
+    if (this.conn) return Promise.resolve(this.conn);
+    if (this.closed) return Promise.reject(new BrokerError('The broker connection was closed by the application'));
+    if (!this.opening) {
+      this.opening = openAmqpConnection(this.options).then(
+        (conn) => {
+          this.opening = null;
+          if (this.closed) {
+            conn.close().catch(() => undefined);
+            throw new BrokerError('The broker connection was closed by the application');
+          }
+          this.conn = conn;
+          conn.on('error', () => {
+            /* the 'close' event that follows carries the error */
+          });
+          conn.on('close', (err?: Error) => this.onConnectionLost(conn, err));
+          conn.on('blocked', (reason: string) => this.emit('blocked', reason));
+          conn.on('unblocked', () => this.emit('unblocked'));
+          this.emit('connected', this.displayUrl);
+          return conn;
+        },
+        (err: unknown) => {
+          this.opening = null;
+          throw err;
+        },
+      );
+    }
+    return this.opening;
+  }
+
+  private onConnectionLost(conn: ChannelModel, err?: Error): void {
+    if (this.conn !== conn) return;
+    this.conn = null;
+    this.publisher = null;
+    this.topology = null;
+    this.declared.clear();
+    if (this.closed) return;
+    const reason = new BrokerError(
+      `Lost the connection to ${this.displayUrl}${err ? `: ${err.message}` : ''}`,
+      { cause: err },
+    );
+    this.emit('disconnected', reason);
+    if (this.consumers.size > 0) void this.supervise();
+  }
+
+  async connect(): Promise<void> {
+    await this.openWithPolicy();
+  }
+
+  /** Opens a connection, retrying per `task_publish_retry_policy` (fast: about a second in all). */
+  private async openWithPolicy(): Promise<ChannelModel> {
+    const policy = this.options.publishRetry;
+    const attempts = policy ? policy.max_retries + 1 : 1;
+    let lastError: unknown;
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      if (attempt > 0 && policy) {
+        const delay = Math.min(policy.interval_max, policy.interval_start + policy.interval_step * (attempt - 1));
+        await sleep(delay * 1000);
+      }
+      try {
+        return await this.open();
+      } catch (err) {
+        lastError = err;
+        if (this.closed) break;
+      }
+    }
+    throw lastError;
+  }
+
+  /**
+   * Keeps consumers attached: reconnects with capped exponential backoff,
+   * then attaches every consumer that lost its channel. Runs once at a time.
+   */
+  private supervise(): Promise<void> {
+    if (!this.supervising) {
+      this.supervising = this.superviseLoop().finally(() => {
+        this.supervising = null;
+      });
+    }
+    return this.supervising;
+  }
+
+  private async superviseLoop(): Promise<void> {
+    const { enabled, maxRetries } = this.options.reconnect;
+    for (let attempt = 0; !this.closed; attempt++) {
+      try {
+        const conn = await this.open();
+        for (const consumer of this.consumers) if (consumer.detached) await consumer.attach(conn);
+        if (attempt > 0) this.emit('resumed', this.displayUrl);
+        return;
+      } catch (err) {
+        if (this.closed) return;
+        const error = err instanceof Error ? err : new Error(String(err));
+        if (error instanceof BrokerError && /refused to declare/.test(error.message)) throw error;
+        if (!enabled || (maxRetries !== null && attempt >= maxRetries)) {
+          this.emit('fatal', error);
+          throw error;
+        }
+        const delayMs = backoffDelay(attempt, RECONNECT_BASE_MS, RECONNECT_MAX_MS);
+        const info: ReconnectInfo = { attempt: attempt + 1, maxRetries, delayMs, error };
+        this.emit('reconnect-scheduled', info);
+        await sleep(delayMs);
+      }
+    }
+  }
+
+  /** A consumer's channel closed; if the connection is still up, attach it again shortly. */
+  consumerLost(consumer: AmqpConsumer): void {
+    if (this.closed) return;
+    setTimeout(() => {
+      if (this.closed || !consumer.detached) return;
+      // With the connection gone, the supervisor started by onConnectionLost does it.
+      if (this.conn) void this.supervise().catch(() => undefined);
+    }, 250).unref();
+  }
+
+  // -------------------------------------------------------------------------
+  // Topology
+
+  private async topologyChannel(): Promise<Channel> {
+    if (this.topology) return this.topology;
+    if (!this.topologyOpening) {
+      this.topologyOpening = (async () => {
+        const conn = await this.open();
+        const ch = await conn.createChannel();
+        ch.on('error', () => undefined);
+        ch.on('close', () => {
+          if (this.topology === ch) this.topology = null;
+        });
+        this.topology = ch;
+        return ch;
+      })().finally(() => {
+        this.topologyOpening = null;
+      });
+    }
+    return this.topologyOpening;
+  }
+
+  /** Declares exchange, queue and binding, once per connection, as kombu does. */
+  declare(q: QueueDeclaration): Promise<void> {
+    const key = declarationKey(q);
+    let done = this.declared.get(key);
+    if (!done) {
+      done = this.doDeclare(q);
+      this.declared.set(key, done);
+      done.catch(() => this.declared.delete(key));
+    }
+    return done;
+  }
+
+  private async doDeclare(q: QueueDeclaration): Promise<void> {
+    const ch = await this.topologyChannel();
+    try {
+      if (q.exchange.name !== '') {
+        await ch.assertExchange(q.exchange.name, q.exchange.type, { durable: q.exchange.durable, autoDelete: false });
+      }
+      await ch.assertQueue(q.name, {
+        durable: q.durable,
+        autoDelete: q.autoDelete,
+        exclusive: false,
+        arguments: encodeAmqpTable(q.arguments),
+      });
+      if (q.exchange.name !== '') await ch.bindQueue(q.name, q.exchange.name, q.routingKey);
+    } catch (err) {
+      throw describeDeclareError(err, q);
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Publishing
+
+  private async publisherChannel(): Promise<ConfirmChannel> {
+    if (this.publisher) return this.publisher;
+    if (!this.publisherOpening) {
+      this.publisherOpening = (async () => {
+        const conn = await this.openWithPolicy();
+        const ch = await conn.createConfirmChannel();
+        ch.on('error', () => undefined);
+        ch.on('close', () => {
+          if (this.publisher === ch) this.publisher = null;
+        });
+        this.publisher = ch;
+        return ch;
+      })().finally(() => {
+        this.publisherOpening = null;
+      });
+    }
+    return this.publisherOpening;
+  }
+
+  async publish(message: WireMessage, route: PublishRoute): Promise<void> {
+    const ch = this.publisher ?? (await this.publisherChannel());
+    if (route.declare) await this.declare(route.declare);
+    if (this.drained) await this.drained;
+    const options: Options.Publish = {
+      headers: encodeAmqpTable(message.headers),
+      contentType: message.contentType,
+      contentEncoding: message.contentEncoding,
+      deliveryMode: message.deliveryMode,
+      mandatory: false,
+    };
+    if (message.correlationId !== undefined) options.correlationId = message.correlationId;
+    if (message.replyTo !== undefined) options.replyTo = message.replyTo;
+    if (message.priority !== undefined) options.priority = message.priority;
+    if (message.expiration !== undefined) options.expiration = message.expiration;
+    return new Promise<void>((resolve, reject) => {
+      let writable: boolean;
+      try {
+        writable = ch.publish(route.exchange, route.routingKey, message.body, options, (err) => {
+          if (!err) return resolve();
+          reject(
+            new PublishError(
+              /nack/i.test(String(err?.message ?? err))
+                ? `RabbitMQ did not accept the message for ${route.routingKey} (nack): it was not stored`
+                : `The connection to ${this.displayUrl} was lost before RabbitMQ confirmed the message: ` +
+                    `it may not have been stored; send it again (the task id can stay the same)`,
+              { cause: err },
+            ),
+          );
+        });
+      } catch (err) {
+        reject(new PublishError(`Cannot publish to ${this.displayUrl}: ${(err as Error).message}`, { cause: err }));
+        return;
+      }
+      if (!writable && !this.drained) {
+        // The socket buffer is full: hold later publishes until it drains (bounded memory).
+        this.drained = new Promise<void>((release) => {
+          const done = (): void => {
+            ch.off('drain', done);
+            ch.off('close', done);
+            this.drained = null;
+            release();
+          };
+          ch.on('drain', done);
+          ch.on('close', done);
+        });
+      }
+    });
+  }
+
+  // -------------------------------------------------------------------------
+  // Consuming
+
+  async consume(queue: QueueDeclaration, options: ConsumeOptions): Promise<Consumer> {
+    const consumer = new AmqpConsumer(queue, options.prefetch, options.onDelivery, this);
+    this.consumers.add(consumer);
+    try {
+      await this.supervise();
+      // Another supervise run may have been in flight before this consumer existed.
+      if (consumer.detached) await consumer.attach(await this.open());
+    } catch (err) {
+      this.consumers.delete(consumer);
+      throw err;
+    }
+    return consumer;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    // Let publishes already sent be confirmed before the connection goes.
+    if (this.publisher) await this.publisher.waitForConfirms().catch(() => undefined);
+    this.closed = true;
+    const results = await Promise.allSettled([...this.consumers].map((c) => c.close()));
+    this.consumers.clear();
+    const conn = this.conn ?? (await this.opening?.catch(() => null)) ?? null;
+    this.conn = null;
+    if (conn) await conn.close().catch(() => undefined);
+    for (const r of results) if (r.status === 'rejected') this.emit('close-error', r.reason);
+  }
+}

@@ -1,0 +1,179 @@
+/**
+ * One queue subscription on its own channel, surviving reconnects.
+ *
+ * Each consumer has a channel of its own, with `basic.qos global=true`
+ * (per channel on RabbitMQ), so its prefetch is "per consumer" and can be
+ * raised or lowered at once (the worker does that for held ETA tasks, as
+ * Python Celery does). When the channel or the connection is lost, the
+ * deliveries it handed out become dead (settling them is a no-op: RabbitMQ
+ * has already requeued them) and the broker attaches a fresh channel.
+ */
+import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
+import { decodeAmqpTable } from '../../protocol/amqp-headers.js';
+import type { IncomingMessage } from '../../protocol/message.js';
+import { clampPrefetch, type Consumer, type Delivery, type DeliveryInfo, type QueueDeclaration } from '../types.js';
+import { AckBatcher } from './ack-batcher.js';
+
+/** What a consumer needs from its broker. */
+export interface ConsumerHost {
+  declare(queue: QueueDeclaration): Promise<void>;
+  /** The channel closed while the connection may still be up: attach again soon. */
+  consumerLost(consumer: AmqpConsumer): void;
+}
+
+class AmqpDelivery implements Delivery {
+  constructor(
+    readonly message: IncomingMessage,
+    readonly info: DeliveryInfo,
+    private readonly tag: number,
+    private readonly batcher: AckBatcher,
+    private readonly owner: AmqpConsumer,
+    private readonly generation: number,
+  ) {}
+
+  get live(): boolean {
+    return this.owner.isCurrent(this.generation);
+  }
+
+  ack(): void {
+    if (this.live) this.batcher.ack(this.tag);
+  }
+
+  reject(requeue: boolean): void {
+    if (this.live) this.batcher.reject(this.tag, requeue);
+  }
+}
+
+function toIncoming(m: ConsumeMessage): IncomingMessage {
+  const p = m.properties;
+  return {
+    body: m.content,
+    contentType: p.contentType as string | undefined,
+    contentEncoding: p.contentEncoding as string | undefined,
+    headers: decodeAmqpTable(p.headers as Record<string, unknown> | undefined),
+    correlationId: p.correlationId as string | undefined,
+    replyTo: p.replyTo as string | undefined,
+    priority: p.priority as number | undefined,
+  };
+}
+
+export class AmqpConsumer implements Consumer {
+  private channel: Channel | null = null;
+  private batcher: AckBatcher | null = null;
+  private consumerTag: string | null = null;
+  private generation = 0;
+  private cancelled = false;
+  private attaching: Promise<void> | null = null;
+
+  constructor(
+    readonly declaration: QueueDeclaration,
+    private prefetch: number,
+    private readonly onDelivery: (delivery: Delivery) => void,
+    private readonly host: ConsumerHost,
+  ) {}
+
+  get queue(): string {
+    return this.declaration.name;
+  }
+
+  /** True while deliveries of `generation` can still be settled. */
+  isCurrent(generation: number): boolean {
+    return generation === this.generation && this.channel !== null;
+  }
+
+  /** True when this consumer needs a channel (after a loss), and is still wanted. */
+  get detached(): boolean {
+    return this.channel === null && !this.cancelled;
+  }
+
+  /** Opens a channel on `conn`, sets prefetch, declares the queue and consumes. */
+  attach(conn: ChannelModel): Promise<void> {
+    if (!this.attaching) {
+      this.attaching = this.doAttach(conn).finally(() => {
+        this.attaching = null;
+      });
+    }
+    return this.attaching;
+  }
+
+  private async doAttach(conn: ChannelModel): Promise<void> {
+    const ch = await conn.createChannel();
+    const generation = ++this.generation;
+    ch.on('error', () => {
+      /* reported through 'close'; an unhandled 'error' would crash the process */
+    });
+    ch.on('close', () => this.onChannelClosed(generation));
+    try {
+      await ch.prefetch(clampPrefetch(this.prefetch), true);
+      await this.host.declare(this.declaration);
+      const batcher = new AckBatcher(ch);
+      this.channel = ch;
+      this.batcher = batcher;
+      const reply = await ch.consume(
+        this.declaration.name,
+        (m) => {
+          if (m === null) {
+            // RabbitMQ cancelled us (queue deleted): drop this channel and attach again.
+            ch.close().catch(() => undefined);
+            return;
+          }
+          batcher.track(m.fields.deliveryTag);
+          const info: DeliveryInfo = {
+            exchange: m.fields.exchange,
+            routingKey: m.fields.routingKey,
+            redelivered: m.fields.redelivered,
+            consumerTag: m.fields.consumerTag,
+            queue: this.declaration.name,
+            priority: (m.properties.priority as number | undefined) ?? null,
+          };
+          this.onDelivery(new AmqpDelivery(toIncoming(m), info, m.fields.deliveryTag, batcher, this, generation));
+        },
+        { noAck: false },
+      );
+      this.consumerTag = reply.consumerTag;
+      if (this.cancelled) await ch.cancel(reply.consumerTag);
+    } catch (err) {
+      if (this.generation === generation) {
+        this.channel = null;
+        this.batcher = null;
+      }
+      ch.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private onChannelClosed(generation: number): void {
+    if (generation !== this.generation) return;
+    this.channel = null;
+    this.batcher = null;
+    this.consumerTag = null;
+    if (!this.cancelled) this.host.consumerLost(this);
+  }
+
+  async setPrefetch(count: number): Promise<void> {
+    this.prefetch = count;
+    const ch = this.channel;
+    if (ch) await ch.prefetch(clampPrefetch(count), true).catch(() => undefined);
+  }
+
+  /** Sends acks waiting for the next flush (before a close). */
+  flushAcks(): void {
+    this.batcher?.flush();
+  }
+
+  async cancel(): Promise<void> {
+    this.cancelled = true;
+    const { channel, consumerTag } = this;
+    if (channel && consumerTag) await channel.cancel(consumerTag).catch(() => undefined);
+  }
+
+  /** Flushes acks and closes the channel: unsettled deliveries go back to the queue. */
+  async close(): Promise<void> {
+    this.cancelled = true;
+    this.flushAcks();
+    const ch = this.channel;
+    this.channel = null;
+    this.generation++;
+    if (ch) await ch.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,37 @@
+/** Brokers: one interface, one implementation per transport, chosen by URL scheme. */
+import type { CelerySettings } from '../app/config.js';
+import { ImproperlyConfigured } from '../errors.js';
+import { maskUrl, urlScheme } from '../support/url.js';
+import { AmqpBroker } from './amqp/index.js';
+import { MemoryBroker } from './memory.js';
+import type { Broker } from './types.js';
+
+export * from './types.js';
+export { AmqpBroker, type ReconnectInfo } from './amqp/index.js';
+export { MemoryBroker } from './memory.js';
+
+/** Creates the broker `broker_url` names. `connectionName` shows up in RabbitMQ's tools. */
+export function createBroker(conf: CelerySettings, connectionName: string): Broker {
+  const url = conf.broker_url;
+  switch (urlScheme(url)) {
+    case 'memory':
+      return new MemoryBroker();
+    case 'amqp':
+    case 'amqps':
+    case 'pyamqp':
+      return new AmqpBroker({
+        url: url.replace(/^pyamqp:/i, 'amqp:'),
+        heartbeat: conf.broker_heartbeat,
+        connectTimeout: conf.broker_connection_timeout,
+        tls: conf.broker_use_ssl,
+        connectionName,
+        publishRetry: conf.task_publish_retry ? conf.task_publish_retry_policy : null,
+        reconnect: { enabled: conf.broker_connection_retry, maxRetries: conf.broker_connection_max_retries },
+      });
+    default:
+      throw new ImproperlyConfigured(
+        `Unsupported broker_url ${JSON.stringify(maskUrl(url))}: use amqp://user:password@host:5672/vhost ` +
+          `(RabbitMQ), amqps:// (TLS) or memory:// (embedded, one process)`,
+      );
+  }
+}

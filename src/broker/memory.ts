@@ -1,0 +1,182 @@
+/**
+ * The embedded in-memory broker (`memory://`): the first-run demo and unit
+ * tests, in one process. It behaves like a single RabbitMQ node for what the
+ * worker relies on (prefetch, ack, reject with and without requeue,
+ * redelivered flag), but nothing survives the process.
+ */
+import { EventEmitter } from 'node:events';
+import type { IncomingMessage, WireMessage } from '../protocol/message.js';
+import type { Broker, ConsumeOptions, Consumer, Delivery, DeliveryInfo, PublishRoute, QueueDeclaration } from './types.js';
+
+interface StoredMessage {
+  message: IncomingMessage;
+  exchange: string;
+  routingKey: string;
+  redelivered: boolean;
+}
+
+class MemoryQueue {
+  readonly ready: StoredMessage[] = [];
+  readonly consumers: MemoryConsumer[] = [];
+  private next = 0;
+
+  push(m: StoredMessage, front = false): void {
+    if (front) this.ready.unshift(m);
+    else this.ready.push(m);
+    this.dispatch();
+  }
+
+  /** Hands ready messages to consumers with room, round-robin. */
+  dispatch(): void {
+    while (this.ready.length > 0) {
+      const consumer = this.pickConsumer();
+      if (!consumer) return;
+      consumer.deliver(this.ready.shift()!);
+    }
+  }
+
+  private pickConsumer(): MemoryConsumer | null {
+    for (let i = 0; i < this.consumers.length; i++) {
+      const c = this.consumers[(this.next + i) % this.consumers.length]!;
+      if (c.hasRoom()) {
+        this.next = (this.next + i + 1) % this.consumers.length;
+        return c;
+      }
+    }
+    return null;
+  }
+}
+
+class MemoryConsumer implements Consumer {
+  private unacked = 0;
+  private tag = 0;
+  private active = true;
+  private readonly consumerTag: string;
+
+  constructor(
+    private readonly q: MemoryQueue,
+    readonly queue: string,
+    private prefetch: number,
+    private readonly onDelivery: (d: Delivery) => void,
+    id: number,
+  ) {
+    this.consumerTag = `memory-${id}`;
+  }
+
+  hasRoom(): boolean {
+    return this.active && (this.prefetch === 0 || this.unacked < this.prefetch);
+  }
+
+  deliver(stored: StoredMessage): void {
+    this.unacked++;
+    this.tag++;
+    let settled = false;
+    const settle = (): boolean => {
+      if (settled) return false;
+      settled = true;
+      this.unacked--;
+      // Give the freed slot away after the current call stack, like a network round trip would.
+      queueMicrotask(() => this.q.dispatch());
+      return true;
+    };
+    const info: DeliveryInfo = {
+      exchange: stored.exchange,
+      routingKey: stored.routingKey,
+      redelivered: stored.redelivered,
+      consumerTag: this.consumerTag,
+      queue: this.queue,
+      priority: stored.message.priority ?? null,
+    };
+    const delivery: Delivery = {
+      message: stored.message,
+      info,
+      live: true,
+      ack: () => {
+        settle();
+      },
+      reject: (requeue: boolean) => {
+        if (settle() && requeue) this.q.push({ ...stored, redelivered: true }, true);
+      },
+    };
+    this.onDelivery(delivery);
+  }
+
+  async setPrefetch(count: number): Promise<void> {
+    this.prefetch = count;
+    this.q.dispatch();
+  }
+
+  async cancel(): Promise<void> {
+    this.active = false;
+    const i = this.q.consumers.indexOf(this);
+    if (i >= 0) this.q.consumers.splice(i, 1);
+  }
+}
+
+export class MemoryBroker extends EventEmitter implements Broker {
+  readonly displayUrl = 'memory://';
+  private readonly queues = new Map<string, MemoryQueue>();
+  /** exchange -> routing key -> queue names (direct exchanges only). */
+  private readonly bindings = new Map<string, Map<string, Set<string>>>();
+  private consumerIds = 0;
+
+  private queue(name: string): MemoryQueue {
+    let q = this.queues.get(name);
+    if (!q) {
+      q = new MemoryQueue();
+      this.queues.set(name, q);
+    }
+    return q;
+  }
+
+  private declare(decl: QueueDeclaration): void {
+    this.queue(decl.name);
+    if (decl.exchange.name === '') return;
+    let keys = this.bindings.get(decl.exchange.name);
+    if (!keys) this.bindings.set(decl.exchange.name, (keys = new Map()));
+    let names = keys.get(decl.routingKey);
+    if (!names) keys.set(decl.routingKey, (names = new Set()));
+    names.add(decl.name);
+  }
+
+  async connect(): Promise<void> {}
+
+  async publish(message: WireMessage, route: PublishRoute): Promise<void> {
+    if (route.declare) this.declare(route.declare);
+    const incoming: IncomingMessage = {
+      body: message.body,
+      contentType: message.contentType,
+      contentEncoding: message.contentEncoding,
+      headers: message.headers,
+      correlationId: message.correlationId,
+      replyTo: message.replyTo,
+      priority: message.priority,
+    };
+    const targets =
+      route.exchange === ''
+        ? [route.routingKey]
+        : [...(this.bindings.get(route.exchange)?.get(route.routingKey) ?? [])];
+    for (const name of targets) {
+      // Unroutable messages vanish, as on RabbitMQ without `mandatory`.
+      this.queues.get(name)?.push({ message: incoming, exchange: route.exchange, routingKey: route.routingKey, redelivered: false });
+    }
+  }
+
+  async consume(decl: QueueDeclaration, options: ConsumeOptions): Promise<Consumer> {
+    this.declare(decl);
+    const q = this.queue(decl.name);
+    const consumer = new MemoryConsumer(q, decl.name, options.prefetch, options.onDelivery, ++this.consumerIds);
+    q.consumers.push(consumer);
+    queueMicrotask(() => q.dispatch());
+    return consumer;
+  }
+
+  /** Messages waiting in a queue (for tests and the demo). */
+  size(queue: string): number {
+    return this.queues.get(queue)?.ready.length ?? 0;
+  }
+
+  async close(): Promise<void> {
+    for (const q of this.queues.values()) for (const c of [...q.consumers]) await c.cancel();
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * The broker interface: publish, consume, ack/reject, close.
+ *
+ * A broker moves {@link WireMessage}s and knows nothing about tasks. Each
+ * transport (amqp, memory) implements this; the worker is the only place that
+ * decides what to ack, reject or requeue.
+ */
+import type { EventEmitter } from 'node:events';
+import type { IncomingMessage, WireMessage } from '../protocol/message.js';
+
+/** An exchange as Celery declares it (durable by default). */
+export interface ExchangeDeclaration {
+  name: string;
+  type: 'direct' | 'topic' | 'fanout';
+  durable: boolean;
+}
+
+/**
+ * A queue and how it is bound. Declared identically to kombu's defaults
+ * (durable, not auto-delete, no arguments) so Python and TypeScript
+ * declaring the same queue never conflict.
+ */
+export interface QueueDeclaration {
+  name: string;
+  durable: boolean;
+  autoDelete: boolean;
+  arguments: Record<string, unknown>;
+  exchange: ExchangeDeclaration;
+  /** Binding key between `exchange` and the queue. */
+  routingKey: string;
+}
+
+/** Where one message goes. */
+export interface PublishRoute {
+  /** `''` = the default exchange (routing key = queue name), as Python does for direct queues. */
+  exchange: string;
+  routingKey: string;
+  /** Declared (once per connection) before publishing, as kombu does. */
+  declare?: QueueDeclaration | null;
+}
+
+/** Where a delivery came from (Celery's `delivery_info`). */
+export interface DeliveryInfo {
+  exchange: string;
+  routingKey: string;
+  redelivered: boolean;
+  consumerTag: string;
+  /** The queue the consumer reads. */
+  queue: string;
+  priority: number | null;
+}
+
+/** One message handed to a consumer. Settle it exactly once. */
+export interface Delivery {
+  readonly message: IncomingMessage;
+  readonly info: DeliveryInfo;
+  /** Done with it: the broker forgets the message. */
+  ack(): void;
+  /** Give it back: `requeue` true = redeliver (to any consumer), false = drop or dead-letter. */
+  reject(requeue: boolean): void;
+  /**
+   * False once the connection that delivered this message is gone: settling
+   * it is then a no-op and the broker has already made it available again.
+   */
+  readonly live: boolean;
+}
+
+export interface ConsumeOptions {
+  /** Unacked deliveries this consumer may hold (0 = unlimited; clamped to 65,535). */
+  prefetch: number;
+  /** Called for every delivery, in order. Must not throw. */
+  onDelivery(delivery: Delivery): void;
+}
+
+/** A live subscription to one queue; it survives reconnects. */
+export interface Consumer {
+  readonly queue: string;
+  /** Changes how many unacked deliveries may be held, effective at once. */
+  setPrefetch(count: number): Promise<void>;
+  /** Stops new deliveries; deliveries already handed over can still be settled. */
+  cancel(): Promise<void>;
+}
+
+/**
+ * Events every broker emits:
+ * - `connected` (url: masked string): a connection (re)opened and consumers resumed;
+ * - `disconnected` (error: Error): the connection dropped; reconnecting;
+ * - `error` is never emitted (errors surface through promises), so no listener is required.
+ */
+export interface Broker extends EventEmitter {
+  /** The broker URL with the password masked. */
+  readonly displayUrl: string;
+  /** Resolves once the message is safely with the broker (publisher confirm). */
+  publish(message: WireMessage, route: PublishRoute): Promise<void>;
+  /** Declares the queue (if needed) and starts consuming it. */
+  consume(queue: QueueDeclaration, options: ConsumeOptions): Promise<Consumer>;
+  /** Opens the connection now (otherwise the first publish/consume does). */
+  connect(): Promise<void>;
+  /** Closes everything; unsettled deliveries go back to the queue. */
+  close(): Promise<void>;
+}
+
+/** Largest value the AMQP prefetch-count field (16 bits) can carry. */
+export const MAX_PREFETCH = 65_535;
+
+/** Clamps a prefetch count to what AMQP can carry (0 stays "unlimited"). */
+export function clampPrefetch(count: number): number {
+  return Math.max(0, Math.min(MAX_PREFETCH, Math.floor(count)));
+}

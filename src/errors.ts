@@ -1,0 +1,146 @@
+/**
+ * Error classes, one per layer, all deriving from {@link CeleryError}.
+ *
+ * Messages say what happened and what to do next; they never contain
+ * passwords (URLs are masked before they get here).
+ */
+
+/** Base class of every error ts-celery raises. */
+export class CeleryError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A setting is unknown, has the wrong type, or a config module could not be loaded. */
+export class ImproperlyConfigured extends CeleryError {}
+
+/** A message could not be encoded or decoded (bad JSON, wrong body shape, missing header...). */
+export class ProtocolError extends CeleryError {}
+
+/** Task arguments or a result cannot be represented as JSON (BigInt, cycles, functions...). */
+export class EncodeError extends ProtocolError {}
+
+/** A message's content type is not in `accept_content` (pickle, yaml, msgpack...). */
+export class ContentDisallowed extends ProtocolError {
+  constructor(readonly contentType: string) {
+    super(
+      `Refusing to deserialize untrusted content of type ${contentType || '(none)'}: ` +
+        `only application/json is accepted`,
+    );
+  }
+}
+
+/** The broker could not be reached, refused us, or dropped the connection. */
+export class BrokerError extends CeleryError {}
+
+/** A publish was not confirmed by the broker (nacked, or the channel closed first). */
+export class PublishError extends BrokerError {}
+
+/** The result backend could not be reached or answered with an error. */
+export class BackendError extends CeleryError {}
+
+/** `get()` was called but no result backend is configured. */
+export class NoResultBackend extends BackendError {
+  constructor() {
+    super(
+      'No result backend is configured: set result_backend (e.g. "redis://127.0.0.1:6379/0") ' +
+        'to read task results',
+    );
+  }
+}
+
+/** `AsyncResult.get()` gave up waiting. Mirrors `celery.exceptions.TimeoutError`. */
+export class TimeoutError extends CeleryError {}
+
+/** A task name that no app has registered. Mirrors `celery.exceptions.NotRegistered`. */
+export class NotRegistered extends CeleryError {
+  constructor(readonly taskName: string) {
+    super(`Task of kind ${JSON.stringify(taskName)} is not registered`);
+  }
+}
+
+/**
+ * A task failed remotely. Raised by `AsyncResult.get()` for FAILURE and REVOKED
+ * states; carries Celery's exception shape, whatever language the worker was in.
+ *
+ * The exception type read from a result is data, never a constructor lookup:
+ * `excType` is only copied into `name`.
+ */
+export class TaskError extends CeleryError {
+  /** Python `__qualname__` (or JS class name) of the remote exception, e.g. `ValueError`. */
+  readonly excType: string;
+  /** The remote exception's message (its args joined the way Python's `str()` does). */
+  readonly excMessage: string;
+  /** The remote exception's args, as stored (`exc_message`). */
+  readonly excArgs: unknown[];
+  /** Python module of the exception type (`builtins`, `celery.exceptions`...), or null. */
+  readonly excModule: string | null;
+  /** The remote traceback text, when the worker stored one. */
+  readonly remoteTraceback: string | null;
+  /** The task's final state: `FAILURE` or `REVOKED`. */
+  readonly state: string;
+  /** The id of the task that failed. */
+  readonly taskId: string;
+
+  constructor(fields: {
+    excType: string;
+    excArgs: unknown[];
+    excModule: string | null;
+    traceback: string | null;
+    state: string;
+    taskId: string;
+  }) {
+    const excMessage = formatExcArgs(fields.excArgs);
+    super(excMessage ? `${fields.excType}: ${excMessage}` : fields.excType);
+    this.name = fields.excType;
+    this.excType = fields.excType;
+    this.excArgs = fields.excArgs;
+    this.excMessage = excMessage;
+    this.excModule = fields.excModule;
+    this.remoteTraceback = fields.traceback;
+    this.state = fields.state;
+    this.taskId = fields.taskId;
+  }
+}
+
+/**
+ * Raised inside a task when `self.retry()` exceeded `maxRetries` and no `exc` was given.
+ * Mirrors `celery.exceptions.MaxRetriesExceededError`.
+ */
+export class MaxRetriesExceededError extends CeleryError {
+  /** Python module Celery uses for this class, so Python rebuilds the real type. */
+  static readonly pythonModule = 'celery.exceptions';
+}
+
+/**
+ * A task's `expires` passed, or it was revoked. Mirrors `celery.exceptions.TaskRevokedError`.
+ */
+export class TaskRevokedError extends CeleryError {
+  static readonly pythonModule = 'celery.exceptions';
+}
+
+/**
+ * Thrown by `self.retry()` to end the current run after the retry was scheduled.
+ * The worker treats it as "state RETRY", not as a failure. Mirrors `celery.exceptions.Retry`.
+ */
+export class Retry extends CeleryError {
+  static readonly pythonModule = 'celery.exceptions';
+  constructor(
+    message: string,
+    /** The exception that caused the retry, if any (stored with the RETRY state). */
+    readonly exc: unknown,
+    /** When the retry will run. */
+    readonly when: Date,
+  ) {
+    super(message);
+  }
+}
+
+/** Python's `str(exc)` for an exception built from `args`. */
+export function formatExcArgs(args: unknown[]): string {
+  if (args.length === 0) return '';
+  if (args.length === 1) return typeof args[0] === 'string' ? args[0] : JSON.stringify(args[0]) ?? '';
+  return JSON.stringify(args);
+}

@@ -1,0 +1,46 @@
+/**
+ * ts-celery: a Celery-compatible task framework for TypeScript.
+ *
+ * ```ts
+ * import { Celery } from 'ts-celery';
+ * export const app = new Celery('meiduo', { broker_url: 'amqp://guest:guest@127.0.0.1:5672//' });
+ * export const add = app.task({ name: 'tasks.add' }, (x: number, y: number) => x + y);
+ * const result = await add.delay(2, 3);
+ * await result.get({ timeout: 10_000 }); // 5
+ * ```
+ */
+export { Celery, Task, SETTINGS, currentTaskRequest } from './app/index.js';
+export type {
+  ApplyOptions,
+  BoundTask,
+  CeleryConfig,
+  CelerySettings,
+  ErrorClass,
+  QueueDefinition,
+  RetryOptions,
+  Route,
+  TaskOptions,
+  TaskRequest,
+  TaskRoutes,
+} from './app/index.js';
+export { AsyncResult, type GetOptions } from './result/async-result.js';
+export { States, READY_STATES, type State, type ResultMeta } from './protocol/result-meta.js';
+export {
+  CeleryError,
+  ImproperlyConfigured,
+  ProtocolError,
+  EncodeError,
+  ContentDisallowed,
+  BrokerError,
+  PublishError,
+  BackendError,
+  NoResultBackend,
+  TimeoutError,
+  NotRegistered,
+  TaskError,
+  MaxRetriesExceededError,
+  TaskRevokedError,
+  Retry,
+} from './errors.js';
+export type { Broker, Delivery, DeliveryInfo } from './broker/types.js';
+export type { ResultBackend } from './backend/types.js';

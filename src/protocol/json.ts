@@ -1,0 +1,122 @@
+/**
+ * JSON as Celery/kombu speak it.
+ *
+ * Encoding is plain JSON (what every kombu version reads), after a check that
+ * rejects values JSON would silently mangle or choke on: BigInt, cycles,
+ * functions, symbols, NaN/Infinity.
+ *
+ * Decoding also unwraps kombu >= 5.3's tagged values
+ * `{"__type__": "datetime"|"date"|"time"|"decimal"|"uuid"|"bytes"|"base64", "__value__": ...}`.
+ * The reviver only runs when the text contains a tag, so the common case stays
+ * on the fast path.
+ */
+import { EncodeError, ProtocolError } from '../errors.js';
+import { parseIsoTime } from './time.js';
+
+function describe(path: string): string {
+  return path === '' ? 'the value' : path;
+}
+
+/**
+ * Throws {@link EncodeError} naming the offending path when `value` cannot be
+ * sent as JSON without loss. Dates and objects with `toJSON()` are fine.
+ */
+export function assertJsonSerializable(value: unknown, path = '', stack: object[] = []): void {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+    case 'undefined':
+      return;
+    case 'number':
+      if (!Number.isFinite(value)) {
+        throw new EncodeError(`${describe(path)} is ${value}, which JSON cannot represent`);
+      }
+      return;
+    case 'bigint':
+      throw new EncodeError(
+        `${describe(path)} is a BigInt (${value}n), which JSON cannot represent: send it as a string or number`,
+      );
+    case 'function':
+      throw new EncodeError(`${describe(path)} is a function, which cannot be sent to a worker`);
+    case 'symbol':
+      throw new EncodeError(`${describe(path)} is a symbol, which cannot be sent to a worker`);
+    default:
+      break;
+  }
+  if (value === null) return;
+  const obj = value as object;
+  if (obj instanceof Date) {
+    if (Number.isNaN(obj.getTime())) throw new EncodeError(`${describe(path)} is an invalid Date`);
+    return;
+  }
+  if (typeof (obj as { toJSON?: unknown }).toJSON === 'function') return;
+  if (stack.includes(obj)) {
+    throw new EncodeError(`${describe(path)} refers back to itself (a cycle), which JSON cannot represent`);
+  }
+  if (obj instanceof Map || obj instanceof Set) {
+    throw new EncodeError(
+      `${describe(path)} is a ${obj.constructor.name}, which JSON would send as {}: convert it to an object or array`,
+    );
+  }
+  stack.push(obj);
+  if (Array.isArray(obj)) {
+    obj.forEach((v, i) => assertJsonSerializable(v, `${path}[${i}]`, stack));
+  } else {
+    for (const [k, v] of Object.entries(obj)) assertJsonSerializable(v, path ? `${path}.${k}` : k, stack);
+  }
+  stack.pop();
+}
+
+/**
+ * Encodes to JSON text after {@link assertJsonSerializable}. `rootPath` names
+ * the value in error messages (`args` gives `args[0] is a BigInt`).
+ */
+export function encodeJson(value: unknown, what = 'the value', rootPath = ''): string {
+  try {
+    assertJsonSerializable(value, rootPath);
+  } catch (err) {
+    if (err instanceof EncodeError) throw new EncodeError(`Cannot encode ${what}: ${err.message}`);
+    throw err;
+  }
+  return JSON.stringify(value);
+}
+
+function formatUuid(hex: string): string {
+  const h = hex.replace(/-/g, '').toLowerCase();
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/** Unwraps one kombu tagged value; anything unrecognised is returned as is. */
+function untag(_key: string, value: unknown): unknown {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
+  const o = value as Record<string, unknown>;
+  if (!('__type__' in o) || !('__value__' in o) || Object.keys(o).length !== 2) return value;
+  const v = o.__value__;
+  switch (o.__type__) {
+    case 'datetime':
+      return typeof v === 'string' ? new Date(parseIsoTime(v)) : value;
+    case 'date':
+    case 'time':
+    case 'decimal':
+    case 'bytes':
+      return typeof v === 'string' ? v : value;
+    case 'uuid': {
+      const hex = (v as { hex?: unknown } | null)?.hex;
+      return typeof hex === 'string' ? formatUuid(hex) : value;
+    }
+    case 'base64':
+      return typeof v === 'string' ? Buffer.from(v, 'base64') : value;
+    default:
+      return value;
+  }
+}
+
+/** Decodes JSON text from a Celery peer. Throws {@link ProtocolError} with a short excerpt. */
+export function decodeJson(text: string): unknown {
+  try {
+    return text.includes('"__type__"') ? JSON.parse(text, untag) : JSON.parse(text);
+  } catch (err) {
+    const excerpt = text.length > 60 ? `${text.slice(0, 60)}...` : text;
+    throw new ProtocolError(`invalid JSON (${(err as Error).message}): ${JSON.stringify(excerpt)}`);
+  }
+}

@@ -1,0 +1,354 @@
+/**
+ * Celery task messages, protocol v2 (and v1 on the way in), as pure functions.
+ *
+ * `buildTaskMessage` produces exactly what Python 5.x puts on the wire
+ * (properties, the 16 standard headers in Python's order, body
+ * `[args, kwargs, embed]`); `parseTaskMessage` turns any Celery producer's
+ * message into a {@link TaskMessage} or throws a {@link ProtocolError} saying
+ * why, so the worker can reject it without crashing.
+ */
+import { inflateSync } from 'node:zlib';
+import { ContentDisallowed, ProtocolError } from '../errors.js';
+import { decodeJson, encodeJson } from './json.js';
+import { argsRepr, kwargsRepr } from './repr.js';
+import { formatIsoTime, parseOptionalTime } from './time.js';
+
+export const JSON_CONTENT_TYPE = 'application/json';
+
+/** A canvas signature as Celery serializes it (`link=`, chains, chords). */
+export interface Signature {
+  task: string;
+  args: unknown[];
+  kwargs: Record<string, unknown>;
+  options: Record<string, unknown>;
+  subtask_type: string | null;
+  immutable: boolean;
+  [key: string]: unknown;
+}
+
+/** The third element of a v2 body. */
+export interface Embed {
+  callbacks: Signature[] | null;
+  errbacks: Signature[] | null;
+  chain: Signature[] | null;
+  chord: Signature | null;
+}
+
+/** Everything a task message says, transport-neutral, in TypeScript's naming. */
+export interface TaskMessage {
+  /** Task id (header `id`, also the AMQP `correlation_id`). */
+  id: string;
+  /** Registered task name (header `task`). */
+  task: string;
+  args: unknown[];
+  kwargs: Record<string, unknown>;
+  embed: Embed;
+  /** How many times this task has been retried so far. */
+  retries: number;
+  /** Earliest execution time, epoch milliseconds, or null to run at once. */
+  eta: number | null;
+  /** Expiry time, epoch milliseconds, or null. */
+  expires: number | null;
+  rootId: string | null;
+  parentId: string | null;
+  group: string | null;
+  groupIndex: number | null;
+  shadow: string | null;
+  /** `[hard, soft]` seconds, per-message override of the task's time limits. */
+  timeLimit: [number | null, number | null];
+  ignoreResult: boolean;
+  origin: string | null;
+  argsrepr: string | null;
+  kwargsrepr: string | null;
+  /** AMQP `reply_to` (the rpc:// backend's reply queue). */
+  replyTo: string | null;
+  /** AMQP `priority`, when the producer set one. */
+  priority: number | null;
+  /** Headers this library does not model (custom headers, stamps...); carried over on retry. */
+  extraHeaders: Record<string, unknown>;
+  /** Which protocol the message arrived in (we always send 2). */
+  protocol: 1 | 2;
+}
+
+/** A message ready for any broker. Headers are plain values; the AMQP broker types them. */
+export interface WireMessage {
+  body: Buffer;
+  contentType: string;
+  contentEncoding: string;
+  headers: Record<string, unknown>;
+  correlationId?: string;
+  replyTo?: string;
+  /** 2 = persistent. */
+  deliveryMode: 1 | 2;
+  priority?: number;
+  /** Per-message TTL in milliseconds, as a decimal string (AMQP `expiration`). */
+  expiration?: string;
+}
+
+/** Fields a producer chooses; the rest of {@link TaskMessage} gets Celery's defaults. */
+export type TaskMessageInput = Pick<TaskMessage, 'id' | 'task'> & Partial<TaskMessage>;
+
+const EMPTY_EMBED: Embed = Object.freeze({ callbacks: null, errbacks: null, chain: null, chord: null }) as Embed;
+
+const STANDARD_HEADERS = new Set([
+  'lang', 'task', 'id', 'shadow', 'eta', 'expires', 'group', 'group_index', 'retries', 'timelimit',
+  'root_id', 'parent_id', 'argsrepr', 'kwargsrepr', 'origin', 'ignore_result', 'compression',
+]);
+
+/** Fills Celery's defaults into a partial message. */
+export function completeTaskMessage(input: TaskMessageInput): TaskMessage {
+  const args = input.args ?? [];
+  const kwargs = input.kwargs ?? {};
+  return {
+    id: input.id,
+    task: input.task,
+    args,
+    kwargs,
+    embed: input.embed ?? EMPTY_EMBED,
+    retries: input.retries ?? 0,
+    eta: input.eta ?? null,
+    expires: input.expires ?? null,
+    rootId: input.rootId ?? input.id,
+    parentId: input.parentId ?? null,
+    group: input.group ?? null,
+    groupIndex: input.groupIndex ?? null,
+    shadow: input.shadow ?? null,
+    timeLimit: input.timeLimit ?? [null, null],
+    ignoreResult: input.ignoreResult ?? false,
+    origin: input.origin ?? null,
+    argsrepr: input.argsrepr ?? null,
+    kwargsrepr: input.kwargsrepr ?? null,
+    replyTo: input.replyTo ?? null,
+    priority: input.priority ?? null,
+    extraHeaders: input.extraHeaders ?? {},
+    protocol: 2,
+  };
+}
+
+/**
+ * Builds the protocol v2 wire message for a task, as Python Celery 5 does.
+ * Throws {@link EncodeError} (before anything is published) when args or kwargs
+ * are not JSON-serializable.
+ */
+export function buildTaskMessage(input: TaskMessageInput, now: number = Date.now()): WireMessage {
+  const m = completeTaskMessage(input);
+  const what = `the arguments of task ${m.task}`;
+  const body = `[${encodeJson(m.args, what, 'args')}, ${encodeJson(m.kwargs, what, 'kwargs')}, ${JSON.stringify(m.embed)}]`;
+  const headers: Record<string, unknown> = {
+    lang: 'py',
+    task: m.task,
+    id: m.id,
+    shadow: m.shadow,
+    eta: m.eta === null ? null : formatIsoTime(m.eta),
+    expires: m.expires === null ? null : formatIsoTime(m.expires),
+    group: m.group,
+    group_index: m.groupIndex,
+    retries: m.retries,
+    timelimit: m.timeLimit,
+    root_id: m.rootId,
+    parent_id: m.parentId,
+    argsrepr: m.argsrepr ?? argsRepr(m.args),
+    kwargsrepr: m.kwargsrepr ?? kwargsRepr(m.kwargs),
+    origin: m.origin,
+    ignore_result: m.ignoreResult,
+  };
+  for (const [key, value] of Object.entries(m.extraHeaders)) {
+    if (!STANDARD_HEADERS.has(key)) headers[key] = value;
+  }
+  const wire: WireMessage = {
+    body: Buffer.from(body, 'utf8'),
+    contentType: JSON_CONTENT_TYPE,
+    contentEncoding: 'utf-8',
+    headers,
+    correlationId: m.id,
+    deliveryMode: 2,
+  };
+  if (m.replyTo) wire.replyTo = m.replyTo;
+  // Python sends priority 0 by default; absent only when a queue was named explicitly.
+  if (m.priority !== null) wire.priority = m.priority;
+  if (m.expires !== null) wire.expiration = String(Math.max(0, Math.round(m.expires - now)));
+  return wire;
+}
+
+// ---------------------------------------------------------------------------
+// Parsing
+
+/** What the broker hands over for one delivery, before the protocol layer reads it. */
+export interface IncomingMessage {
+  body: Buffer;
+  contentType?: string | undefined;
+  contentEncoding?: string | undefined;
+  headers: Record<string, unknown>;
+  correlationId?: string | undefined;
+  replyTo?: string | undefined;
+  priority?: number | undefined;
+}
+
+/** Largest body we inflate from a compressed message (guards against zip bombs). */
+const MAX_INFLATED_BYTES = 64 * 1024 * 1024;
+
+function bodyText(msg: IncomingMessage): string {
+  const compression = msg.headers.compression;
+  let body = msg.body;
+  if (compression !== undefined && compression !== null) {
+    if (compression === 'application/x-gzip' || compression === 'zlib' || compression === 'gzip') {
+      try {
+        body = inflateSync(body, { maxOutputLength: MAX_INFLATED_BYTES });
+      } catch (err) {
+        throw new ProtocolError(`cannot decompress ${String(compression)} body: ${(err as Error).message}`);
+      }
+    } else {
+      throw new ProtocolError(`unsupported compression ${JSON.stringify(compression)}: only zlib is supported`);
+    }
+  }
+  const enc = msg.contentEncoding;
+  if (enc && !/^utf-?8$/i.test(enc) && enc !== 'binary') {
+    throw new ProtocolError(`unsupported content encoding ${JSON.stringify(enc)}`);
+  }
+  return body.toString('utf8');
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function requireString(v: unknown, field: string): string {
+  if (typeof v !== 'string' || v === '') throw new ProtocolError(`header ${field} must be a non-empty string`);
+  return v;
+}
+
+/** Informational fields: a wrong type is ignored rather than failing the task. */
+function optionalString(v: unknown): string | null {
+  return typeof v === 'string' ? v : null;
+}
+
+function optionalInt(v: unknown, field: string): number | null {
+  if (v === null || v === undefined) return null;
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw new ProtocolError(`${field} must be an integer`);
+  return v;
+}
+
+function parseRetries(v: unknown): number {
+  const n = optionalInt(v, 'retries') ?? 0;
+  if (n < 0) throw new ProtocolError('retries must not be negative');
+  return n;
+}
+
+function parseTimeLimit(v: unknown): [number | null, number | null] {
+  if (v === null || v === undefined) return [null, null];
+  if (!Array.isArray(v) || v.length !== 2) throw new ProtocolError('timelimit must be [hard, soft]');
+  const limit = (x: unknown): number | null => {
+    if (x === null) return null;
+    if (typeof x !== 'number' || !Number.isFinite(x) || x < 0) {
+      throw new ProtocolError('timelimit values must be non-negative numbers or null');
+    }
+    return x;
+  };
+  return [limit(v[0]), limit(v[1])];
+}
+
+function parseEmbed(v: unknown): Embed {
+  if (v === null || v === undefined) return EMPTY_EMBED;
+  if (!isPlainObject(v)) throw new ProtocolError('body[2] (embed) must be an object or null');
+  const list = (x: unknown, field: string): Signature[] | null => {
+    if (x === null || x === undefined) return null;
+    if (!Array.isArray(x) || !x.every(isPlainObject)) throw new ProtocolError(`embed.${field} must be a list`);
+    return x as Signature[];
+  };
+  const chord = v.chord;
+  if (chord !== null && chord !== undefined && !isPlainObject(chord)) {
+    throw new ProtocolError('embed.chord must be a signature or null');
+  }
+  return {
+    callbacks: list(v.callbacks, 'callbacks'),
+    errbacks: list(v.errbacks, 'errbacks'),
+    chain: list(v.chain, 'chain'),
+    chord: (chord as Signature | null | undefined) ?? null,
+  };
+}
+
+function parseArgs(args: unknown, kwargs: unknown): [unknown[], Record<string, unknown>] {
+  if (!Array.isArray(args)) throw new ProtocolError('args must be a list');
+  if (kwargs === null || kwargs === undefined) return [args, {}];
+  if (!isPlainObject(kwargs)) throw new ProtocolError('kwargs must be an object');
+  return [args, kwargs];
+}
+
+function parseV2(msg: IncomingMessage, decoded: unknown): TaskMessage {
+  const h = msg.headers;
+  if (!Array.isArray(decoded) || decoded.length !== 3) {
+    throw new ProtocolError('protocol 2 body must be [args, kwargs, embed]');
+  }
+  const [args, kwargs] = parseArgs(decoded[0], decoded[1]);
+  const extraHeaders: Record<string, unknown> = {};
+  for (const key of Object.keys(h)) if (!STANDARD_HEADERS.has(key)) extraHeaders[key] = h[key];
+  const id = requireString(h.id, 'id');
+  return {
+    id,
+    task: requireString(h.task, 'task'),
+    args,
+    kwargs,
+    embed: parseEmbed(decoded[2]),
+    retries: parseRetries(h.retries),
+    eta: parseOptionalTime(h.eta, 'eta'),
+    expires: parseOptionalTime(h.expires, 'expires'),
+    rootId: optionalString(h.root_id) ?? id,
+    parentId: optionalString(h.parent_id),
+    group: optionalString(h.group),
+    groupIndex: typeof h.group_index === 'number' ? h.group_index : null,
+    shadow: optionalString(h.shadow),
+    timeLimit: parseTimeLimit(h.timelimit),
+    ignoreResult: h.ignore_result === true,
+    origin: optionalString(h.origin),
+    argsrepr: optionalString(h.argsrepr),
+    kwargsrepr: optionalString(h.kwargsrepr),
+    replyTo: msg.replyTo || null,
+    priority: typeof msg.priority === 'number' ? msg.priority : null,
+    extraHeaders,
+    protocol: 2,
+  };
+}
+
+function parseV1(msg: IncomingMessage, body: Record<string, unknown>): TaskMessage {
+  const [args, kwargs] = parseArgs(body.args ?? [], body.kwargs);
+  const id = requireString(body.id, 'id');
+  const tl = body.timelimit;
+  return {
+    id,
+    task: requireString(body.task, 'task'),
+    args,
+    kwargs,
+    embed: parseEmbed({ callbacks: body.callbacks, errbacks: body.errbacks, chain: null, chord: body.chord }),
+    retries: parseRetries(body.retries),
+    eta: parseOptionalTime(body.eta, 'eta'),
+    expires: parseOptionalTime(body.expires, 'expires'),
+    rootId: id,
+    parentId: null,
+    group: optionalString(body.group) ?? optionalString(body.taskset),
+    groupIndex: null,
+    shadow: null,
+    timeLimit: parseTimeLimit(tl === undefined ? null : tl),
+    ignoreResult: false,
+    origin: null,
+    argsrepr: null,
+    kwargsrepr: null,
+    replyTo: msg.replyTo || null,
+    priority: typeof msg.priority === 'number' ? msg.priority : null,
+    extraHeaders: {},
+    protocol: 1,
+  };
+}
+
+/**
+ * Reads a task message from any Celery producer. Only JSON is ever
+ * deserialized: other content types throw {@link ContentDisallowed} unread.
+ * Everything else that is wrong throws {@link ProtocolError} with the reason.
+ */
+export function parseTaskMessage(msg: IncomingMessage): TaskMessage {
+  const contentType = msg.contentType ?? '';
+  if (contentType !== JSON_CONTENT_TYPE && contentType !== 'json') throw new ContentDisallowed(contentType);
+  const decoded = decodeJson(bodyText(msg));
+  if (msg.headers.task !== undefined) return parseV2(msg, decoded);
+  if (isPlainObject(decoded) && 'task' in decoded) return parseV1(msg, decoded);
+  throw new ProtocolError('not a Celery task message: no task header and no protocol 1 body');
+}

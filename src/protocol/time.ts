@@ -1,0 +1,55 @@
+/**
+ * The time formats Celery puts on the wire.
+ *
+ * Python writes `datetime.isoformat()`: microseconds and an explicit offset
+ * (`2026-11-27T00:53:46.945635+00:00`), a naive string for naive datetimes,
+ * and the app timezone's offset when one is set. Workers read naive values as UTC.
+ * JavaScript's `toISOString()` form (`...123Z`) is accepted too.
+ */
+import { ProtocolError } from '../errors.js';
+
+const ISO_RE =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$/;
+
+/**
+ * Parses an ISO-8601 time as Celery sends it and returns epoch milliseconds.
+ * Naive times are UTC (what a Python worker assumes). Throws {@link ProtocolError}.
+ */
+export function parseIsoTime(value: string): number {
+  const m = ISO_RE.exec(value.trim());
+  if (!m) throw new ProtocolError(`not an ISO-8601 time: ${JSON.stringify(value).slice(0, 80)}`);
+  const [, y, mo, d, h = '0', mi = '0', s = '0', frac = '', tz] = m;
+  const ms = frac ? Math.floor(Number(`0.${frac}`) * 1000) : 0;
+  let t = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s), ms);
+  if (tz && tz !== 'Z' && tz !== 'z') {
+    const sign = tz[0] === '-' ? -1 : 1;
+    const digits = tz.slice(1).replace(':', '');
+    const offsetMin = Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4) || '0');
+    t -= sign * offsetMin * 60_000;
+  }
+  if (!Number.isFinite(t)) throw new ProtocolError(`not a valid time: ${JSON.stringify(value).slice(0, 80)}`);
+  return t;
+}
+
+/** Parses an optional eta/expires header: null/undefined stay null. */
+export function parseOptionalTime(value: unknown, field: string): number | null {
+  if (value === null || value === undefined || value === '') return null;
+  if (typeof value === 'string') return parseIsoTime(value);
+  if (value instanceof Date) return value.getTime();
+  throw new ProtocolError(`${field} must be an ISO-8601 string, got ${typeof value}`);
+}
+
+const pad = (n: number, w = 2): string => String(n).padStart(w, '0');
+
+/**
+ * Formats epoch milliseconds the way Python's aware `datetime.isoformat()` does
+ * in UTC: `2026-11-27T00:53:46.945000+00:00` (microseconds omitted when zero).
+ */
+export function formatIsoTime(ms: number): string {
+  const d = new Date(ms);
+  const base =
+    `${pad(d.getUTCFullYear(), 4)}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}` +
+    `T${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
+  const millis = d.getUTCMilliseconds();
+  return `${base}${millis ? `.${pad(millis, 3)}000` : ''}+00:00`;
+}

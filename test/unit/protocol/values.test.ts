@@ -1,0 +1,83 @@
+import { expect } from 'chai';
+import { decodeAmqpTable } from '../../../src/protocol/amqp-headers.js';
+import { decodeJson } from '../../../src/protocol/json.js';
+import { argsRepr, kwargsRepr, pyRepr } from '../../../src/protocol/repr.js';
+import { formatIsoTime, parseIsoTime } from '../../../src/protocol/time.js';
+import { decodeFields } from '../../../src/broker/amqp/codec-patch.js';
+import { fixture } from '../../helpers/fixtures.js';
+
+describe('time formats', () => {
+  it('parses every form Celery producers send', () => {
+    const utc = Date.UTC(2026, 10, 27, 0, 53, 46, 945);
+    expect(parseIsoTime('2026-11-27T00:53:46.945635+00:00')).to.equal(utc);
+    expect(parseIsoTime('2026-11-27T01:53:46.945635+01:00')).to.equal(utc);
+    expect(parseIsoTime('2026-11-26T19:23:46.945-05:30')).to.equal(utc);
+    expect(parseIsoTime('2026-11-27T00:53:46.945Z')).to.equal(utc);
+    expect(parseIsoTime('2026-11-27T00:53:46.945635')).to.equal(utc); // naive = UTC
+    expect(parseIsoTime('2026-11-27 00:53:46.945')).to.equal(utc);
+    expect(parseIsoTime('2026-11-27T00:53:46')).to.equal(utc - 945);
+  });
+  it('formats like Python isoformat()', () => {
+    expect(formatIsoTime(Date.UTC(2026, 10, 27, 0, 53, 46, 945))).to.equal('2026-11-27T00:53:46.945000+00:00');
+    expect(formatIsoTime(Date.UTC(2026, 10, 27, 0, 53, 46, 0))).to.equal('2026-11-27T00:53:46+00:00');
+  });
+});
+
+describe('Python repr for argsrepr/kwargsrepr', () => {
+  it('matches what Python writes', () => {
+    expect(argsRepr([2, 3])).to.equal('(2, 3)');
+    expect(argsRepr(['a'])).to.equal("('a',)");
+    expect(argsRepr([])).to.equal('()');
+    expect(kwargsRepr({ y: 3 })).to.equal("{'y': 3}");
+    expect(pyRepr([null, true, false, 1.5, "it's", { a: [1] }])).to.equal(`[None, True, False, 1.5, "it's", {'a': [1]}]`);
+    expect(pyRepr('line\nbreak')).to.equal("'line\\nbreak'");
+    expect(argsRepr(['x'.repeat(5000)])).to.have.length(1024);
+  });
+});
+
+describe('kombu JSON', () => {
+  it('unwraps kombu >= 5.3 type tags', () => {
+    const v = decodeJson(JSON.stringify([
+      { __type__: 'datetime', __value__: '2026-11-27T00:53:46.945635+00:00' },
+      { __type__: 'decimal', __value__: '1.10' },
+      { __type__: 'uuid', __value__: { hex: '0c53ce34c2813a25b27b9f16469740e6' } },
+      { __type__: 'bytes', __value__: 'abc' },
+      { __type__: 'base64', __value__: Buffer.from([0xff, 0x00]).toString('base64') },
+      { __type__: 'date', __value__: '2026-11-27' },
+      { keep: { __type__: 'x', other: 1 } },
+    ])) as unknown[];
+    expect((v[0] as Date).getTime()).to.equal(Date.UTC(2026, 10, 27, 0, 53, 46, 945));
+    expect(v.slice(1, 4)).to.deep.equal(['1.10', '0c53ce34-c281-3a25-b27b-9f16469740e6', 'abc']);
+    expect(Buffer.isBuffer(v[4])).to.equal(true);
+    expect(v[5]).to.equal('2026-11-27');
+    expect(v[6]).to.deep.equal({ keep: { __type__: 'x', other: 1 } });
+  });
+  it('reads kombu 5.2 flattened values as plain JSON', () => {
+    const f = fixture('task_v2_json_types');
+    expect(decodeJson(f.body_raw!)).to.deep.equal(f.body_decoded);
+  });
+});
+
+describe('AMQP tables from py-amqp', () => {
+  it('decodes timestamps and decimals to plain values', () => {
+    const h = decodeAmqpTable({ t: { '!': 'timestamp', value: 1893553445 }, d: { '!': 'decimal', value: { places: 2, digits: 110 } }, n: [1, { x: 'y' }] });
+    expect((h.t as Date).getTime()).to.equal(1893553445000);
+    expect(h.d).to.equal(1.1);
+    expect(h.n).to.deep.equal([1, { x: 'y' }]);
+  });
+
+  it("reads py-amqp's int64 tag L, which amqplib alone cannot (the connection would die)", () => {
+    // key "big" -> 'L' 2^40 ; key "after" -> 'S' "ok"
+    const big = Buffer.alloc(9);
+    big.write('L', 0);
+    big.writeBigInt64BE(2n ** 40n, 1);
+    const after = Buffer.concat([Buffer.from('S'), Buffer.from([0, 0, 0, 2]), Buffer.from('ok')]);
+    const table = Buffer.concat([Buffer.from([3]), Buffer.from('big'), big, Buffer.from([5]), Buffer.from('after'), after]);
+    expect(decodeFields(table)).to.deep.equal({ big: 2 ** 40, after: 'ok' });
+  });
+
+  it('survives a tag nobody knows without throwing', () => {
+    const table = Buffer.concat([Buffer.from([1]), Buffer.from('k'), Buffer.from('Z'), Buffer.from([1, 2, 3])]);
+    expect(decodeFields(table)).to.deep.equal({ k: { '!': 'unknown', value: 'Z' } });
+  });
+});
