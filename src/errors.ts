@@ -56,8 +56,12 @@ export class TimeoutError extends CeleryError {}
 
 /** A task name that no app has registered. Mirrors `celery.exceptions.NotRegistered`. */
 export class NotRegistered extends CeleryError {
+  static readonly pythonModule = 'celery.exceptions';
+  /** Stored as `exc_message`, as Python stores `NotRegistered(name)`. */
+  readonly excArgs: unknown[];
   constructor(readonly taskName: string) {
     super(`Task of kind ${JSON.stringify(taskName)} is not registered`);
+    this.excArgs = [taskName];
   }
 }
 
@@ -120,6 +124,9 @@ export class MaxRetriesExceededError extends CeleryError {
 export class TaskRevokedError extends CeleryError {
   static readonly pythonModule = 'celery.exceptions';
 }
+
+/** Raised by `Worker` when it cannot start (bad queue, broker refused...). */
+export class WorkerError extends CeleryError {}
 
 /**
  * Thrown by `self.retry()` to end the current run after the retry was scheduled.

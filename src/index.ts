@@ -44,3 +44,5 @@ export {
 } from './errors.js';
 export type { Broker, Delivery, DeliveryInfo } from './broker/types.js';
 export type { ResultBackend } from './backend/types.js';
+export { getLogger, setLogLevel, type Logger, type LogLevel } from './support/log.js';
+export { Worker, TimeLimitExceeded, SoftTimeLimitExceeded, type WorkerOptions, type WorkerStats } from './worker/index.js';

@@ -103,6 +103,7 @@ export interface CelerySettings {
   worker_concurrency: number | null;
   worker_prefetch_multiplier: number;
   worker_eta_task_limit: number | null;
+  worker_eta_max_hold: number;
   worker_send_task_events: boolean;
   worker_enable_remote_control: boolean;
   worker_cancel_long_running_tasks_on_connection_loss: boolean;
@@ -181,6 +182,9 @@ export const SETTINGS: { readonly [K in keyof CelerySettings]: SettingSpec } = {
   worker_prefetch_multiplier: { default: 4, kind: 'int' },
   // Celery 5.6 defaults to unbounded; a bound keeps a flood of future tasks from exhausting memory.
   worker_eta_task_limit: { default: 1000, kind: 'int', nullable: true },
+  // ts-celery's own: ETA tasks due later than this (seconds) are parked in RabbitMQ delay queues
+  // instead of being held unacked; keep it well under RabbitMQ's consumer_timeout (30 min).
+  worker_eta_max_hold: { default: 900, kind: 'number' },
   worker_send_task_events: { default: false, kind: 'bool', unsupported: 'events are not implemented yet' },
   worker_enable_remote_control: { default: true, kind: 'bool', unsupported: 'remote control (inspect/control) is not implemented yet' },
   worker_cancel_long_running_tasks_on_connection_loss: { default: false, kind: 'bool', unsupported: 'running tasks always finish; under acks_late their messages are redelivered' },

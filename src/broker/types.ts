@@ -94,6 +94,15 @@ export interface Broker extends EventEmitter {
   publish(message: WireMessage, route: PublishRoute): Promise<void>;
   /** Declares the queue (if needed) and starts consuming it. */
   consume(queue: QueueDeclaration, options: ConsumeOptions): Promise<Consumer>;
+  /**
+   * Optional: stores a copy of a delivered message in the broker for about
+   * `delayMs` (never longer), after which the broker puts it back on the
+   * queue it came from. Resolves with the delay used once the copy is
+   * confirmed (the caller then acks the original), or null when this delay
+   * is too short to park. Lets the worker keep far-future ETA tasks out of
+   * memory and out of RabbitMQ's consumer_timeout.
+   */
+  park?(delivery: Delivery, delayMs: number): Promise<number | null>;
   /** Opens the connection now (otherwise the first publish/consume does). */
   connect(): Promise<void>;
   /** Closes everything; unsettled deliveries go back to the queue. */

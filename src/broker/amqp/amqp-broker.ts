@@ -17,7 +17,8 @@ import { encodeAmqpTable } from '../../protocol/amqp-headers.js';
 import type { WireMessage } from '../../protocol/message.js';
 import { backoffDelay, sleep } from '../../support/backoff.js';
 import { maskUrl } from '../../support/url.js';
-import type { Broker, ConsumeOptions, Consumer, PublishRoute, QueueDeclaration } from '../types.js';
+import type { Broker, ConsumeOptions, Consumer, Delivery, PublishRoute, QueueDeclaration } from '../types.js';
+import { delayQueueDeclaration, delayStep } from './delay-queues.js';
 import { AmqpConsumer, type ConsumerHost } from './amqp-consumer.js';
 import { openAmqpConnection, type AmqpConnectOptions } from './connection.js';
 
@@ -319,6 +320,29 @@ export class AmqpBroker extends EventEmitter implements Broker, ConsumerHost {
         });
       }
     });
+  }
+
+  /** Parks a delivered message in a delay queue (see delay-queues.ts). */
+  async park(delivery: Delivery, delayMs: number): Promise<number | null> {
+    const step = delayStep(delayMs);
+    if (step === null) return null;
+    const queue = delayQueueDeclaration(delivery.info.queue, step);
+    const m = delivery.message;
+    const headers: Record<string, unknown> = {};
+    // x-death and friends describe earlier trips; RabbitMQ adds fresh ones.
+    for (const [k, v] of Object.entries(m.headers)) if (!/^x-(death|first-death-|last-death-)/.test(k)) headers[k] = v;
+    const copy: WireMessage = {
+      body: m.body,
+      contentType: m.contentType ?? 'application/json',
+      contentEncoding: m.contentEncoding ?? 'utf-8',
+      headers,
+      deliveryMode: 2,
+    };
+    if (m.correlationId !== undefined) copy.correlationId = m.correlationId;
+    if (m.replyTo !== undefined) copy.replyTo = m.replyTo;
+    if (m.priority !== undefined) copy.priority = m.priority;
+    await this.publish(copy, { exchange: '', routingKey: queue.name, declare: queue });
+    return step * 1000;
   }
 
   // -------------------------------------------------------------------------

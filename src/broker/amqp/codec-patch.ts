@@ -10,8 +10,8 @@
  * know, returns an `{'!': 'unknown'}` marker for the rest of the table instead
  * of killing the connection.
  *
- * amqplib's `defs.js` copies `codec.decodeFields` when it is first loaded, so
- * this module must be imported before `amqplib` (connection.ts does).
+ * amqplib's `defs.js` copies `codec.decodeFields` when it is first loaded;
+ * see {@link amqplib} for how that is handled whatever the import order.
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -93,19 +93,42 @@ export function decodeFields(slice: Buffer): Fields {
   return fields;
 }
 
-function install(): void {
-  const libDir = join(dirname(require.resolve('amqplib')), 'lib');
+type Amqplib = typeof import('amqplib');
+
+/**
+ * Loads amqplib with the patched decoder. When nothing has loaded amqplib yet,
+ * the shared copy is patched (so later importers get the tolerant decoder too).
+ * When someone already has, their copy captured the original decoder at load
+ * time, so ts-celery loads a private copy of amqplib's modules instead and
+ * leaves theirs untouched.
+ */
+function loadPatchedAmqplib(): Amqplib {
+  const entry = require.resolve('amqplib');
+  const packageDir = dirname(entry) + '/';
+  const libDir = join(dirname(entry), 'lib');
   const codecPath = join(libDir, 'codec.js');
-  const defsPath = join(libDir, 'defs.js');
-  const codec = require(codecPath) as { decodeFields: unknown };
-  if (require.cache[defsPath] && codec.decodeFields !== decodeFields) {
-    process.emitWarning(
-      'amqplib was loaded before ts-celery: headers with 64-bit integers from Python producers ' +
-        'will close the connection. Import ts-celery before amqplib.',
-      'TsCeleryWarning',
-    );
+  const patch = (): void => {
+    (require(codecPath) as { decodeFields: unknown }).decodeFields = decodeFields;
+  };
+  if (!require.cache[join(libDir, 'defs.js')]) {
+    patch();
+    return require(entry) as Amqplib;
   }
-  codec.decodeFields = decodeFields;
+  const theirs = new Map<string, NodeJS.Module | undefined>();
+  for (const key of Object.keys(require.cache)) {
+    if (key.startsWith(packageDir)) {
+      theirs.set(key, require.cache[key]);
+      delete require.cache[key];
+    }
+  }
+  try {
+    patch();
+    return require(entry) as Amqplib;
+  } finally {
+    for (const key of Object.keys(require.cache)) if (key.startsWith(packageDir)) delete require.cache[key];
+    for (const [key, mod] of theirs) require.cache[key] = mod;
+  }
 }
 
-install();
+/** amqplib, with a decoder that reads every tag py-amqp writes. */
+export const amqplib: Amqplib = loadPatchedAmqplib();

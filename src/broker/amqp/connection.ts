@@ -2,9 +2,8 @@
  * Opening one AMQP connection: kombu's URL rules, TCP_NODELAY, heartbeats,
  * TLS, and errors that say what to do.
  */
-import './codec-patch.js'; // must run before amqplib loads its frame decoder
-import amqp from 'amqplib';
 import type { ChannelModel, Options } from 'amqplib';
+import { amqplib } from './codec-patch.js';
 import { readFileSync } from 'node:fs';
 import { BrokerError } from '../../errors.js';
 import type { TlsOptions } from '../../app/config.js';
@@ -95,7 +94,7 @@ export async function openAmqpConnection(opts: AmqpConnectOptions): Promise<Chan
     ...(target.protocol === 'amqps' ? tlsSocketOptions(opts.tls) : {}),
   };
   try {
-    return await amqp.connect(target, socketOptions);
+    return await amqplib.connect(target, socketOptions);
   } catch (err) {
     throw describeConnectError(err, opts.url);
   }

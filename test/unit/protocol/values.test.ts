@@ -81,3 +81,19 @@ describe('AMQP tables from py-amqp', () => {
     expect(decodeFields(table)).to.deep.equal({ k: { '!': 'unknown', value: 'Z' } });
   });
 });
+
+describe('amqplib loaded before ts-celery', () => {
+  it('still gets the tolerant decoder, in a private copy, leaving the user\'s amqplib alone', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const script = `
+      import userAmqplib from 'amqplib';
+      const { amqplib } = await import('./src/broker/amqp/codec-patch.ts');
+      const { createRequire } = await import('node:module');
+      const require = createRequire(import.meta.url);
+      const codec = require('./node_modules/amqplib/lib/codec.js');
+      console.log(JSON.stringify({ separate: amqplib !== userAmqplib, sharedUntouched: codec.decodeFields.name === 'decodeFields' && !String(codec.decodeFields).includes("case 'L'") , connect: typeof amqplib.connect }));
+    `;
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: process.cwd(), encoding: 'utf8' });
+    expect(JSON.parse(out)).to.deep.equal({ separate: true, sharedUntouched: true, connect: 'function' });
+  });
+});

@@ -1,0 +1,70 @@
+/**
+ * The `ts-celery` command line, shaped like Python's `celery`:
+ * `ts-celery worker -A tasks -l info -c 1000`. A wrong flag prints usage
+ * and exits with code 1.
+ */
+import yargs from 'yargs';
+import { parseLogLevel, type LogLevel } from '../support/log.js';
+import { runWorker } from './worker-command.js';
+
+function positiveInt(name: string) {
+  return (value: unknown): number | undefined => {
+    if (value === undefined) return undefined;
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got ${String(value)}`);
+    return n;
+  };
+}
+
+export async function main(argv: string[]): Promise<void> {
+  await yargs(argv)
+    .scriptName('ts-celery')
+    .usage('$0 <command> [options]\n\nA Celery-compatible task framework for TypeScript.')
+    .command(
+      'worker',
+      'Start a worker that consumes task queues',
+      (y) =>
+        y
+          .usage('$0 worker -A <app> [-l info] [-c 1000] [-Q q1,q2] [-n name@%h]')
+          .option('app', { alias: 'A', type: 'string', demandOption: true, describe: 'The app: a folder (its main.ts or index.ts) or a module path' })
+          .option('loglevel', { alias: 'l', type: 'string', default: 'warning', describe: 'debug, info, warning, error or critical' })
+          .option('concurrency', { alias: 'c', type: 'number', describe: 'Tasks running at once (async: awaits in flight). Default: worker_concurrency, else the CPU count' })
+          .option('queues', { alias: 'Q', type: 'string', describe: 'Comma-separated queues to consume. Default: task_default_queue' })
+          .option('hostname', { alias: 'n', type: 'string', describe: 'Node name; %h, %n and %d expand. Default: celery@%h' })
+          .option('prefetch-multiplier', { type: 'number', describe: 'Prefetch = concurrency x this (default worker_prefetch_multiplier, 4)' })
+          .option('broker', { alias: 'b', type: 'string', describe: 'Broker URL (overrides broker_url)' })
+          .option('result-backend', { type: 'string', describe: 'Result backend URL (overrides result_backend)' })
+          .check((a) => {
+            if (!parseLogLevel(String(a.loglevel))) throw new Error(`Invalid log level ${JSON.stringify(a.loglevel)}: use debug, info, warning, error or critical`);
+            positiveInt('--concurrency')(a.concurrency);
+            if (a['prefetch-multiplier'] !== undefined && !(Number.isInteger(a['prefetch-multiplier']) && a['prefetch-multiplier'] >= 0)) {
+              throw new Error('--prefetch-multiplier must be an integer >= 0');
+            }
+            if (a.queues !== undefined && !String(a.queues).split(',').some((q) => q.trim())) throw new Error('-Q needs at least one queue name');
+            return true;
+          }),
+      async (a) => {
+        await runWorker({
+          app: a.app,
+          loglevel: parseLogLevel(String(a.loglevel)) as LogLevel,
+          concurrency: a.concurrency,
+          queues: a.queues?.split(',').map((q) => q.trim()).filter(Boolean),
+          hostname: a.hostname,
+          prefetchMultiplier: a['prefetch-multiplier'],
+          broker: a.broker,
+          resultBackend: a['result-backend'],
+        });
+      },
+    )
+    .demandCommand(1, 'Choose a command, e.g.: ts-celery worker -A tasks -l info')
+    .strict()
+    .help()
+    .alias('h', 'help')
+    .version('0.1.0')
+    .fail((msg, err, y) => {
+      y.showHelp();
+      process.stderr.write(`\nError: ${msg ?? err?.message}\n`);
+      process.exit(1);
+    })
+    .parseAsync();
+}

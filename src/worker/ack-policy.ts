@@ -1,0 +1,74 @@
+/**
+ * The one function that decides what happens to a delivery: ack it, reject it
+ * (drop or dead-letter), requeue it, or keep holding it. Every branch says why.
+ *
+ * Python Celery is the reference: early ack (the default) acks when the task
+ * starts, so a crash mid-task loses it; `acks_late` acks after it finishes, so
+ * a crash redelivers it (at least once).
+ */
+
+/** Something that happened to a delivery. */
+export type DeliveryEvent =
+  /** Not a task message we can read: bad JSON, wrong shape, not JSON at all. */
+  | { kind: 'invalid' }
+  /** A task name nobody registered here. */
+  | { kind: 'unregistered' }
+  /** Past its `expires`: REVOKED has been stored. */
+  | { kind: 'expired' }
+  /** A copy was confirmed in a delay queue that returns it when due. */
+  | { kind: 'parked' }
+  /** The worker is shutting down before the task started (waiting for a slot or its eta). */
+  | { kind: 'not-started' }
+  /** The task is about to run. */
+  | { kind: 'starting'; acksLate: boolean }
+  /** The task ran; its state has been stored (or the store was attempted). */
+  | { kind: 'finished'; acksLate: boolean; outcome: RunOutcome; acksOnFailureOrTimeout: boolean };
+
+/** How a run ended. */
+export type RunOutcome = 'success' | 'failure' | 'time-limit' | 'retry' | 'retry-not-published';
+
+export type AckDecision = 'ack' | 'reject' | 'requeue' | 'keep';
+
+export function decideAck(event: DeliveryEvent): AckDecision {
+  switch (event.kind) {
+    case 'invalid':
+      // It can never run, and a requeue would hand it back forever (a poison message):
+      // reject without requeue. RabbitMQ drops it, or dead-letters it if the queue has a DLX.
+      return 'reject';
+    case 'unregistered':
+      // As Python: FAILURE NotRegistered is stored and the message discarded. Requeueing would
+      // loop on this worker; a worker that knows the task must consume a queue routed to it.
+      return 'reject';
+    case 'expired':
+      // As Python: REVOKED is stored and the message acked; running it late is what expires forbids.
+      return 'ack';
+    case 'parked':
+      // The broker confirmed the copy in the delay queue; holding the original too would run it twice.
+      return 'ack';
+    case 'not-started':
+      // Never ran: give it back so another worker (or this one after restart) runs it.
+      return 'requeue';
+    case 'starting':
+      // Early ack (Celery's default): acknowledged as the task starts; a crash from here on loses it.
+      // With acks_late the message stays unacked until the task finished.
+      return event.acksLate ? 'keep' : 'ack';
+    case 'finished':
+      if (!event.acksLate) return 'keep'; // acked when it started
+      switch (event.outcome) {
+        case 'success':
+          // The result is stored first, so a crash before this ack re-runs the task, never loses it.
+          return 'ack';
+        case 'retry':
+          // The retry message is confirmed by the broker; this one is done.
+          return 'ack';
+        case 'retry-not-published':
+          // The retry could not be scheduled: requeue the original so the task is not lost.
+          return 'requeue';
+        case 'failure':
+        case 'time-limit':
+          // task_acks_on_failure_or_timeout (default true) acks failures like Python; when off,
+          // the message is rejected without requeue (dead-lettered if the queue has a DLX).
+          return event.acksOnFailureOrTimeout ? 'ack' : 'reject';
+      }
+  }
+}

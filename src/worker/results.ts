@@ -1,0 +1,97 @@
+/**
+ * Writing task states to the result backend without letting a backend
+ * outage stop the worker.
+ *
+ * Each write is attempted at once (awaited, so a slow backend slows intake
+ * instead of growing an unbounded backlog). When it fails, the state is kept
+ * (only the newest per task id) and retried in the background with capped
+ * exponential backoff, while tasks keep running and being acked. The backlog
+ * is bounded; past the bound the oldest states are dropped and reported.
+ */
+import type { ResultBackend } from '../backend/types.js';
+import type { ResultMeta } from '../protocol/result-meta.js';
+import { backoffDelay, sleep } from '../support/backoff.js';
+import { getLogger } from '../support/log.js';
+
+const log = getLogger('MainProcess');
+
+export interface ResultWriterOptions {
+  /** Most states kept for retrying while the backend is down. */
+  maxBacklog?: number;
+  /** Give up on the first attempt after this long and retry in the background. */
+  attemptTimeoutMs?: number;
+}
+
+export class ResultWriter {
+  private readonly backlog = new Map<string, ResultMeta>();
+  private retrying: Promise<void> | null = null;
+  private closed = false;
+  private readonly maxBacklog: number;
+  private readonly attemptTimeoutMs: number;
+  /** States dropped because the backlog was full (reported in logs). */
+  dropped = 0;
+
+  constructor(private readonly backend: ResultBackend, options: ResultWriterOptions = {}) {
+    this.maxBacklog = options.maxBacklog ?? 10_000;
+    this.attemptTimeoutMs = options.attemptTimeoutMs ?? 5_000;
+  }
+
+  /** States waiting for the backend to come back. */
+  get pending(): number {
+    return this.backlog.size;
+  }
+
+  /** Stores `meta`; never throws. */
+  async store(meta: ResultMeta): Promise<void> {
+    if (this.backlog.size > 0) return this.enqueue(meta); // keep order behind earlier failures
+    try {
+      await this.attempt(meta);
+    } catch (err) {
+      log.warning(`Result backend unavailable, will retry storing results: ${(err as Error).message}`);
+      this.enqueue(meta);
+    }
+  }
+
+  private attempt(meta: ResultMeta): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${this.attemptTimeoutMs} ms`)), this.attemptTimeoutMs);
+    });
+    return Promise.race([this.backend.store(meta), timeout]).finally(() => clearTimeout(timer));
+  }
+
+  private enqueue(meta: ResultMeta): void {
+    this.backlog.delete(meta.task_id); // a newer state replaces an older unsent one
+    this.backlog.set(meta.task_id, meta);
+    while (this.backlog.size > this.maxBacklog) {
+      const oldest = this.backlog.keys().next().value as string;
+      this.backlog.delete(oldest);
+      this.dropped++;
+      log.error(`Result backlog full (${this.maxBacklog}): dropped the state of task ${oldest}`);
+    }
+    if (!this.retrying) this.retrying = this.retryLoop().finally(() => (this.retrying = null));
+  }
+
+  private async retryLoop(): Promise<void> {
+    for (let attempt = 0; this.backlog.size > 0 && !this.closed; ) {
+      const [taskId, meta] = this.backlog.entries().next().value as [string, ResultMeta];
+      try {
+        await this.attempt(meta);
+        if (this.backlog.get(taskId) === meta) this.backlog.delete(taskId);
+        if (attempt > 0) log.info(`Result backend is back: storing ${this.backlog.size + 1} delayed state(s)`);
+        attempt = 0;
+      } catch {
+        await sleep(backoffDelay(attempt++, 200, 10_000));
+      }
+    }
+  }
+
+  /** Waits up to `timeoutMs` for the backlog to drain (shutdown); returns how many were left. */
+  async flush(timeoutMs: number): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.backlog.size > 0 && Date.now() < deadline) await sleep(50);
+    this.closed = true;
+    if (this.backlog.size > 0) log.error(`${this.backlog.size} task state(s) could not be stored before shutdown`);
+    return this.backlog.size;
+  }
+}

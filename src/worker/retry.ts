@@ -1,0 +1,77 @@
+/**
+ * Retries: when the next run happens, and the message that schedules it.
+ *
+ * A retry is a new message with the same task id, `retries + 1` and an eta,
+ * published back to the queue the task came from: exactly what a Python
+ * worker publishes, so a Python worker can pick it up too, and vice versa.
+ */
+import type { TaskOptions } from '../app/task.js';
+import type { DeliveryInfo } from '../broker/types.js';
+import { MaxRetriesExceededError } from '../errors.js';
+import type { TaskMessage } from '../protocol/message.js';
+import { argsRepr, kwargsRepr } from '../protocol/repr.js';
+
+/** Celery's defaults. */
+export const DEFAULT_MAX_RETRIES = 3;
+export const DEFAULT_RETRY_DELAY = 180;
+export const DEFAULT_BACKOFF_MAX = 600;
+
+/**
+ * Seconds before retry number `retries + 1`. With `retryBackoff: b` the n-th
+ * retry waits b × 2^(n-1) s (3, 6, 12 s for b = 3), capped at
+ * `retryBackoffMax`, optionally jittered to a random whole number in [0, delay]
+ * (Celery's full jitter). Without backoff: `defaultRetryDelay`.
+ *
+ * Python Celery applies the backoff only to `autoretry_for`; here it also
+ * applies to `self.retry()` without a countdown, which is what the Meiduo
+ * tutorial promises (see the README's differences table).
+ */
+export function retryCountdown(options: Readonly<TaskOptions>, retriesSoFar: number, random: () => number = Math.random): number {
+  const backoff = options.retryBackoff;
+  if (backoff === undefined || backoff === false) return options.defaultRetryDelay ?? DEFAULT_RETRY_DELAY;
+  const factor = backoff === true ? 1 : Math.max(0, backoff);
+  const delay = Math.min(options.retryBackoffMax ?? DEFAULT_BACKOFF_MAX, factor * 2 ** retriesSoFar);
+  return options.retryJitter ? Math.floor(random() * (Math.floor(delay) + 1)) : delay;
+}
+
+/** Celery's message for running out of retries. */
+export function maxRetriesExceeded(taskName: string, message: TaskMessage): MaxRetriesExceededError {
+  return new MaxRetriesExceededError(
+    `Can't retry ${taskName}[${message.id}] args:${argsRepr(message.args)} kwargs:${kwargsRepr(message.kwargs)}`,
+  );
+}
+
+/** Headers RabbitMQ adds on dead-lettering; they describe the old message, not the new one. */
+const BROKER_HEADERS = /^x-(death|first-death-|last-death-)/;
+
+/** The message that runs the task again, as a Python worker's `retry()` builds it. */
+export function retryMessage(
+  message: TaskMessage,
+  eta: number,
+  overrides: { args?: unknown[] | undefined; kwargs?: Record<string, unknown> | undefined },
+): TaskMessage {
+  const extraHeaders: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(message.extraHeaders)) if (!BROKER_HEADERS.test(k)) extraHeaders[k] = v;
+  const args = overrides.args ?? message.args;
+  const kwargs = overrides.kwargs ?? message.kwargs;
+  return {
+    ...message,
+    args,
+    kwargs,
+    retries: message.retries + 1,
+    eta,
+    // Published from inside the running task, so (as in Python) its parent is the task itself.
+    parentId: message.id,
+    argsrepr: overrides.args ? null : message.argsrepr,
+    kwargsrepr: overrides.kwargs ? null : message.kwargsrepr,
+    extraHeaders,
+    protocol: 2,
+  };
+}
+
+/** Back where it came from: the default exchange + queue name, or the original exchange and key. */
+export function retryRoute(info: DeliveryInfo, queueOverride?: string): { exchange: string; routingKey: string } {
+  if (queueOverride) return { exchange: '', routingKey: queueOverride };
+  if (info.exchange === '') return { exchange: '', routingKey: info.queue };
+  return { exchange: info.exchange, routingKey: info.routingKey };
+}

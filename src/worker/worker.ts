@@ -1,0 +1,280 @@
+/**
+ * The worker: consumes task queues, runs tasks with bounded async
+ * concurrency, holds (or parks) ETA tasks, and shuts down without losing work.
+ *
+ * Flow of one delivery (see `onDelivery`): parse -> find the task -> expired?
+ * -> due later? hold or park -> wait for a slot -> run -> store state -> settle.
+ * Every settle goes through `decideAck` (ack-policy.ts).
+ */
+import { EventEmitter } from 'node:events';
+import { availableParallelism } from 'node:os';
+import type { Celery } from '../app/celery.js';
+import { queueDeclaration } from '../app/routing.js';
+import type { Task } from '../app/task.js';
+import { clampPrefetch, type Broker, type Consumer, type Delivery, type QueueDeclaration } from '../broker/types.js';
+import { ContentDisallowed, NotRegistered, TaskRevokedError } from '../errors.js';
+import { parseTaskMessage, type TaskMessage } from '../protocol/message.js';
+import { buildExceptionMeta, States } from '../protocol/result-meta.js';
+import { getLogger } from '../support/log.js';
+import { decideAck, type AckDecision, type DeliveryEvent } from './ack-policy.js';
+import { EtaScheduler } from './eta.js';
+import { executeTask, type ExecutionContext } from './execute.js';
+import { ConcurrencyPool } from './pool.js';
+import { ResultWriter } from './results.js';
+
+const log = getLogger('MainProcess');
+
+export interface WorkerOptions {
+  /** Queues to consume (`-Q`); default: `task_default_queue`. */
+  queues?: string[];
+  /** Tasks running at once (`-c`); default `worker_concurrency`, else the CPU count as Celery. */
+  concurrency?: number;
+  /** `--prefetch-multiplier`; default `worker_prefetch_multiplier` (4). 0 = no limit. */
+  prefetchMultiplier?: number;
+  /** Node name (`-n`), e.g. `celery@host`. */
+  hostname: string;
+}
+
+/** Counters, for logs, tests and `stats`. */
+export interface WorkerStats {
+  received: number;
+  succeeded: number;
+  failed: number;
+  retried: number;
+  /** Invalid or unregistered messages rejected. */
+  rejected: number;
+  /** Expired tasks not run. */
+  revoked: number;
+  /** ETA tasks parked in the broker. */
+  parked: number;
+}
+
+interface ConsumerSlot {
+  declaration: QueueDeclaration;
+  consumer: Consumer | null;
+  /** ETA tasks held from this consumer; its prefetch is raised by this much. */
+  held: number;
+}
+
+/** Why a message was rejected, in a few words, for the log. */
+function describeDelivery(delivery: Delivery): string {
+  const h = delivery.message.headers;
+  const id = typeof h.id === 'string' ? ` id=${h.id}` : '';
+  const task = typeof h.task === 'string' ? ` task=${h.task}` : '';
+  return `content_type=${delivery.message.contentType ?? '(none)'}${task}${id} body=${delivery.message.body.length}B queue=${delivery.info.queue}`;
+}
+
+function settle(delivery: Delivery, decision: AckDecision): void {
+  if (decision === 'ack') delivery.ack();
+  else if (decision === 'reject') delivery.reject(false);
+  else if (decision === 'requeue') delivery.reject(true);
+}
+
+export class Worker extends EventEmitter {
+  readonly hostname: string;
+  readonly concurrency: number;
+  readonly queues: string[];
+  /** Prefetch per consumer before ETA bumps (concurrency × multiplier, clamped to 65,535). */
+  readonly prefetch: number;
+  readonly stats: WorkerStats = { received: 0, succeeded: 0, failed: 0, retried: 0, rejected: 0, revoked: 0, parked: 0 };
+
+  private readonly pool: ConcurrencyPool;
+  private readonly eta: EtaScheduler;
+  private results!: ResultWriter;
+  private broker!: Broker;
+  private slots: ConsumerSlot[] = [];
+  private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
+  private readonly coldShutdown = new AbortController();
+  private ctx!: ExecutionContext;
+  private readonly maxHoldMs: number;
+
+  constructor(
+    readonly app: Celery,
+    options: WorkerOptions,
+  ) {
+    super();
+    const conf = app.conf;
+    this.hostname = options.hostname;
+    this.concurrency = options.concurrency ?? conf.worker_concurrency ?? availableParallelism();
+    this.queues = options.queues?.length ? options.queues : [conf.task_default_queue];
+    const multiplier = options.prefetchMultiplier ?? conf.worker_prefetch_multiplier;
+    this.prefetch = multiplier === 0 ? 0 : clampPrefetch(this.concurrency * multiplier);
+    this.pool = new ConcurrencyPool(this.concurrency);
+    this.eta = new EtaScheduler(conf.worker_eta_task_limit);
+    this.maxHoldMs = conf.worker_eta_max_hold * 1000;
+  }
+
+  /** Tasks running now. */
+  get active(): number {
+    return this.pool.active;
+  }
+
+  /** Loads the app's tasks, connects, and starts consuming every queue. */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new Error(`worker already ${this.state}`);
+    this.state = 'starting';
+    await this.app.loadTasks();
+    this.broker = this.app.broker;
+    this.results = new ResultWriter(this.app.backend);
+    this.ctx = { app: this.app, hostname: this.hostname, results: this.results, shutdownSignal: this.coldShutdown.signal };
+    this.slots = this.queues.map((q) => ({ declaration: queueDeclaration(this.app.conf, q), consumer: null, held: 0 }));
+    for (const slot of this.slots) {
+      slot.consumer = await this.broker.consume(slot.declaration, {
+        prefetch: this.prefetch,
+        onDelivery: (d) => this.onDelivery(slot, d),
+      });
+    }
+    this.state = 'running';
+    log.info(`${this.hostname} ready.`);
+    this.emit('ready');
+  }
+
+  private apply(delivery: Delivery, event: DeliveryEvent): void {
+    settle(delivery, decideAck(event));
+  }
+
+  /** Step 1: read the message, find its task, and check expiry and eta. */
+  private onDelivery(slot: ConsumerSlot, delivery: Delivery): void {
+    if (this.state === 'stopping' || this.state === 'stopped') {
+      // Arrived while the consumer was being cancelled: it never started.
+      return this.apply(delivery, { kind: 'not-started' });
+    }
+    let message: TaskMessage;
+    try {
+      message = parseTaskMessage(delivery.message);
+    } catch (err) {
+      this.stats.rejected++;
+      const reason = err instanceof ContentDisallowed ? err.message : `invalid task message: ${(err as Error).message}`;
+      log.error(`Rejected a message (${reason}) [${describeDelivery(delivery)}]`);
+      this.emit('rejected', reason);
+      return this.apply(delivery, { kind: 'invalid' });
+    }
+    this.stats.received++;
+    const task = this.app.tasks.get(message.task);
+    if (!task) {
+      this.stats.rejected++;
+      log.error(`Received unregistered task of type '${message.task}'.\nThe message has been ignored and discarded. [${describeDelivery(delivery)}]`);
+      if (!message.ignoreResult) {
+        void this.results.store(buildExceptionMeta(message.id, States.FAILURE, new NotRegistered(message.task), { parentId: message.parentId }));
+      }
+      this.emit('rejected', `unregistered task ${message.task}`);
+      return this.apply(delivery, { kind: 'unregistered' });
+    }
+    log.info(`Task ${message.task}[${message.id}] received`);
+    this.schedule(slot, delivery, message, task);
+  }
+
+  /** Step 2: run now, or hold/park until the eta. */
+  private schedule(slot: ConsumerSlot, delivery: Delivery, message: TaskMessage, task: Task<never, unknown>): void {
+    const now = Date.now();
+    if (message.expires !== null && message.expires <= now) return this.revokeExpired(delivery, message);
+    if (message.eta === null || message.eta <= now) return this.submit(delivery, message, task);
+    const wait = message.eta - now;
+    if (this.broker.park && (wait > this.maxHoldMs || !this.eta.hasRoom())) {
+      void this.park(slot, delivery, message, task, wait);
+      return;
+    }
+    this.hold(slot, delivery, message, task);
+  }
+
+  private hold(slot: ConsumerSlot, delivery: Delivery, message: TaskMessage, task: Task<never, unknown>): void {
+    this.adjustHeld(slot, +1);
+    this.eta.hold({
+      dueAt: message.eta!,
+      fire: () => {
+        this.adjustHeld(slot, -1);
+        this.schedule(slot, delivery, message, task);
+      },
+      release: () => {
+        this.adjustHeld(slot, -1);
+        this.apply(delivery, { kind: 'not-started' });
+      },
+    });
+  }
+
+  /** Keeps a held ETA task from using up the prefetch window, as Python Celery does. */
+  private adjustHeld(slot: ConsumerSlot, delta: number): void {
+    slot.held += delta;
+    if (this.prefetch > 0 && slot.consumer) void slot.consumer.setPrefetch(clampPrefetch(this.prefetch + slot.held));
+  }
+
+  private async park(slot: ConsumerSlot, delivery: Delivery, message: TaskMessage, task: Task<never, unknown>, wait: number): Promise<void> {
+    try {
+      const parkedFor = await this.broker.park!(delivery, wait);
+      if (parkedFor !== null) {
+        this.stats.parked++;
+        log.debug(`Task ${message.task}[${message.id}] due in ${Math.round(wait / 1000)}s: parked in the broker for ${parkedFor / 1000}s`);
+        return this.apply(delivery, { kind: 'parked' });
+      }
+    } catch (err) {
+      log.warning(`Could not park ETA task ${message.task}[${message.id}], holding it in memory: ${(err as Error).message}`);
+    }
+    if (this.state === 'running') this.hold(slot, delivery, message, task);
+    else this.apply(delivery, { kind: 'not-started' });
+  }
+
+  private revokeExpired(delivery: Delivery, message: TaskMessage): void {
+    this.stats.revoked++;
+    log.info(`Task ${message.task}[${message.id}] expired: discarded, state REVOKED`);
+    if (!message.ignoreResult) {
+      void this.results.store(buildExceptionMeta(message.id, States.REVOKED, new TaskRevokedError('expired'), { parentId: message.parentId }));
+    }
+    this.apply(delivery, { kind: 'expired' });
+  }
+
+  /** Step 3: wait for a concurrency slot, then run. */
+  private submit(delivery: Delivery, message: TaskMessage, task: Task<never, unknown>): void {
+    this.pool.submit({
+      run: () => this.run(delivery, message, task),
+      cancel: () => this.apply(delivery, { kind: 'not-started' }),
+    });
+  }
+
+  private async run(delivery: Delivery, message: TaskMessage, task: Task<never, unknown>): Promise<void> {
+    // It may have waited for a slot past its expiry.
+    if (message.expires !== null && message.expires <= Date.now()) return this.revokeExpired(delivery, message);
+    if (!delivery.live) {
+      // The connection dropped while it waited: RabbitMQ has already given it back.
+      return;
+    }
+    const acksLate = task.options.acksLate ?? this.app.conf.task_acks_late;
+    this.apply(delivery, { kind: 'starting', acksLate });
+    const outcome = await executeTask(this.ctx, task, message, delivery);
+    if (outcome === 'success') this.stats.succeeded++;
+    else if (outcome === 'retry') this.stats.retried++;
+    else this.stats.failed++;
+    this.apply(delivery, {
+      kind: 'finished',
+      acksLate,
+      outcome,
+      acksOnFailureOrTimeout: this.app.conf.task_acks_on_failure_or_timeout,
+    });
+    this.emit('task-finished', message.id, outcome);
+  }
+
+  /**
+   * Warm shutdown: stop consuming, give back every task that has not started,
+   * let running tasks finish (and be acked), store their states, close.
+   */
+  async stop(): Promise<void> {
+    if (this.state === 'stopping' || this.state === 'stopped') return;
+    const wasRunning = this.state === 'running';
+    this.state = 'stopping';
+    if (wasRunning) {
+      await Promise.allSettled(this.slots.map((s) => s.consumer?.cancel()));
+      const requeued = this.pool.cancelPending() + this.eta.releaseAll();
+      if (requeued > 0) log.info(`Returned ${requeued} task(s) that had not started to the queue`);
+      if (this.pool.active > 0) log.warning(`Waiting for ${this.pool.active} running task(s) to finish...`);
+      await this.pool.idle();
+      await this.results.flush(10_000);
+    }
+    await this.app.close();
+    this.state = 'stopped';
+    this.emit('stopped');
+  }
+
+  /** Cold shutdown: abort running tasks' signals; the caller exits. Unacked messages are redelivered. */
+  abortRunning(): void {
+    this.coldShutdown.abort();
+  }
+}

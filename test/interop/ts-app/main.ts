@@ -1,0 +1,64 @@
+/**
+ * The TypeScript counterpart of py/pytasks.py, for interop tests: a worker
+ * started with `ts-celery worker -A test/interop/ts-app` runs these, and
+ * Python clients call them by name.
+ *
+ * Env: TSAPP_BROKER, TSAPP_BACKEND (defaults: the test vhost and Redis DB 9),
+ * TSAPP_QUEUE (task_default_queue), TSAPP_ACKS_LATE=1.
+ */
+import { Redis } from 'ioredis';
+import { Celery } from 'ts-celery';
+
+export const app = new Celery('tsapp', {
+  broker_url: process.env.TSAPP_BROKER ?? 'amqp://guest:guest@127.0.0.1:5672/ts-celery-test',
+  result_backend: process.env.TSAPP_BACKEND ?? 'redis://127.0.0.1:6379/9',
+  task_default_queue: process.env.TSAPP_QUEUE ?? 'celery',
+  task_acks_late: process.env.TSAPP_ACKS_LATE === '1',
+  task_track_started: process.env.TSAPP_TRACK_STARTED === '1',
+});
+
+/** Thrown by ts.fail_custom: Python's get() raises an exception of this name. */
+export class SmsProviderError extends Error {
+  override name = 'SmsProviderError';
+}
+
+let redis: Redis | null = null;
+const store = (): Redis => (redis ??= new Redis(process.env.TSAPP_BACKEND ?? 'redis://127.0.0.1:6379/9'));
+
+export const add = app.task({ name: 'ts.add' }, (x: number, y: number) => x + y);
+export const echo = app.task({ name: 'ts.echo', params: ['...args'] }, (...args: unknown[]) => ({ args }));
+export const fail = app.task({ name: 'ts.fail' }, (msg: string) => {
+  throw new Error(msg);
+});
+export const failType = app.task({ name: 'ts.fail_type' }, (msg: string) => {
+  throw new TypeError(msg);
+});
+export const failCustom = app.task({ name: 'ts.fail_custom' }, (msg: string) => {
+  throw new SmsProviderError(msg);
+});
+export const retryTwice = app.task({ name: 'ts.retry_twice', bind: true }, async (self) => {
+  if (self.request.retries < 2) return self.retry({ countdown: 0.5 });
+  return self.request.retries;
+});
+export const retryForever = app.task({ name: 'ts.retry_forever', bind: true, maxRetries: 2 }, async (self) =>
+  self.retry({ exc: new SmsProviderError('still failing'), countdown: 0.3 }),
+);
+export const sleepy = app.task({ name: 'ts.sleepy' }, async (seconds: number) => {
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  return seconds;
+});
+export const now = app.task({ name: 'ts.now' }, () => Date.now() / 1000);
+export const record = app.task({ name: 'ts.record' }, async (tag: string) => {
+  await store().rpush(`pytasks:record:${tag.split(':')[0]}`, tag);
+  return tag;
+});
+export const requestInfo = app.task({ name: 'ts.request_info', bind: true }, (self) => ({
+  id: self.request.id,
+  retries: self.request.retries,
+  eta: self.request.eta?.toISOString() ?? null,
+  parent_id: self.request.parentId,
+  root_id: self.request.rootId,
+  hostname: self.request.hostname,
+  delivery_info: self.request.deliveryInfo,
+}));
+export const ignored = app.task({ name: 'ts.ignored', ignoreResult: true }, () => 'not stored');

@@ -1,0 +1,100 @@
+import { expect } from 'chai';
+import { Celery, TaskError, Worker } from '../../../src/index.js';
+import type { MemoryBroker } from '../../../src/broker/memory.js';
+import { setLogLevel, setLogSink } from '../../../src/support/log.js';
+
+/** The worker on the embedded broker: one process, no services. */
+describe('worker on the embedded memory broker', () => {
+  let app: Celery;
+  let worker: Worker;
+  let running = 0;
+  let peak = 0;
+  const logs: string[] = [];
+  let restoreSink: (l: string) => void;
+
+  before(async () => {
+    restoreSink = setLogSink((l) => logs.push(l));
+    setLogLevel('info');
+    app = new Celery('mem', { broker_url: 'memory://' });
+    app.task({ name: 'add' }, (x: number, y: number) => x + y);
+    app.task({ name: 'fail' }, (msg: string) => { throw new RangeError(msg); });
+    app.task({ name: 'flaky', bind: true }, async (self) => (self.request.retries < 2 ? self.retry({ countdown: 0.05 }) : self.request.retries));
+    app.task({ name: 'sleepy' }, async (ms: number) => {
+      running++;
+      peak = Math.max(peak, running);
+      await new Promise((r) => setTimeout(r, ms));
+      running--;
+      return ms;
+    });
+    app.task({ name: 'greet' }, (greeting: string, name = 'world') => `${greeting}, ${name}`);
+    worker = new Worker(app, { hostname: 'mem@test', concurrency: 3 });
+    await worker.start();
+  });
+  after(async () => {
+    await worker.stop();
+    setLogSink(restoreSink);
+    setLogLevel('warning');
+  });
+
+  it('runs a task and get() returns its value', async () => {
+    const r = await app.sendTask<number>('add', [2, 3]);
+    expect(await r.get({ timeout: 2000 })).to.equal(5);
+    await new Promise((resolve) => setImmediate(resolve)); // the line is logged after the result is stored
+    expect(logs.some((l) => /INFO\/MainProcess\] Task add\[.*\] succeeded in .*s: 5$/.test(l))).to.equal(true);
+  });
+
+  it('maps kwargs onto parameters by name, and keeps JS defaults', async () => {
+    expect(await (await app.sendTask('add', [], { x: 2, y: 40 })).get({ timeout: 2000 })).to.equal(42);
+    expect(await (await app.sendTask('greet', ['hi'])).get({ timeout: 2000 })).to.equal('hi, world');
+    const err = await (await app.sendTask('add', [1], { z: 1 })).get({ timeout: 2000 }).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(TaskError);
+    expect(err).to.deep.include({ excType: 'TypeError', excModule: 'builtins', excMessage: "add() got an unexpected keyword argument 'z'" });
+  });
+
+  it('stores failures with the error class name', async () => {
+    const err = await (await app.sendTask('fail', ['boom'])).get({ timeout: 2000 }).catch((e: unknown) => e);
+    expect(err).to.deep.include({ excType: 'RangeError', excMessage: 'boom' });
+  });
+
+  it('retries a bound task with the same id until it succeeds', async () => {
+    const r = await app.sendTask('flaky');
+    expect(await r.get({ timeout: 3000 })).to.equal(2);
+  });
+
+  it('never runs more than -c tasks at once, and does run that many', async () => {
+    peak = 0;
+    const results = await Promise.all(Array.from({ length: 10 }, () => app.sendTask('sleepy', [30])));
+    await Promise.all(results.map((r) => r.get({ timeout: 5000 })));
+    expect(peak).to.equal(3);
+  });
+
+  it('runs a countdown task no earlier than asked, without blocking others', async () => {
+    const sent = Date.now();
+    const later = await app.sendTask('sleepy', [0], {}, { countdown: 0.4 });
+    const now = await app.sendTask('add', [1, 1]);
+    expect(await now.get({ timeout: 1000 })).to.equal(2);
+    expect(Date.now() - sent).to.be.below(350);
+    await later.get({ timeout: 3000 });
+    expect(Date.now() - sent).to.be.at.least(400);
+  });
+
+  it('does not run an expired task and stores REVOKED', async () => {
+    const r = await app.sendTask('add', [1, 1], {}, { expires: new Date(Date.now() - 1000) });
+    const err = await r.get({ timeout: 2000 }).catch((e: unknown) => e);
+    expect(err).to.deep.include({ excType: 'TaskRevokedError', state: 'REVOKED', excMessage: 'expired' });
+  });
+
+  it('rejects garbage and unregistered tasks, and keeps working', async () => {
+    const broker = app.broker as MemoryBroker;
+    const route = { exchange: '', routingKey: 'celery' };
+    await broker.publish({ body: Buffer.from('{not json'), contentType: 'application/json', contentEncoding: 'utf-8', headers: { task: 'add', id: 'bad-1' }, deliveryMode: 2 }, route);
+    await broker.publish({ body: Buffer.from('x'), contentType: 'application/x-python-serialize', contentEncoding: 'binary', headers: { task: 'add', id: 'bad-2' }, deliveryMode: 2 }, route);
+    const unknown = await app.sendTask('nobody.knows', [1]);
+    const err = await unknown.get({ timeout: 2000 }).catch((e: unknown) => e);
+    expect(err).to.deep.include({ excType: 'NotRegistered', excModule: 'celery.exceptions' });
+    expect(await (await app.sendTask('add', [20, 22])).get({ timeout: 2000 })).to.equal(42);
+    expect(logs.some((l) => /Rejected a message \(invalid task message: invalid JSON/.test(l))).to.equal(true);
+    expect(logs.some((l) => /Refusing to deserialize untrusted content of type application\/x-python-serialize/.test(l))).to.equal(true);
+    expect(broker.size('celery')).to.equal(0);
+  });
+});
