@@ -62,3 +62,26 @@ export const requestInfo = app.task({ name: 'ts.request_info', bind: true }, (se
   delivery_info: self.request.deliveryInfo,
 }));
 export const ignored = app.task({ name: 'ts.ignored', ignoreResult: true }, () => 'not stored');
+
+/** Also defined in py/pytasks.py: the first run retries onto `targetQueue` (the other language's worker). */
+export const hop = app.task({ name: 'shared.hop', bind: true }, async (self, targetQueue: string) => {
+  if (self.request.retries === 0) return self.retry({ countdown: 0.5, queue: targetQueue });
+  return { worker: 'ts', retries: self.request.retries, parent_id: self.request.parentId };
+});
+
+/** Same name and effect as pytasks' shared.record: who ran each task, for exactly-once counts. */
+export const sharedRecord = app.task({ name: 'shared.record' }, async (tag: string) => {
+  await store().rpush(`pytasks:record:${tag.split(':')[0]}`, `ts:${tag}`);
+  return tag;
+});
+
+/** Counts tasks running at once inside this worker; returns the highest count it saw. */
+let running = 0;
+let peak = 0;
+export const concurrencyProbe = app.task({ name: 'ts.concurrency_probe' }, async (ms: number) => {
+  running++;
+  peak = Math.max(peak, running);
+  await new Promise((r) => setTimeout(r, ms));
+  running--;
+  return peak;
+});

@@ -213,3 +213,27 @@ describe('protocol message parsing (every Python capture)', () => {
     expect(m.kwargs).to.deep.equal({ k: [1, 2] });
   });
 });
+
+describe('Celery 5.7 captures (kombu 5.7: new headers, tagged JSON)', () => {
+  const names = ['task_v2_delay', 'task_v2_apply_async_options', 'task_v2_send_task', 'task_v2_eta_timezone_berlin', 'task_v2_explicit_queue', 'task_v2_limits_shadow_headers', 'task_v2_link_callbacks', 'task_v2_chain', 'task_v2_compression_zlib'];
+  for (const name of names) {
+    it(`reads ${name}`, () => {
+      const f = fixture(name, 'celery-5.7');
+      const m = parseTaskMessage(incoming(f));
+      expect(m.id).to.equal(f.headers.id);
+      expect(m.ignoreResult).to.equal(f.headers.ignore_result === true); // 5.7 may send null
+      expect(m.extraHeaders).to.include.keys('replaced_task_nesting', 'stamps');
+    });
+  }
+  it('unwraps tagged datetimes, decimals and uuids in args', () => {
+    const m = parseTaskMessage(incoming(fixture('task_v2_json_types', 'celery-5.7')));
+    const flat = JSON.stringify(m.args) + JSON.stringify(m.kwargs);
+    expect(flat).not.to.contain('__type__');
+    expect([...m.args, ...Object.values(m.kwargs)].some((v) => v instanceof Date)).to.equal(true);
+  });
+  it('reads a 5.7 retry republish (it keeps the producer origin)', () => {
+    const f = fixture<{ republished_by_worker_retry: MessageFixture[] }>('task_v2_retry_republished', 'celery-5.7');
+    const m = parseTaskMessage(incoming(f.republished_by_worker_retry[0]!));
+    expect(m.retries).to.equal(1);
+  });
+});
