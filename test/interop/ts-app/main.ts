@@ -85,3 +85,6 @@ export const concurrencyProbe = app.task({ name: 'ts.concurrency_probe' }, async
   running--;
   return peak;
 });
+
+/** Returns the message's non-standard headers as the worker decoded them. */
+export const headers = app.task({ name: 'ts.headers', bind: true }, (self) => self.request.headers);

@@ -1,0 +1,123 @@
+/**
+ * Python Celery client -> `ts-celery worker`: Python's delay()/apply_async()
+ * and AsyncResult.get() against TypeScript tasks (issue: the worker).
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { expect } from 'chai';
+import { Redis } from 'ioredis';
+import { PY_DIR, PYTHON, runPythonClient, type PythonKind } from '../helpers/python.js';
+import { REDIS_URL, deleteQueues, uniqueName } from '../helpers/services.js';
+import { startTsWorker, type TsWorker } from '../helpers/ts-worker.js';
+
+const run = promisify(execFile);
+
+function suite(python: PythonKind, full: boolean): void {
+  describe(`Python client (${python === 'pypi' ? 'Celery 5.7' : 'Celery 5.2.6'}) -> ts-celery worker`, function () {
+    this.timeout(60_000);
+    const queue = uniqueName(`pyclient-${python}`);
+    let worker: TsWorker;
+    const send = (name: string, ...flags: string[]) =>
+      runPythonClient<unknown>(['send', name, '--queue', queue, '--get', '--timeout', '20', ...flags], { python, env: { PYTASKS_QUEUE: queue } });
+
+    before(async () => {
+      worker = await startTsWorker({ queues: [queue], concurrency: 10 });
+    });
+    after(async () => {
+      expect(await worker.stop()).to.equal(0);
+      await deleteQueues(queue);
+    });
+
+    it('runs a TypeScript task with positional args and Python get() returns the value', async () => {
+      const r = await send('ts.add', '--args', '[2, 3]');
+      expect(r).to.deep.include({ state: 'SUCCESS', result: 5 });
+    });
+
+    it('maps Python kwargs onto the TypeScript parameters by name', async () => {
+      expect(await send('ts.add', '--kwargs', '{"x": 2, "y": 40}')).to.deep.include({ state: 'SUCCESS', result: 42 });
+      expect(await send('ts.add', '--args', '[1]', '--kwargs', '{"y": 2}')).to.deep.include({ result: 3 });
+    });
+
+    it("a JS TypeError raises Python's builtin TypeError; other errors keep their class name", async () => {
+      expect(await send('ts.fail_type', '--args', '["bad input"]')).to.deep.include({
+        state: 'FAILURE', exc_type: 'TypeError', exc_module: 'builtins', exc_message: 'bad input',
+      });
+      expect(await send('ts.fail_custom', '--args', '["gateway down"]')).to.deep.include({
+        state: 'FAILURE', exc_type: 'SmsProviderError', exc_message: 'gateway down',
+      });
+    });
+
+    it('a bound task retrying twice succeeds, and Python sees request.retries == 2', async () => {
+      expect(await send('ts.retry_twice')).to.deep.include({ state: 'SUCCESS', result: 2 });
+    });
+
+    if (!full) return;
+
+    it('an unknown or missing argument fails with a TypeError Python can read', async () => {
+      expect(await send('ts.add', '--args', '[1]', '--kwargs', '{"z": 1}')).to.deep.include({
+        exc_type: 'TypeError', exc_message: "ts.add() got an unexpected keyword argument 'z'",
+      });
+      expect(await send('ts.add', '--args', '[1]')).to.deep.include({
+        exc_type: 'TypeError', exc_message: "ts.add() missing 1 required positional argument: 'y'",
+      });
+    });
+
+    it('retries exhausted: FAILURE with the original error', async () => {
+      expect(await send('ts.retry_forever')).to.deep.include({ state: 'FAILURE', exc_type: 'SmsProviderError', exc_message: 'still failing' });
+    });
+
+    it('honours a countdown', async () => {
+      const sent = Date.now() / 1000;
+      const r = await send('ts.now', '--countdown', '2');
+      expect(r.state).to.equal('SUCCESS');
+      expect(r.result as number).to.be.at.least(sent + 2);
+    });
+
+    it('does not run an expired task and stores REVOKED', async () => {
+      // Due after it expires: delivered at once (TTL 1 s), held for its eta, found expired.
+      const r = await send('ts.now', '--countdown', '2', '--expires', '1');
+      expect(r).to.deep.include({ state: 'REVOKED', exc_type: 'TaskRevokedError' });
+    });
+
+    it('ignore_result: the task runs and nothing is stored', async () => {
+      const r = await runPythonClient(['send', 'ts.ignored', '--queue', queue], { python });
+      await waitFor(() => new RegExp(`ts\\.ignored\\[${r.id}\\] succeeded`).test(worker.output()), 10_000);
+      const redis = new Redis(REDIS_URL);
+      try {
+        expect(await redis.exists(`celery-task-meta-${r.id}`)).to.equal(0);
+      } finally {
+        redis.disconnect();
+      }
+    });
+
+    it('gives bound tasks the request Python would see', async () => {
+      const r = await send('ts.request_info');
+      const info = r.result as Record<string, unknown>;
+      expect(info).to.deep.include({ id: r.id, retries: 0, root_id: r.id, parent_id: null });
+      expect(info.delivery_info).to.deep.include({ exchange: '', routingKey: queue, queue, redelivered: false });
+      expect(info.hostname as string).to.match(/^ts-.*@/);
+    });
+
+    it("survives py-amqp's int64 header tag (amqplib alone would drop the connection)", async () => {
+      const script = [
+        'import json, sys, pytasks',
+        `r = pytasks.app.send_task('ts.headers', queue='${queue}', headers={'big': 2**40, 'neg': -5, 'after': 'kept'})`,
+        'print(json.dumps(r.get(timeout=20)))',
+      ].join('\n');
+      const { stdout } = await run(PYTHON[python], ['-c', script], { cwd: PY_DIR });
+      expect(JSON.parse(stdout.trim().split('\n').at(-1)!)).to.deep.include({ big: 2 ** 40, neg: -5, after: 'kept' });
+      expect(worker.output()).not.to.match(/Lost the connection|Unexpected type tag/);
+    });
+  });
+}
+
+async function waitFor(check: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+suite('pypi', true);
+suite('debian', false);
