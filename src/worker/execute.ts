@@ -36,8 +36,8 @@ export interface ExecutionContext {
   app: Celery;
   hostname: string;
   results: ResultWriter;
-  /** Aborted on cold shutdown: every running task's signal fires. */
-  shutdownSignal: AbortSignal;
+  /** Abort controllers of running tasks that asked for `self.signal`; a cold shutdown aborts them all. */
+  aborters: Set<AbortController>;
 }
 
 const paramCache = new WeakMap<object, Param[]>();
@@ -101,9 +101,15 @@ export async function executeTask(
     await store(States.STARTED, { pid: process.pid, hostname: ctx.hostname });
   }
 
-  const abort = new AbortController();
-  const onShutdown = (): void => abort.abort(new SoftTimeLimitExceeded('the worker is shutting down'));
-  ctx.shutdownSignal.addEventListener('abort', onShutdown, { once: true });
+  // Created only when the task reads self.signal or has a soft limit: most tasks never need one.
+  let abort: AbortController | null = null;
+  const aborter = (): AbortController => {
+    if (!abort) {
+      abort = new AbortController();
+      ctx.aborters.add(abort);
+    }
+    return abort;
+  };
 
   const retry = async (options: RetryOptions = {}): Promise<never> => {
     const max = options.maxRetries !== undefined ? options.maxRetries : (task.options.maxRetries ?? DEFAULT_MAX_RETRIES);
@@ -127,7 +133,9 @@ export async function executeTask(
     app: ctx.app,
     request,
     maxRetries: task.options.maxRetries ?? DEFAULT_MAX_RETRIES,
-    signal: abort.signal,
+    get signal() {
+      return aborter().signal;
+    },
     retry,
   };
 
@@ -135,7 +143,10 @@ export async function executeTask(
   const hard = hardOverride ?? task.options.timeLimit ?? conf.task_time_limit;
   const soft = softOverride ?? task.options.softTimeLimit ?? conf.task_soft_time_limit;
   const timers: NodeJS.Timeout[] = [];
-  if (soft) timers.push(setTimeout(() => abort.abort(new SoftTimeLimitExceeded(`SoftTimeLimitExceeded(${soft})`)), soft * 1000));
+  if (soft) {
+    const controller = aborter();
+    timers.push(setTimeout(() => controller.abort(new SoftTimeLimitExceeded(`SoftTimeLimitExceeded(${soft})`)), soft * 1000));
+  }
 
   try {
     const args = bindArguments(task.name, paramsOf(task), message.args, message.kwargs);
@@ -180,6 +191,6 @@ export async function executeTask(
     return err instanceof TimeLimitExceeded ? 'time-limit' : 'failure';
   } finally {
     for (const t of timers) clearTimeout(t);
-    ctx.shutdownSignal.removeEventListener('abort', onShutdown);
+    if (abort) ctx.aborters.delete(abort);
   }
 }

@@ -18,7 +18,7 @@ import { buildExceptionMeta, States } from '../protocol/result-meta.js';
 import { getLogger } from '../support/log.js';
 import { decideAck, type AckDecision, type DeliveryEvent } from './ack-policy.js';
 import { EtaScheduler } from './eta.js';
-import { executeTask, type ExecutionContext } from './execute.js';
+import { executeTask, SoftTimeLimitExceeded, type ExecutionContext } from './execute.js';
 import { ConcurrencyPool } from './pool.js';
 import { ResultWriter } from './results.js';
 
@@ -84,7 +84,7 @@ export class Worker extends EventEmitter {
   private broker!: Broker;
   private slots: ConsumerSlot[] = [];
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
-  private readonly coldShutdown = new AbortController();
+  private readonly aborters = new Set<AbortController>();
   private ctx!: ExecutionContext;
   private readonly maxHoldMs: number;
 
@@ -116,7 +116,7 @@ export class Worker extends EventEmitter {
     await this.app.loadTasks();
     this.broker = this.app.broker;
     this.results = new ResultWriter(this.app.backend);
-    this.ctx = { app: this.app, hostname: this.hostname, results: this.results, shutdownSignal: this.coldShutdown.signal };
+    this.ctx = { app: this.app, hostname: this.hostname, results: this.results, aborters: this.aborters };
     this.slots = this.queues.map((q) => ({ declaration: queueDeclaration(this.app.conf, q), consumer: null, held: 0 }));
     for (const slot of this.slots) {
       slot.consumer = await this.broker.consume(slot.declaration, {
@@ -275,6 +275,6 @@ export class Worker extends EventEmitter {
 
   /** Cold shutdown: abort running tasks' signals; the caller exits. Unacked messages are redelivered. */
   abortRunning(): void {
-    this.coldShutdown.abort();
+    for (const controller of this.aborters) controller.abort(new SoftTimeLimitExceeded('the worker is shutting down (cold)'));
   }
 }

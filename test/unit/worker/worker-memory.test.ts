@@ -98,3 +98,51 @@ describe('worker on the embedded memory broker', () => {
     expect(broker.size('celery')).to.equal(0);
   });
 });
+
+describe('time limits and autoretry (memory broker)', () => {
+  let app: Celery;
+  let worker: Worker;
+  class Flaky extends Error {}
+  let attempts = 0;
+
+  before(async () => {
+    app = new Celery('limits', { broker_url: 'memory://' });
+    app.task({ name: 'hang', timeLimit: 0.2 }, () => new Promise(() => undefined));
+    app.task({ name: 'quick' }, () => 'ran');
+    app.task({ name: 'polite', bind: true, softTimeLimit: 0.1 }, (self) =>
+      new Promise((_, reject) => self.signal.addEventListener('abort', () => reject(self.signal.reason))));
+    app.task({ name: 'auto', autoretryFor: [Flaky], retryBackoff: 0.05, maxRetries: 3 }, () => {
+      attempts++;
+      if (attempts < 3) throw new Flaky('try again');
+      return attempts;
+    });
+    app.task({ name: 'auto-exhausted', autoretryFor: [Flaky], defaultRetryDelay: 0.01, maxRetries: 1 }, () => {
+      throw new Flaky('never works');
+    });
+    worker = new Worker(app, { hostname: 'limits@test', concurrency: 2 });
+    await worker.start();
+  });
+  after(() => worker.stop());
+
+  it('fails a task past its hard limit with TimeLimitExceeded and frees the slot', async () => {
+    // Two hung tasks fill both slots (-c 2); the third task runs only if the limit frees them.
+    const hung = await Promise.all([app.sendTask('hang'), app.sendTask('hang')]);
+    const quick = await app.sendTask('quick');
+    for (const r of hung) {
+      const err = await r.get({ timeout: 3000 }).catch((e: unknown) => e);
+      expect(err).to.deep.include({ excType: 'TimeLimitExceeded', excModule: 'billiard.exceptions' });
+    }
+    expect(await quick.get({ timeout: 3000 })).to.equal('ran');
+  });
+
+  it('aborts self.signal at the soft limit', async () => {
+    const err = await (await app.sendTask('polite')).get({ timeout: 3000 }).catch((e: unknown) => e);
+    expect(err).to.deep.include({ excType: 'SoftTimeLimitExceeded' });
+  });
+
+  it('retries autoretryFor errors with the backoff, then fails with the original error', async () => {
+    expect(await (await app.sendTask('auto')).get({ timeout: 3000 })).to.equal(3);
+    const err = await (await app.sendTask('auto-exhausted')).get({ timeout: 3000 }).catch((e: unknown) => e);
+    expect(err).to.deep.include({ excType: 'Flaky', excMessage: 'never works' });
+  });
+});
