@@ -24,6 +24,7 @@ export type {
   TaskRoutes,
 } from './app/index.js';
 export { AsyncResult, type GetOptions } from './result/async-result.js';
+export { signature, type Signature } from './app/signature.js';
 export { States, READY_STATES, type State, type ResultMeta } from './protocol/result-meta.js';
 export {
   CeleryError,

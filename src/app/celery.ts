@@ -10,7 +10,7 @@ import type { ResultBackend } from '../backend/types.js';
 import { createBroker } from '../broker/index.js';
 import type { Broker } from '../broker/types.js';
 import { ImproperlyConfigured } from '../errors.js';
-import { buildTaskMessage, type WireMessage } from '../protocol/message.js';
+import { buildTaskMessage, type Embed, type Signature, type WireMessage } from '../protocol/message.js';
 import { parseIsoTime } from '../protocol/time.js';
 import { AsyncResult } from '../result/async-result.js';
 import { producerOrigin } from '../support/ids.js';
@@ -223,6 +223,15 @@ export class Celery implements TaskHost {
     return this.send<R>(name, known?.options ?? {}, args, kwargs, options);
   }
 
+  /**
+   * @internal Used by the worker to continue a chain: sends `sig` as the next
+   * step with the remaining `chain` embedded, as Celery does.
+   */
+  sendChainStep<R = unknown>(name: string, args: unknown[], kwargs: Record<string, unknown>, options: ApplyOptions, chain: Signature[]): Promise<AsyncResult<R>> {
+    const known = this.tasks.get(name) as Task<never, R> | undefined;
+    return this.send<R>(name, known?.options ?? {}, args, kwargs, options, chain);
+  }
+
   /** @internal used by `Task.delay`/`applyAsync`. */
   sendTaskFrom<R>(task: Task<never, R>, args: unknown[], kwargs: Record<string, unknown>, options: ApplyOptions): Promise<AsyncResult<R>> {
     return this.send<R>(task.name, task.options, args, kwargs, options);
@@ -234,6 +243,7 @@ export class Celery implements TaskHost {
     args: unknown[],
     kwargs: Record<string, unknown>,
     options: ApplyOptions,
+    chain: Signature[] | null = null,
   ): Promise<AsyncResult<R>> {
     if (!this.isReady) await this.ready();
     const now = Date.now();
@@ -245,6 +255,15 @@ export class Celery implements TaskHost {
       expiresOpt === undefined ? null : typeof expiresOpt === 'number' ? now + expiresOpt * 1000 : toEpochMs(expiresOpt, 'expires');
     const route = resolveRoute(this.conf, name, args, kwargs, options, taskOptions);
     const parent = currentTaskRequest();
+    const embed: Embed | undefined =
+      options.link || options.linkError || chain
+        ? {
+            callbacks: options.link ? ([] as Signature[]).concat(options.link) : null,
+            errbacks: options.linkError ? ([] as Signature[]).concat(options.linkError) : null,
+            chain,
+            chord: null,
+          }
+        : undefined;
     let wire: WireMessage = buildTaskMessage(
       {
         id,
@@ -262,6 +281,7 @@ export class Celery implements TaskHost {
         replyTo: this.oid,
         priority: route.priority,
         extraHeaders: options.headers ?? {},
+        ...(embed ? { embed } : {}),
       },
       now,
     );

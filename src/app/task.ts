@@ -6,6 +6,7 @@
  * function's (awaited) return type.
  */
 import type { DeliveryInfo } from '../broker/types.js';
+import type { Signature } from '../protocol/message.js';
 import type { AsyncResult } from '../result/async-result.js';
 import type { Celery } from './celery.js';
 
@@ -86,6 +87,10 @@ export interface ApplyOptions {
   parentId?: string;
   /** Root task id of the workflow. */
   rootId?: string;
+  /** Tasks to run with this task's return value prepended to their args, on success (Celery's `link`). */
+  link?: Signature | Signature[];
+  /** Tasks to run with this task's id, on failure (Celery's `link_error`). */
+  linkError?: Signature | Signature[];
 }
 
 /** `self.request` inside a bound task: what the worker knows about this run. */
@@ -182,6 +187,16 @@ export class Task<A extends unknown[] = unknown[], R = unknown> {
   /** Sends the task with arguments, keyword arguments and options (countdown, eta, queue...). */
   applyAsync(args?: Partial<A> | [], kwargs?: Record<string, unknown>, options: ApplyOptions = {}): Promise<AsyncResult<R>> {
     return this.app.sendTaskFrom<R>(this as unknown as Task<never, R>, (args ?? []) as unknown[], kwargs ?? {}, options);
+  }
+
+  /** A signature of this task (`add.s(2)`), e.g. for `link`: the parent's result is prepended to `args`. */
+  s(...args: Partial<A> | []): Signature {
+    return { task: this.name, args: args as unknown[], kwargs: {}, options: {}, subtask_type: null, immutable: false };
+  }
+
+  /** An immutable signature (`add.si(2, 3)`): called with exactly these args, ignoring the parent's result. */
+  si(...args: A): Signature {
+    return { task: this.name, args, kwargs: {}, options: {}, subtask_type: null, immutable: true };
   }
 
   /** A result handle for an id of this task. */

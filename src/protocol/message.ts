@@ -88,7 +88,8 @@ export interface WireMessage {
 /** Fields a producer chooses; the rest of {@link TaskMessage} gets Celery's defaults. */
 export type TaskMessageInput = Pick<TaskMessage, 'id' | 'task'> & Partial<TaskMessage>;
 
-const EMPTY_EMBED: Embed = Object.freeze({ callbacks: null, errbacks: null, chain: null, chord: null }) as Embed;
+/** The embed of a message without canvas: shared, so `embed === EMPTY_EMBED` is a cheap test. */
+export const EMPTY_EMBED: Embed = Object.freeze({ callbacks: null, errbacks: null, chain: null, chord: null }) as Embed;
 
 const STANDARD_HEADERS = new Set([
   'lang', 'task', 'id', 'shadow', 'eta', 'expires', 'group', 'group_index', 'retries', 'timelimit',
@@ -259,12 +260,11 @@ function parseEmbed(v: unknown): Embed {
   if (chord !== null && chord !== undefined && !isPlainObject(chord)) {
     throw new ProtocolError('embed.chord must be a signature or null');
   }
-  return {
-    callbacks: list(v.callbacks, 'callbacks'),
-    errbacks: list(v.errbacks, 'errbacks'),
-    chain: list(v.chain, 'chain'),
-    chord: (chord as Signature | null | undefined) ?? null,
-  };
+  const callbacks = list(v.callbacks, 'callbacks');
+  const errbacks = list(v.errbacks, 'errbacks');
+  const chainSteps = list(v.chain, 'chain');
+  if (!callbacks && !errbacks && !chainSteps?.length && !chord) return EMPTY_EMBED; // the common case
+  return { callbacks, errbacks, chain: chainSteps, chord: (chord as Signature | null | undefined) ?? null };
 }
 
 function parseArgs(args: unknown, kwargs: unknown): [unknown[], Record<string, unknown>] {

@@ -9,11 +9,12 @@ import type { BoundTask, RetryOptions, Task, TaskRequest } from '../app/task.js'
 import type { Delivery } from '../broker/types.js';
 import { CeleryError, Retry } from '../errors.js';
 import { serializeException } from '../protocol/exceptions.js';
-import { buildTaskMessage, type TaskMessage } from '../protocol/message.js';
+import { buildTaskMessage, EMPTY_EMBED, type TaskMessage } from '../protocol/message.js';
 import { pyRepr } from '../protocol/repr.js';
 import { buildExceptionMeta, buildResultMeta, States, type MetaContext } from '../protocol/result-meta.js';
 import { getLogger, isEnabled } from '../support/log.js';
 import type { RunOutcome } from './ack-policy.js';
+import { continueAfterFailure, continueAfterSuccess } from './canvas.js';
 import { bindArguments, paramsFromOption, readParams, type Param } from './arguments.js';
 import type { ResultWriter } from './results.js';
 import { DEFAULT_MAX_RETRIES, maxRetriesExceeded, retryCountdown, retryMessage, retryRoute } from './retry.js';
@@ -162,6 +163,7 @@ export async function executeTask(
         ])
       : await running;
     await store(States.SUCCESS, value);
+    if (message.embed !== EMPTY_EMBED) await continueAfterSuccess(ctx.app, message, value);
     if (isEnabled('info')) {
       log.info(`Task ${task.name}[${message.id}] succeeded in ${((performance.now() - started) / 1000).toFixed(6)}s: ${pyRepr(value)}`);
     }
@@ -187,6 +189,7 @@ export async function executeTask(
       return 'retry-not-published';
     }
     if (!ignoreResult) await ctx.results.store(buildExceptionMeta(message.id, States.FAILURE, err, metaCtx));
+    if (message.embed.errbacks) await continueAfterFailure(ctx.app, message);
     log.error(`Task ${task.name}[${message.id}] raised unexpected: ${excRepr(err)}\n${err instanceof Error ? (err.stack ?? '') : ''}`);
     return err instanceof TimeLimitExceeded ? 'time-limit' : 'failure';
   } finally {

@@ -98,6 +98,18 @@ function suite(python: PythonKind, full: boolean): void {
       expect(info.hostname as string).to.match(/^ts-.*@/);
     });
 
+    it('continues a chain built in Python, step by step, on the TypeScript worker', async () => {
+      const script = [
+        'import json, pytasks',
+        'from celery import chain',
+        `sig = lambda *a: pytasks.app.signature('ts.add', args=a, queue='${queue}')`,
+        'r = chain(sig(2, 3), sig(10), sig(100)).apply_async()',
+        'print(json.dumps([r.get(timeout=20), r.parent.get(timeout=20)]))',
+      ].join('\n');
+      const { stdout } = await run(PYTHON[python], ['-c', script], { cwd: PY_DIR });
+      expect(JSON.parse(stdout.trim().split('\n').at(-1)!)).to.deep.equal([115, 15]);
+    });
+
     it("survives py-amqp's int64 header tag (amqplib alone would drop the connection)", async () => {
       const script = [
         'import json, sys, pytasks',

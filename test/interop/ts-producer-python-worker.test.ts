@@ -3,7 +3,7 @@
  * and TS reads Python's results back (issue: core protocol).
  */
 import { expect } from 'chai';
-import { Celery, TaskError } from '../../src/index.js';
+import { Celery, signature, TaskError } from '../../src/index.js';
 import { startPythonWorker, type PythonKind, type PythonWorker } from '../helpers/python.js';
 import { AMQP_URL, REDIS_URL, deleteQueues, uniqueName } from '../helpers/services.js';
 
@@ -81,6 +81,14 @@ function suite(python: PythonKind, full: boolean): void {
       const info = await (await app.sendTask<Record<string, unknown>>('py.request_info', [], {}, { parentId: 'parent-1', rootId: 'root-1' })).get({ timeout: 20_000 });
       expect(info).to.deep.include({ parent_id: 'parent-1', root_id: 'root-1', retries: 0 });
       expect((info.delivery_info as { routing_key: string }).routing_key).to.equal(queue);
+    });
+
+    it('a link callback set in TypeScript runs on the Python worker with the result', async () => {
+      const callbackId = uniqueName('callback');
+      const add = app.task({ name: 'py.add' }, (x: number, y: number) => x + y);
+      const r = await add.applyAsync([2, 3], {}, { link: signature('py.mul', [10], {}, { task_id: callbackId, queue }) });
+      expect(await r.get({ timeout: 20_000 })).to.equal(5);
+      expect(await app.asyncResult(callbackId).get({ timeout: 20_000 })).to.equal(50);
     });
 
     it("the example's ccpSendSmsCode.delay() publishes a message the Python worker runs", async () => {

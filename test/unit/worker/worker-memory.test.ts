@@ -146,3 +146,50 @@ describe('time limits and autoretry (memory broker)', () => {
     expect(err).to.deep.include({ excType: 'Flaky', excMessage: 'never works' });
   });
 });
+
+describe('workflows: link, link_error and chains (memory broker)', () => {
+  const seen: string[] = [];
+  const app = new Celery('canvas', { broker_url: 'memory://' });
+  const addTask = app.task({ name: 'add' }, (x: number, y: number) => x + y);
+  const mulTask = app.task({ name: 'mul' }, (x: number, y: number) => x * y);
+  app.task({ name: 'boom' }, () => { throw new Error('boom'); });
+  const onError = app.task({ name: 'on_error' }, (failedId: string) => { seen.push(failedId); return failedId; });
+  let worker: Worker;
+
+  before(async () => {
+    worker = new Worker(app, { hostname: 'canvas@test', concurrency: 4 });
+    await worker.start();
+  });
+  after(() => worker.stop());
+
+  const add = () => addTask;
+  const mul = () => mulTask;
+
+  it('sends link callbacks with the result prepended, with parent and root set', async () => {
+    const callbackId = 'cb-1';
+    const r = await app.sendTask('add', [2, 3], {}, { link: { ...mul().s(10), options: { task_id: callbackId } } });
+    expect(await r.get({ timeout: 2000 })).to.equal(5);
+    expect(await app.asyncResult(callbackId).get({ timeout: 2000 })).to.equal(50);
+  });
+
+  it('immutable callbacks keep their own args', async () => {
+    const r = await app.sendTask('add', [1, 1], {}, { link: { ...add().si(100, 1), options: { task_id: 'cb-2' } } });
+    await r.get({ timeout: 2000 });
+    expect(await app.asyncResult('cb-2').get({ timeout: 2000 })).to.equal(101);
+  });
+
+  it('continues a chain step by step (stored in reverse, as Celery does)', async () => {
+    // add(2, 3) | mul(10) | add(1): the message carries the remaining steps reversed.
+    const steps = [{ ...add().s(1), options: { task_id: 'step-3' } }, { ...mul().s(10), options: { task_id: 'step-2' } }];
+    await app.sendChainStep('add', [2, 3], {}, {}, steps);
+    expect(await app.asyncResult('step-3').get({ timeout: 2000 })).to.equal(51);
+  });
+
+  it('sends link_error errbacks with the failed task id', async () => {
+    const r = await app.sendTask('boom', [], {}, { linkError: onError.s() });
+    await r.get({ timeout: 2000 }).catch(() => undefined);
+    const deadline = Date.now() + 2000;
+    while (!seen.includes(r.id) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
+    expect(seen).to.include(r.id);
+  });
+});
