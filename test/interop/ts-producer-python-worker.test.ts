@@ -13,10 +13,14 @@ function suite(python: PythonKind, full: boolean): void {
     const queue = uniqueName(`tsprod-${python}`);
     let worker: PythonWorker;
     let app: Celery;
+    let add: ReturnType<typeof declareAdd>;
+    /** A Python task, declared on the TypeScript side so calls to it are typed. */
+    const declareAdd = (a: Celery) => a.task({ name: 'py.add' }, (x: number, y: number) => x + y);
 
     before(async () => {
       worker = await startPythonWorker({ python, queues: [queue], concurrency: 4, pool: 'threads' });
       app = new Celery('ts-producer', { broker_url: AMQP_URL, result_backend: REDIS_URL, task_default_queue: queue });
+      add = declareAdd(app);
     });
     after(async () => {
       await app.close();
@@ -25,7 +29,6 @@ function suite(python: PythonKind, full: boolean): void {
     });
 
     it('runs a typed task declared in TypeScript with positional args', async () => {
-      const add = app.task({ name: 'py.add' }, (x: number, y: number) => x + y);
       const result = await add.delay(2, 3);
       expect(await result.get({ timeout: 20_000 })).to.equal(5);
       expect(await result.state()).to.equal('SUCCESS');
@@ -85,27 +88,22 @@ function suite(python: PythonKind, full: boolean): void {
 
     it('a link callback set in TypeScript runs on the Python worker with the result', async () => {
       const callbackId = uniqueName('callback');
-      const add = app.task({ name: 'py.add' }, (x: number, y: number) => x + y);
       const r = await add.applyAsync([2, 3], {}, { link: signature('py.mul', [10], {}, { task_id: callbackId, queue }) });
       expect(await r.get({ timeout: 20_000 })).to.equal(5);
       expect(await app.asyncResult(callbackId).get({ timeout: 20_000 })).to.equal(50);
     });
 
     it("the example's ccpSendSmsCode.delay() publishes a message the Python worker runs", async () => {
-      const saved = { ...process.env };
-      process.env.CELERY_BROKER_URL = AMQP_URL;
-      process.env.CELERY_RESULT_BACKEND = REDIS_URL;
+      const { ccpSendSmsCode } = await import('../../tasks/sms/tasks.js');
+      const { app: meiduo } = await import('../../tasks/main.js');
+      // The module may already be loaded (and connected) by another test: point it at RabbitMQ here.
+      await meiduo.close();
+      meiduo.configFromObject({ broker_url: AMQP_URL, result_backend: REDIS_URL });
       try {
-        const { ccpSendSmsCode } = await import('../../tasks/sms/tasks.js');
-        const { app: meiduo } = await import('../../tasks/main.js');
-        try {
-          const r = await ccpSendSmsCode.applyAsync(['13800138000', '123456'], {}, { queue });
-          expect(await r.get({ timeout: 20_000 })).to.deep.equal({ mobile: '13800138000', sms_code: '123456', worker: 'py' });
-        } finally {
-          await meiduo.close();
-        }
+        const r = await ccpSendSmsCode.applyAsync(['13800138000', '123456'], {}, { queue });
+        expect(await r.get({ timeout: 20_000 })).to.deep.equal({ mobile: '13800138000', sms_code: '123456', worker: 'py' });
       } finally {
-        process.env = saved;
+        await meiduo.close();
       }
     });
   });
