@@ -63,8 +63,8 @@ async function main(): Promise<void> {
     // Order matters: stop taking requests (no new tasks), let running tasks finish against the
     // gateway, then stop the gateway.
     await shop?.close();
-    if (worker) await worker.stop(); // closes the app too
-    else await app.close();
+    if (worker) await worker.stop(); // running SMS tasks finish first
+    await app.close();
     await fake?.close();
   };
   const onSignal = (signal: NodeJS.Signals): void => {

@@ -111,6 +111,10 @@ class MemoryConsumer implements Consumer {
     const i = this.q.consumers.indexOf(this);
     if (i >= 0) this.q.consumers.splice(i, 1);
   }
+
+  async close(): Promise<void> {
+    await this.cancel();
+  }
 }
 
 export class MemoryBroker extends EventEmitter implements Broker {

@@ -79,6 +79,8 @@ export interface Consumer {
   setPrefetch(count: number): Promise<void>;
   /** Stops new deliveries; deliveries already handed over can still be settled. */
   cancel(): Promise<void>;
+  /** Sends pending acks and ends the subscription; unsettled deliveries go back to the queue. */
+  close(): Promise<void>;
 }
 
 /**

@@ -94,7 +94,7 @@ export async function runWorker(args: WorkerArgs): Promise<void> {
     signals++;
     if (signals === 1) {
       log.warning(`worker: Warm shutdown (MainProcess) on ${signal}`);
-      worker.stop().then(
+      worker.stop().then(() => app.close()).then(
         () => process.exit(0),
         (err: unknown) => {
           log.error(`worker: error during shutdown: ${(err as Error).message}`);

@@ -254,7 +254,9 @@ export class Worker extends EventEmitter {
 
   /**
    * Warm shutdown: stop consuming, give back every task that has not started,
-   * let running tasks finish (and be acked), store their states, close.
+   * let running tasks finish (and be acked), store their states, and end the
+   * subscriptions. The app's own connections stay open (it may still be
+   * sending tasks); `app.close()` closes them.
    */
   async stop(): Promise<void> {
     if (this.state === 'stopping' || this.state === 'stopped') return;
@@ -267,8 +269,8 @@ export class Worker extends EventEmitter {
       if (this.pool.active > 0) log.warning(`Waiting for ${this.pool.active} running task(s) to finish...`);
       await this.pool.idle();
       await this.results.flush(10_000);
+      await Promise.allSettled(this.slots.map((s) => s.consumer?.close()));
     }
-    await this.app.close();
     this.state = 'stopped';
     this.emit('stopped');
   }

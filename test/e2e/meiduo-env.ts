@@ -79,7 +79,8 @@ export async function startMeiduo(mode: Mode, options: MeiduoEnvOptions = {}): P
     const stop = async (): Promise<void> => {
       try {
         await shop?.close(); // no new tasks
-        await worker.stop(); // running ones finish (against the gateway), then the app closes
+        await worker.stop(); // running ones finish (against the gateway)
+        await app.close();
       } finally {
         if (savedCcp === undefined) delete process.env.CCP_BASE_URL;
         else process.env.CCP_BASE_URL = savedCcp;

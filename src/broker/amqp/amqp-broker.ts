@@ -349,7 +349,7 @@ export class AmqpBroker extends EventEmitter implements Broker, ConsumerHost {
   // Consuming
 
   async consume(queue: QueueDeclaration, options: ConsumeOptions): Promise<Consumer> {
-    const consumer = new AmqpConsumer(queue, options.prefetch, options.onDelivery, this);
+    const consumer = new AmqpConsumer(queue, options.prefetch, options.onDelivery, this, (c) => this.consumers.delete(c));
     this.consumers.add(consumer);
     try {
       await this.supervise();

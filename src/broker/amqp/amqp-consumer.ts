@@ -70,6 +70,7 @@ export class AmqpConsumer implements Consumer {
     private prefetch: number,
     private readonly onDelivery: (delivery: Delivery) => void,
     private readonly host: ConsumerHost,
+    private readonly onClosed: (consumer: AmqpConsumer) => void = () => undefined,
   ) {}
 
   get queue(): string {
@@ -170,6 +171,7 @@ export class AmqpConsumer implements Consumer {
   /** Flushes acks and closes the channel: unsettled deliveries go back to the queue. */
   async close(): Promise<void> {
     this.cancelled = true;
+    this.onClosed(this);
     this.flushAcks();
     const ch = this.channel;
     this.channel = null;

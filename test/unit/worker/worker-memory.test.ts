@@ -32,6 +32,7 @@ describe('worker on the embedded memory broker', () => {
   });
   after(async () => {
     await worker.stop();
+    await app.close();
     setLogSink(restoreSink);
     setLogLevel('warning');
   });
