@@ -20,6 +20,7 @@ import { maskUrl } from '../../support/url.js';
 import type { Broker, ConsumeOptions, Consumer, Delivery, PublishRoute, QueueDeclaration } from '../types.js';
 import { delayQueueDeclaration, delayStep } from './delay-queues.js';
 import { AmqpConsumer, type ConsumerHost } from './amqp-consumer.js';
+import { ChannelSlot } from './channel-slot.js';
 import { openAmqpConnection, type AmqpConnectOptions } from './connection.js';
 
 export interface AmqpBrokerOptions extends AmqpConnectOptions {
@@ -62,10 +63,10 @@ export class AmqpBroker extends EventEmitter implements Broker, ConsumerHost {
   readonly displayUrl: string;
   private conn: ChannelModel | null = null;
   private opening: Promise<ChannelModel> | null = null;
-  private publisher: ConfirmChannel | null = null;
-  private publisherOpening: Promise<ConfirmChannel> | null = null;
-  private topology: Channel | null = null;
-  private topologyOpening: Promise<Channel> | null = null;
+  /** Confirm channel for publishing. */
+  private readonly publisher = new ChannelSlot<ConfirmChannel>(async () => (await this.openWithPolicy()).createConfirmChannel());
+  /** Declarations live on their own channel: a 406 closes it, not the one confirms wait on. */
+  private readonly topology = new ChannelSlot<Channel>(async () => (await this.open()).createChannel());
   /** Declarations done on the current connection (kombu caches them the same way). */
   private declared = new Map<string, Promise<void>>();
   private readonly consumers = new Set<AmqpConsumer>();
@@ -115,8 +116,8 @@ export class AmqpBroker extends EventEmitter implements Broker, ConsumerHost {
   private onConnectionLost(conn: ChannelModel, err?: Error): void {
     if (this.conn !== conn) return;
     this.conn = null;
-    this.publisher = null;
-    this.topology = null;
+    this.publisher.reset();
+    this.topology.reset();
     this.declared.clear();
     if (this.closed) return;
     const reason = new BrokerError(
@@ -201,25 +202,6 @@ export class AmqpBroker extends EventEmitter implements Broker, ConsumerHost {
   // -------------------------------------------------------------------------
   // Topology
 
-  private async topologyChannel(): Promise<Channel> {
-    if (this.topology) return this.topology;
-    if (!this.topologyOpening) {
-      this.topologyOpening = (async () => {
-        const conn = await this.open();
-        const ch = await conn.createChannel();
-        ch.on('error', () => undefined);
-        ch.on('close', () => {
-          if (this.topology === ch) this.topology = null;
-        });
-        this.topology = ch;
-        return ch;
-      })().finally(() => {
-        this.topologyOpening = null;
-      });
-    }
-    return this.topologyOpening;
-  }
-
   /** Declares exchange, queue and binding, once per connection, as kombu does. */
   declare(q: QueueDeclaration): Promise<void> {
     const key = declarationKey(q);
@@ -233,7 +215,7 @@ export class AmqpBroker extends EventEmitter implements Broker, ConsumerHost {
   }
 
   private async doDeclare(q: QueueDeclaration): Promise<void> {
-    const ch = await this.topologyChannel();
+    const ch = await this.topology.get();
     try {
       if (q.exchange.name !== '') {
         await ch.assertExchange(q.exchange.name, q.exchange.type, { durable: q.exchange.durable, autoDelete: false });
@@ -253,27 +235,8 @@ export class AmqpBroker extends EventEmitter implements Broker, ConsumerHost {
   // -------------------------------------------------------------------------
   // Publishing
 
-  private async publisherChannel(): Promise<ConfirmChannel> {
-    if (this.publisher) return this.publisher;
-    if (!this.publisherOpening) {
-      this.publisherOpening = (async () => {
-        const conn = await this.openWithPolicy();
-        const ch = await conn.createConfirmChannel();
-        ch.on('error', () => undefined);
-        ch.on('close', () => {
-          if (this.publisher === ch) this.publisher = null;
-        });
-        this.publisher = ch;
-        return ch;
-      })().finally(() => {
-        this.publisherOpening = null;
-      });
-    }
-    return this.publisherOpening;
-  }
-
   async publish(message: WireMessage, route: PublishRoute): Promise<void> {
-    const ch = this.publisher ?? (await this.publisherChannel());
+    const ch = this.publisher.current ?? (await this.publisher.get());
     if (route.declare) await this.declare(route.declare);
     if (this.drained) await this.drained;
     const options: Options.Publish = {
@@ -365,7 +328,7 @@ export class AmqpBroker extends EventEmitter implements Broker, ConsumerHost {
   async close(): Promise<void> {
     if (this.closed) return;
     // Let publishes already sent be confirmed before the connection goes.
-    if (this.publisher) await this.publisher.waitForConfirms().catch(() => undefined);
+    await this.publisher.current?.waitForConfirms().catch(() => undefined);
     this.closed = true;
     const results = await Promise.allSettled([...this.consumers].map((c) => c.close()));
     this.consumers.clear();
