@@ -199,7 +199,7 @@ export class Celery implements TaskHost {
   get backend(): ResultBackend {
     if (!this.backendInstance) {
       if (!this.isReady) throw new ImproperlyConfigured('The app is still loading its config module: await app.ready() first');
-      this.backendInstance = createBackend(this.conf);
+      this.backendInstance = createBackend(this.conf, { broker: () => this.broker, oid: this.oid });
     }
     return this.backendInstance;
   }
@@ -289,16 +289,21 @@ export class Celery implements TaskHost {
     if (this.conf.task_default_delivery_mode === 1 || this.conf.task_default_delivery_mode === 'transient') {
       wire.deliveryMode = 1;
     }
+    const backend = this.backend;
+    if (backend.beforePublish) await backend.beforePublish();
     await this.broker.publish(wire, { exchange: route.exchange, routingKey: route.routingKey, declare: route.queue });
-    return new AsyncResult<R>(id, this.backend);
+    return new AsyncResult<R>(id, backend);
   }
 
   /** Closes the broker connection and the backend (waits for pending confirms). */
   async close(): Promise<void> {
-    const closing = [this.brokerInstance?.close(), this.backendInstance?.close()];
-    this.brokerInstance = null;
+    // The backend first: rpc:// consumes on the broker's connection.
+    const backend = this.backendInstance;
     this.backendInstance = null;
-    await Promise.all(closing);
+    await backend?.close();
+    const broker = this.brokerInstance;
+    this.brokerInstance = null;
+    await broker?.close();
   }
 }
 

@@ -146,7 +146,7 @@ export const SETTINGS: { readonly [K in keyof CelerySettings]: SettingSpec } = {
   redis_backend_use_ssl: { default: null, kind: 'tls', nullable: true },
   result_expires: { default: 86_400, kind: 'number', nullable: true },
   result_extended: { default: false, kind: 'bool' },
-  result_persistent: { default: false, kind: 'bool', unsupported: 'the rpc:// backend is not implemented' },
+  result_persistent: { default: false, kind: 'bool' },
   result_serializer: { default: 'json', kind: 'string', oneOf: ['json'] },
   result_accept_content: { default: null, kind: 'list', nullable: true },
   task_serializer: { default: 'json', kind: 'string', oneOf: ['json'] },

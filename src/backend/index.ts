@@ -5,9 +5,12 @@ import { maskUrl, urlScheme } from '../support/url.js';
 import { DisabledBackend } from './disabled.js';
 import { MemoryBackend } from './memory.js';
 import { RedisBackend } from './redis.js';
+import { RpcBackend } from './rpc.js';
+import type { Broker } from '../broker/types.js';
 import type { ResultBackend } from './types.js';
 
-export type { ResultBackend } from './types.js';
+export type { ResultBackend, StoreContext } from './types.js';
+export { RpcBackend } from './rpc.js';
 export { DisabledBackend } from './disabled.js';
 export { MemoryBackend } from './memory.js';
 export { RedisBackend, TASK_KEY_PREFIX } from './redis.js';
@@ -17,13 +20,15 @@ export { RedisBackend, TASK_KEY_PREFIX } from './redis.js';
  * embedded memory broker gets the memory backend (so the first-run demo can
  * read results); any other broker gets none, as in Celery.
  */
-export function createBackend(conf: CelerySettings): ResultBackend {
+export function createBackend(conf: CelerySettings, app: { broker: () => Broker; oid: string }): ResultBackend {
   const url = conf.result_backend ?? (urlScheme(conf.broker_url) === 'memory' ? 'memory://' : null);
   if (url === null || url === '' || url === 'disabled') return new DisabledBackend();
   switch (urlScheme(url)) {
     case 'memory':
     case 'cache+memory':
       return new MemoryBackend();
+    case 'rpc':
+      return new RpcBackend({ broker: app.broker, oid: app.oid, expires: conf.result_expires, persistent: conf.result_persistent });
     case 'redis':
     case 'rediss':
       return new RedisBackend({
@@ -35,7 +40,7 @@ export function createBackend(conf: CelerySettings): ResultBackend {
     default:
       throw new ImproperlyConfigured(
         `Unsupported result_backend ${JSON.stringify(maskUrl(url))}: use redis://host:6379/0, ` +
-          `rediss:// (TLS) or memory:// (embedded, one process)`,
+          `rediss:// (TLS), rpc:// (replies over AMQP) or memory:// (embedded, one process)`,
       );
   }
 }

@@ -95,8 +95,9 @@ export async function executeTask(
   if (conf.result_extended) {
     metaCtx.extended = { name: task.name, args: message.args, kwargs: message.kwargs, worker: ctx.hostname, retries: message.retries, queue: delivery.info.routingKey };
   }
+  const replyCtx = { replyTo: message.replyTo, correlationId: message.id };
   const store = (status: string, result: unknown, traceback: string | null = null): Promise<void> =>
-    ignoreResult ? Promise.resolve() : ctx.results.store(buildResultMeta(message.id, status, result, traceback, metaCtx));
+    ignoreResult ? Promise.resolve() : ctx.results.store(buildResultMeta(message.id, status, result, traceback, metaCtx), replyCtx);
 
   if (task.options.trackStarted ?? conf.task_track_started) {
     await store(States.STARTED, { pid: process.pid, hostname: ctx.hostname });
@@ -179,6 +180,7 @@ export async function executeTask(
         // As Python: RETRY with the serialized exc, or a null result when retry() got none.
         await ctx.results.store(
           err.exc != null ? buildExceptionMeta(message.id, States.RETRY, err.exc, metaCtx) : buildResultMeta(message.id, States.RETRY, null, null, metaCtx),
+          replyCtx,
         );
       }
       log.info(`Task ${task.name}[${message.id}] retry: ${err.message}${err.exc != null ? `: ${excRepr(err.exc)}` : ''}`);
@@ -188,7 +190,7 @@ export async function executeTask(
       log.error(err.message);
       return 'retry-not-published';
     }
-    if (!ignoreResult) await ctx.results.store(buildExceptionMeta(message.id, States.FAILURE, err, metaCtx));
+    if (!ignoreResult) await ctx.results.store(buildExceptionMeta(message.id, States.FAILURE, err, metaCtx), replyCtx);
     if (message.embed.errbacks) await continueAfterFailure(ctx.app, message);
     log.error(`Task ${task.name}[${message.id}] raised unexpected: ${excRepr(err)}\n${err instanceof Error ? (err.stack ?? '') : ''}`);
     return err instanceof TimeLimitExceeded ? 'time-limit' : 'failure';

@@ -8,7 +8,7 @@
  * exponential backoff, while tasks keep running and being acked. The backlog
  * is bounded; past the bound the oldest states are dropped and reported.
  */
-import type { ResultBackend } from '../backend/types.js';
+import type { ResultBackend, StoreContext } from '../backend/types.js';
 import type { ResultMeta } from '../protocol/result-meta.js';
 import { backoffDelay, sleep } from '../support/backoff.js';
 import { getLogger } from '../support/log.js';
@@ -23,7 +23,7 @@ export interface ResultWriterOptions {
 }
 
 export class ResultWriter {
-  private readonly backlog = new Map<string, ResultMeta>();
+  private readonly backlog = new Map<string, { meta: ResultMeta; context: StoreContext | undefined }>();
   private retrying: Promise<void> | null = null;
   private closed = false;
   private readonly maxBacklog: number;
@@ -41,28 +41,28 @@ export class ResultWriter {
     return this.backlog.size;
   }
 
-  /** Stores `meta`; never throws. */
-  async store(meta: ResultMeta): Promise<void> {
-    if (this.backlog.size > 0) return this.enqueue(meta); // keep order behind earlier failures
+  /** Stores `meta`; never throws. `context` is the task message's reply_to/correlation id (rpc://). */
+  async store(meta: ResultMeta, context?: StoreContext): Promise<void> {
+    if (this.backlog.size > 0) return this.enqueue(meta, context); // keep order behind earlier failures
     try {
-      await this.attempt(meta);
+      await this.attempt(meta, context);
     } catch (err) {
       log.warning(`Result backend unavailable, will retry storing results: ${(err as Error).message}`);
-      this.enqueue(meta);
+      this.enqueue(meta, context);
     }
   }
 
-  private attempt(meta: ResultMeta): Promise<void> {
+  private attempt(meta: ResultMeta, context: StoreContext | undefined): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer within ${this.attemptTimeoutMs} ms`)), this.attemptTimeoutMs);
     });
-    return Promise.race([this.backend.store(meta), timeout]).finally(() => clearTimeout(timer));
+    return Promise.race([this.backend.store(meta, context), timeout]).finally(() => clearTimeout(timer));
   }
 
-  private enqueue(meta: ResultMeta): void {
+  private enqueue(meta: ResultMeta, context: StoreContext | undefined): void {
     this.backlog.delete(meta.task_id); // a newer state replaces an older unsent one
-    this.backlog.set(meta.task_id, meta);
+    this.backlog.set(meta.task_id, { meta, context });
     while (this.backlog.size > this.maxBacklog) {
       const oldest = this.backlog.keys().next().value as string;
       this.backlog.delete(oldest);
@@ -74,10 +74,10 @@ export class ResultWriter {
 
   private async retryLoop(): Promise<void> {
     for (let attempt = 0; this.backlog.size > 0 && !this.closed; ) {
-      const [taskId, meta] = this.backlog.entries().next().value as [string, ResultMeta];
+      const [taskId, entry] = this.backlog.entries().next().value as [string, { meta: ResultMeta; context: StoreContext | undefined }];
       try {
-        await this.attempt(meta);
-        if (this.backlog.get(taskId) === meta) this.backlog.delete(taskId);
+        await this.attempt(entry.meta, entry.context);
+        if (this.backlog.get(taskId) === entry) this.backlog.delete(taskId);
         if (attempt > 0) log.info(`Result backend is back: storing ${this.backlog.size + 1} delayed state(s)`);
         attempt = 0;
       } catch {

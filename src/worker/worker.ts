@@ -155,7 +155,10 @@ export class Worker extends EventEmitter {
       this.stats.rejected++;
       log.error(`Received unregistered task of type '${message.task}'.\nThe message has been ignored and discarded. [${describeDelivery(delivery)}]`);
       if (!message.ignoreResult) {
-        void this.results.store(buildExceptionMeta(message.id, States.FAILURE, new NotRegistered(message.task), { parentId: message.parentId }));
+        void this.results.store(buildExceptionMeta(message.id, States.FAILURE, new NotRegistered(message.task), { parentId: message.parentId }), {
+          replyTo: message.replyTo,
+          correlationId: message.id,
+        });
       }
       this.emit('rejected', `unregistered task ${message.task}`);
       return this.apply(delivery, { kind: 'unregistered' });
@@ -217,7 +220,10 @@ export class Worker extends EventEmitter {
     this.stats.revoked++;
     log.info(`Task ${message.task}[${message.id}] expired: discarded, state REVOKED`);
     if (!message.ignoreResult) {
-      void this.results.store(buildExceptionMeta(message.id, States.REVOKED, new TaskRevokedError('expired'), { parentId: message.parentId }));
+      void this.results.store(buildExceptionMeta(message.id, States.REVOKED, new TaskRevokedError('expired'), { parentId: message.parentId }), {
+        replyTo: message.replyTo,
+        correlationId: message.id,
+      });
     }
     this.apply(delivery, { kind: 'expired' });
   }

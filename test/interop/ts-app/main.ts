@@ -3,7 +3,7 @@
  * started with `ts-celery worker -A test/interop/ts-app` runs these, and
  * Python clients call them by name.
  *
- * Env: TSAPP_BROKER, TSAPP_BACKEND (defaults: the test vhost and Redis DB 9),
+ * Env: TSAPP_BROKER, TSAPP_BACKEND (defaults: the test vhost and Redis DB 9; rpc:// works too), TSAPP_REDIS,
  * TSAPP_QUEUE (task_default_queue), TSAPP_ACKS_LATE=1.
  */
 import { Redis } from 'ioredis';
@@ -23,7 +23,8 @@ export class SmsProviderError extends Error {
 }
 
 let redis: Redis | null = null;
-const store = (): Redis => (redis ??= new Redis(process.env.TSAPP_BACKEND ?? 'redis://127.0.0.1:6379/9'));
+// Counting lists live in Redis even when results go over rpc://.
+const store = (): Redis => (redis ??= new Redis(process.env.TSAPP_REDIS ?? 'redis://127.0.0.1:6379/9'));
 
 export const add = app.task({ name: 'ts.add' }, (x: number, y: number) => x + y);
 export const echo = app.task({ name: 'ts.echo', params: ['...args'] }, (...args: unknown[]) => ({ args }));

@@ -194,3 +194,23 @@ describe('workflows: link, link_error and chains (memory broker)', () => {
     expect(seen).to.include(r.id);
   });
 });
+
+describe('rpc:// results (memory broker)', () => {
+  it('sends each state to the caller and get() receives it', async () => {
+    const app = new Celery('rpc-mem', { broker_url: 'memory://', result_backend: 'rpc://', task_track_started: true });
+    app.task({ name: 'add' }, (x: number, y: number) => x + y);
+    app.task({ name: 'fail' }, () => { throw new TypeError('nope'); });
+    const worker = new Worker(app, { hostname: 'rpc@test', concurrency: 2 });
+    await worker.start();
+    try {
+      const r = await app.sendTask<number>('add', [2, 3]);
+      expect(await r.get({ timeout: 2000 })).to.equal(5);
+      expect(await r.state()).to.equal('SUCCESS');
+      const err = await (await app.sendTask('fail')).get({ timeout: 2000 }).catch((e: unknown) => e);
+      expect(err).to.deep.include({ excType: 'TypeError', excMessage: 'nope' });
+    } finally {
+      await worker.stop();
+      await app.close();
+    }
+  });
+});
