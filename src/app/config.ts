@@ -165,7 +165,12 @@ export const SETTINGS: { readonly [K in keyof CelerySettings]: SettingSpec } = {
   task_create_missing_queues: { default: true, kind: 'bool' },
   task_acks_late: { default: false, kind: 'bool' },
   task_acks_on_failure_or_timeout: { default: true, kind: 'bool' },
-  task_reject_on_worker_lost: { default: null, kind: 'bool', nullable: true },
+  task_reject_on_worker_lost: {
+    default: null,
+    kind: 'bool',
+    nullable: true,
+    unsupported: 'there are no child processes to lose: when the worker process dies, RabbitMQ redelivers every unacked (acks_late) message, i.e. it always behaves as if this were true',
+  },
   task_track_started: { default: false, kind: 'bool' },
   task_ignore_result: { default: false, kind: 'bool' },
   task_time_limit: { default: null, kind: 'number', nullable: true },

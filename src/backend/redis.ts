@@ -18,7 +18,7 @@ import type { TlsOptions } from '../app/config.js';
 import { BackendError, TimeoutError } from '../errors.js';
 import { decodeJson } from '../protocol/json.js';
 import { READY_STATES, type ResultMeta } from '../protocol/result-meta.js';
-import { maskUrl } from '../support/url.js';
+import { maskUrl, safeCause } from '../support/url.js';
 import type { ResultBackend } from './types.js';
 
 export const TASK_KEY_PREFIX = 'celery-task-meta-';
@@ -48,6 +48,11 @@ export interface RedisBackendOptions {
   tls?: TlsOptions | boolean | null;
   /** Seconds to wait for a connection. */
   connectTimeout?: number;
+  /**
+   * How long a waiting `get()` survives a lost Redis connection before it
+   * rejects with `BackendError` (milliseconds; default 5000).
+   */
+  outageTimeoutMs?: number;
 }
 
 interface Waiter {
@@ -94,6 +99,7 @@ export class RedisBackend implements ResultBackend {
   private readonly waiters = new Map<string, Set<Waiter>>();
   private readonly ttlMs: number;
   private lastError: Error | null = null;
+  private outageTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: RedisBackendOptions) {
     this.displayUrl = maskUrl(options.url);
@@ -110,7 +116,7 @@ export class RedisBackend implements ResultBackend {
     const last = this.lastError && this.lastError.message !== cause ? ` (last connection error: ${this.lastError.message})` : '';
     return new BackendError(
       `Result backend ${this.displayUrl} failed to ${what}: ${cause}${last}. Is Redis running and reachable?`,
-      { cause: err },
+      { cause: safeCause(err) },
     );
   }
 
@@ -141,11 +147,32 @@ export class RedisBackend implements ResultBackend {
       sub.on('message', (channel: string, data: string) => this.onMessage(channel, data));
       // ioredis resubscribes on reconnect; results published meanwhile are read back.
       sub.on('ready', () => {
+        if (this.outageTimer) clearTimeout(this.outageTimer);
+        this.outageTimer = null;
         for (const key of this.waiters.keys()) void this.recheck(key);
+      });
+      // Waiting through an outage is fine for a moment, not forever: past the limit,
+      // every waiting get() rejects with a clear error (Python gives up after ~20 s too).
+      sub.on('close', () => {
+        if (this.outageTimer || this.waiters.size === 0) return;
+        this.outageTimer = setTimeout(() => this.failWaiters(), this.options.outageTimeoutMs ?? 5_000);
+        this.outageTimer.unref();
       });
       this.subscriber = sub;
     }
     return this.subscriber;
+  }
+
+  private failWaiters(): void {
+    this.outageTimer = null;
+    if (this.subscriber?.status === 'ready') return;
+    const reason = this.lastError ? `: ${this.lastError.message}` : '';
+    for (const [key, set] of [...this.waiters]) {
+      const id = key.slice(TASK_KEY_PREFIX.length);
+      for (const w of [...set]) {
+        w.reject(new BackendError(`Result backend ${this.displayUrl} failed to read task ${id}: the connection was lost${reason}. Is Redis running and reachable?`));
+      }
+    }
   }
 
   private onMessage(channel: string, data: string): void {

@@ -206,8 +206,15 @@ function bodyText(msg: IncomingMessage): string {
   if (enc && !/^utf-?8$/i.test(enc) && enc !== 'binary') {
     throw new ProtocolError(`unsupported content encoding ${JSON.stringify(enc)}`);
   }
-  return body.toString('utf8');
+  try {
+    // Strict: invalid UTF-8 would otherwise become U+FFFD and run the task with altered arguments.
+    return UTF8.decode(body);
+  } catch {
+    throw new ProtocolError('body is not valid UTF-8');
+  }
 }
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);

@@ -21,10 +21,24 @@ export function parseIsoTime(value: string): number {
   const [, y, mo, d, h = '0', mi = '0', s = '0', frac = '', tz] = m;
   const ms = frac ? Math.floor(Number(`0.${frac}`) * 1000) : 0;
   let t = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s), ms);
+  // Date.UTC rolls impossible fields over (Feb 30 -> Mar 2); Python refuses them, so do we.
+  const check = new Date(t);
+  if (
+    check.getUTCMonth() !== Number(mo) - 1 ||
+    check.getUTCDate() !== Number(d) ||
+    check.getUTCHours() !== Number(h) ||
+    check.getUTCMinutes() !== Number(mi) ||
+    check.getUTCSeconds() !== Number(s)
+  ) {
+    throw new ProtocolError(`not a valid time: ${JSON.stringify(value).slice(0, 80)}`);
+  }
   if (tz && tz !== 'Z' && tz !== 'z') {
     const sign = tz[0] === '-' ? -1 : 1;
     const digits = tz.slice(1).replace(':', '');
     const offsetMin = Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4) || '0');
+    if (offsetMin >= 24 * 60 || Number(digits.slice(2, 4) || '0') >= 60) {
+      throw new ProtocolError(`not a valid UTC offset: ${JSON.stringify(value).slice(0, 80)}`);
+    }
     t -= sign * offsetMin * 60_000;
   }
   if (!Number.isFinite(t)) throw new ProtocolError(`not a valid time: ${JSON.stringify(value).slice(0, 80)}`);

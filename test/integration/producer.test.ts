@@ -1,6 +1,6 @@
 import amqp, { type ChannelModel, type GetMessage } from 'amqplib';
 import { expect } from 'chai';
-import { BrokerError, Celery, EncodeError } from '../../src/index.js';
+import { BrokerError, Celery, EncodeError, PublishError } from '../../src/index.js';
 import { AMQP_URL, REDIS_URL, uniqueName } from '../helpers/services.js';
 
 async function getOne(conn: ChannelModel, queue: string): Promise<GetMessage> {
@@ -122,6 +122,21 @@ describe('producer on RabbitMQ (integration)', () => {
     await app.sendTask('py.add', [1], {}, { queue: other });
     const m = await getOne(conn, other);
     expect(m.properties.headers!.task).to.equal('py.add');
+  });
+
+  it('rejects a message no queue takes instead of reporting it sent', async () => {
+    const exchange = uniqueName('unbound');
+    const ch = await conn.createChannel();
+    await ch.assertExchange(exchange, 'direct', { durable: false, autoDelete: true });
+    const app = makeApp();
+    try {
+      const err = await app.sendTask('py.add', [1], {}, { exchange, routingKey: 'nobody-listens' }).then(() => null, (e: unknown) => e);
+      expect(err).to.be.instanceOf(PublishError);
+      expect((err as Error).message).to.match(/could not route the message to exchange .* \(NO_ROUTE\).*not stored/s);
+    } finally {
+      await ch.deleteExchange(exchange).catch(() => undefined);
+      await ch.close();
+    }
   });
 
   it('confirms many concurrent delay() calls', async () => {

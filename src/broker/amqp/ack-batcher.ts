@@ -29,11 +29,35 @@ export class AckBatcher {
   private readonly state = new Map<number, number>();
   private pending: number[] = [];
   private scheduled = false;
+  private dead = false;
 
   constructor(private readonly channel: AckTarget) {}
 
+  /**
+   * The channel is gone: forget everything. RabbitMQ has already requeued
+   * every delivery that was not acked, so there is nothing left to settle
+   * (and amqplib throws on a closed channel).
+   */
+  discard(): void {
+    this.dead = true;
+    this.pending = [];
+    this.state.clear();
+  }
+
+  /** Sends one frame; false if the channel closed under us (then everything is discarded). */
+  private send(frame: () => void): boolean {
+    try {
+      frame();
+      return true;
+    } catch {
+      this.discard();
+      return false;
+    }
+  }
+
   /** Registers a delivery as outstanding. Call for every delivery, in order. */
   track(tag: number): void {
+    if (this.dead) return;
     this.order.push(tag);
     this.state.set(tag, HELD);
   }
@@ -53,7 +77,7 @@ export class AckBatcher {
   reject(tag: number, requeue: boolean): void {
     if (this.state.get(tag) !== HELD) return;
     this.state.set(tag, SETTLED);
-    this.channel.nack({ fields: { deliveryTag: tag } }, false, requeue);
+    if (!this.send(() => this.channel.nack({ fields: { deliveryTag: tag } }, false, requeue))) return;
     this.schedule(); // only flush() advances the prefix, so queued acks are never skipped
   }
 
@@ -66,11 +90,12 @@ export class AckBatcher {
   /** Sends every pending ack now. */
   flush(): void {
     this.scheduled = false;
+    if (this.dead) return;
     const lastInRun = this.advance();
-    if (lastInRun >= 0) this.channel.ack({ fields: { deliveryTag: lastInRun } }, true);
+    if (lastInRun >= 0 && !this.send(() => this.channel.ack({ fields: { deliveryTag: lastInRun } }, true))) return;
     for (const tag of this.pending) {
       if (this.state.get(tag) === ACK) {
-        this.channel.ack({ fields: { deliveryTag: tag } }, false);
+        if (!this.send(() => this.channel.ack({ fields: { deliveryTag: tag } }, false))) return;
         this.state.set(tag, SETTLED);
       }
     }

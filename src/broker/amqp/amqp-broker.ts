@@ -63,8 +63,17 @@ export class AmqpBroker extends EventEmitter implements Broker, ConsumerHost {
   readonly displayUrl: string;
   private conn: ChannelModel | null = null;
   private opening: Promise<ChannelModel> | null = null;
-  /** Confirm channel for publishing. */
-  private readonly publisher = new ChannelSlot<ConfirmChannel>(async () => (await this.openWithPolicy()).createConfirmChannel());
+  /** Confirm channel for publishing; records the messages RabbitMQ returns as unroutable. */
+  private readonly publisher = new ChannelSlot<ConfirmChannel>(async () => {
+    const ch = await (await this.openWithPolicy()).createConfirmChannel();
+    ch.on('return', (m: { properties: { messageId?: string } }) => {
+      if (m.properties.messageId) this.returned.add(m.properties.messageId);
+    });
+    return ch;
+  });
+  /** message_id of publishes RabbitMQ returned (basic.return comes before their confirm). */
+  private readonly returned = new Set<string>();
+  private publishSeq = 0;
   /** Declarations live on their own channel: a 406 closes it, not the one confirms wait on. */
   private readonly topology = new ChannelSlot<Channel>(async () => (await this.open()).createChannel());
   /** Declarations done on the current connection (kombu caches them the same way). */
@@ -170,8 +179,12 @@ export class AmqpBroker extends EventEmitter implements Broker, ConsumerHost {
     for (let attempt = 0; !this.closed; attempt++) {
       try {
         const conn = await this.open();
-        for (const consumer of this.consumers) if (consumer.detached) await consumer.attach(conn);
-        if (attempt > 0) this.emit('resumed', this.displayUrl);
+        let reattached = 0;
+        for (const consumer of this.consumers) {
+          if (consumer.detached && consumer.everAttached) reattached++;
+          if (consumer.detached) await consumer.attach(conn);
+        }
+        if (reattached > 0) this.emit('resumed', this.displayUrl);
         return;
       } catch (err) {
         if (this.closed) return;
@@ -202,10 +215,13 @@ export class AmqpBroker extends EventEmitter implements Broker, ConsumerHost {
   // -------------------------------------------------------------------------
   // Topology
 
-  /** Declares exchange, queue and binding, once per connection, as kombu does. */
-  declare(q: QueueDeclaration): Promise<void> {
+  /**
+   * Declares exchange, queue and binding, once per connection, as kombu does.
+   * `force` declares again even if done before (the queue may have been deleted since).
+   */
+  declare(q: QueueDeclaration, force = false): Promise<void> {
     const key = declarationKey(q);
-    let done = this.declared.get(key);
+    let done = force ? undefined : this.declared.get(key);
     if (!done) {
       done = this.doDeclare(q);
       this.declared.set(key, done);
@@ -235,26 +251,52 @@ export class AmqpBroker extends EventEmitter implements Broker, ConsumerHost {
   // -------------------------------------------------------------------------
   // Publishing
 
+  /**
+   * Publishes with publisher confirms and `mandatory`: resolves only once a
+   * queue holds the message. A message no queue takes (the queue was deleted
+   * after we declared it) is declared again and sent once more; if nothing
+   * takes it then either, the call rejects instead of reporting a lost message
+   * as sent.
+   */
   async publish(message: WireMessage, route: PublishRoute): Promise<void> {
-    const ch = this.publisher.current ?? (await this.publisher.get());
     if (route.declare) await this.declare(route.declare);
+    if (await this.publishOnce(message, route)) return;
+    if (route.declare) {
+      await this.declare(route.declare, true);
+      if (await this.publishOnce(message, route)) return;
+    }
+    throw new PublishError(
+      `RabbitMQ could not route the message to ${route.exchange ? `exchange ${JSON.stringify(route.exchange)} with key ` : 'queue '}` +
+        `${JSON.stringify(route.routingKey)} (NO_ROUTE): no queue took it, so it was not stored. ` +
+        `Does the queue exist (was it deleted)?`,
+    );
+  }
+
+  /** One publish; resolves true when confirmed, false when RabbitMQ returned it as unroutable. */
+  private async publishOnce(message: WireMessage, route: PublishRoute): Promise<boolean> {
+    const ch = this.publisher.current ?? (await this.publisher.get());
     if (this.drained) await this.drained;
+    const token = String(++this.publishSeq);
     const options: Options.Publish = {
       headers: encodeAmqpTable(message.headers),
       contentType: message.contentType,
       contentEncoding: message.contentEncoding,
       deliveryMode: message.deliveryMode,
-      mandatory: false,
+      mandatory: true,
+      messageId: token,
     };
     if (message.correlationId !== undefined) options.correlationId = message.correlationId;
     if (message.replyTo !== undefined) options.replyTo = message.replyTo;
     if (message.priority !== undefined) options.priority = message.priority;
     if (message.expiration !== undefined) options.expiration = message.expiration;
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<boolean>((resolve, reject) => {
       let writable: boolean;
       try {
         writable = ch.publish(route.exchange, route.routingKey, message.body, options, (err) => {
-          if (!err) return resolve();
+          if (!err) {
+            if (this.returned.size > 0 && this.returned.delete(token)) return resolve(false);
+            return resolve(true);
+          }
           reject(
             new PublishError(
               /nack/i.test(String(err?.message ?? err))

@@ -16,7 +16,7 @@ import { AckBatcher } from './ack-batcher.js';
 
 /** What a consumer needs from its broker. */
 export interface ConsumerHost {
-  declare(queue: QueueDeclaration): Promise<void>;
+  declare(queue: QueueDeclaration, force?: boolean): Promise<void>;
   /** The channel closed while the connection may still be up: attach again soon. */
   consumerLost(consumer: AmqpConsumer): void;
 }
@@ -82,6 +82,11 @@ export class AmqpConsumer implements Consumer {
     return generation === this.generation && this.channel !== null;
   }
 
+  /** True once it has consumed at least once (a later attach is a resumption). */
+  get everAttached(): boolean {
+    return this.generation > 0;
+  }
+
   /** True when this consumer needs a channel (after a loss), and is still wanted. */
   get detached(): boolean {
     return this.channel === null && !this.cancelled;
@@ -106,7 +111,8 @@ export class AmqpConsumer implements Consumer {
     ch.on('close', () => this.onChannelClosed(generation));
     try {
       await ch.prefetch(clampPrefetch(this.prefetch), true);
-      await this.host.declare(this.declaration);
+      // Always declared again: the queue may have been deleted while we were away.
+      await this.host.declare(this.declaration, true);
       const batcher = new AckBatcher(ch);
       this.channel = ch;
       this.batcher = batcher;
@@ -146,6 +152,7 @@ export class AmqpConsumer implements Consumer {
   private onChannelClosed(generation: number): void {
     if (generation !== this.generation) return;
     this.channel = null;
+    this.batcher?.discard(); // a flush may already be scheduled for the dead channel
     this.batcher = null;
     this.consumerTag = null;
     if (!this.cancelled) this.host.consumerLost(this);

@@ -7,7 +7,7 @@ import { amqplib } from './codec-patch.js';
 import { readFileSync } from 'node:fs';
 import { BrokerError } from '../../errors.js';
 import type { TlsOptions } from '../../app/config.js';
-import { maskUrl } from '../../support/url.js';
+import { maskUrl, safeCause } from '../../support/url.js';
 
 export interface AmqpConnectOptions {
   url: string;
@@ -78,7 +78,7 @@ export function describeConnectError(err: unknown, url: string): BrokerError {
   else if (/NOT[-_]ALLOWED|vhost|530/.test(msg)) hint = `RabbitMQ refused access to the virtual host in ${masked}: does it exist, and may this user use it?`;
   else if (/ECONNRESET|socket hang up|closed/i.test(msg)) hint = `The connection to ${masked} was closed during the handshake: is this an AMQP port (and TLS matching amqp/amqps)?`;
   else hint = `Cannot connect to the broker at ${masked}`;
-  return new BrokerError(`${hint} (${msg.replace(url, masked)})`, { cause: err });
+  return new BrokerError(`${hint} (${msg.replace(url, masked)})`, { cause: safeCause(err) });
 }
 
 /** Opens one connection (no retries: callers decide their retry policy). */

@@ -61,3 +61,28 @@ describe('ack batching', () => {
     expect(ch.frames).to.deep.equal(['ack 1 multiple']);
   });
 });
+
+describe('ack batching when the channel dies', () => {
+  it('swallows the error of a closed channel and forgets everything (RabbitMQ requeued it all)', async () => {
+    let open = true;
+    const frames: string[] = [];
+    const ch = {
+      ack: (m: { fields: { deliveryTag: number } }) => {
+        if (!open) throw new Error('Channel closed');
+        frames.push(`ack ${m.fields.deliveryTag}`);
+      },
+      nack: () => {
+        if (!open) throw new Error('Channel closed');
+      },
+    };
+    const b = new AckBatcher(ch);
+    b.track(1);
+    b.track(2);
+    b.ack(1);
+    open = false; // the connection drops before the scheduled flush
+    await tick();
+    expect(() => b.reject(2, true)).not.to.throw();
+    expect(b.outstanding).to.equal(0);
+    expect(frames).to.deep.equal([]);
+  });
+});

@@ -97,3 +97,29 @@ describe('amqplib loaded before ts-celery', () => {
     expect(JSON.parse(out)).to.deep.equal({ separate: true, sharedUntouched: true, connect: 'function' });
   });
 });
+
+describe('strictness Python shares', () => {
+  it('refuses impossible dates and offsets instead of rolling them over', async () => {
+    for (const bad of ['2026-02-30T00:00:00', '2026-13-01T00:00:00', '2026-01-01T25:00:00', '2026-01-01T10:61:00', '2026-01-01T00:00:00+25:00']) {
+      expect(() => parseIsoTime(bad), bad).to.throw(/not a valid (time|UTC offset)/);
+    }
+    expect(parseIsoTime('2024-02-29T23:59:59+00:00')).to.equal(Date.UTC(2024, 1, 29, 23, 59, 59));
+  });
+  it('refuses a body that is not valid UTF-8', async () => {
+    const { parseTaskMessage } = await import('../../../src/protocol/message.js');
+    const body = Buffer.concat([Buffer.from('[["'), Buffer.from([0xc3, 0x28]), Buffer.from('"], {}, null]')]);
+    expect(() => parseTaskMessage({ body, contentType: 'application/json', headers: { task: 't', id: 'i' } })).to.throw(/not valid UTF-8/);
+  });
+});
+
+describe('masking passwords in URLs', () => {
+  it('masks the whole password, even with an unencoded @ or /', async () => {
+    const { maskUrl } = await import('../../../src/support/url.js');
+    expect(maskUrl('amqp://guest:guest@127.0.0.1:5672//')).to.equal('amqp://guest:**@127.0.0.1:5672//');
+    expect(maskUrl('amqp://faults:p@ss-x@y@127.0.0.1:5681/')).to.equal('amqp://faults:**@127.0.0.1:5681/');
+    expect(maskUrl('redis://:secret@127.0.0.1:6379/0')).to.equal('redis://:**@127.0.0.1:6379/0');
+    expect(maskUrl('amqp://u:pa/ss@h/vhost')).to.equal('amqp://u:**@h/vhost');
+    expect(maskUrl('amqp://h:5672/v@x')).to.equal('amqp://h:5672/v@x');
+    expect(maskUrl('memory://')).to.equal('memory://');
+  });
+});
