@@ -1,0 +1,205 @@
+/**
+ * Turning run records into the benchmark's answer: per workload and system
+ * the median and min–max over repetitions, ratios to the raw ceiling (paired
+ * per repetition: both were measured in the same round), the issue's targets
+ * marked PASS/MISS, and markdown tables ready for the README.
+ */
+import { summarize, type Summary } from './stats.js';
+import { PRODUCER_LABELS, SYSTEMS, type ProducerId, type SystemId } from './systems.js';
+import type { RunRecord, WorkloadId } from './workloads.js';
+
+/** One system in one workload, over all repetitions. */
+export interface Group {
+  workload: WorkloadId;
+  system: string;
+  label: string;
+  runs: number;
+  /** Runs where every task completed. */
+  complete: number;
+  rate?: Summary;
+  cpuUsPerTask?: Summary;
+  rssPeakMb?: Summary;
+  p50?: Summary;
+  p99?: Summary;
+}
+
+export interface Target {
+  text: string;
+  measured: string;
+  /** null: not measured in this run (e.g. --quick, or a system left out). */
+  pass: boolean | null;
+}
+
+const TITLES: Record<WorkloadId, string> = {
+  noop: 'Workload 1: no-op task, no result backend (queued first, then drained)',
+  'noop-redis': 'Workload 1b: no-op task, Redis result backend',
+  sleep100: 'Workload 2: I/O task awaiting 100 ms at concurrency 1000 (ideal 10,000/s)',
+  'producer-rate': 'Workload 3a: producer, calls per second from one process (many in flight)',
+  'producer-single': 'Workload 3b: latency of a single call, one at a time',
+  e2e: 'Workload 4: end-to-end latency, send -> task start, at 100 tasks/s',
+  long: 'Workload 5b: RSS over a long run (ts-celery, 100-ms tasks, Redis backend)',
+};
+
+export function labelOf(workload: WorkloadId, system: string): string {
+  if (workload === 'producer-rate' || workload === 'producer-single') return PRODUCER_LABELS[system as ProducerId] ?? system;
+  return SYSTEMS[system as SystemId]?.label ?? system;
+}
+
+function pick(records: RunRecord[], f: (r: RunRecord) => number | undefined): Summary | undefined {
+  const values = records.map(f).filter((v): v is number => v !== undefined);
+  return values.length ? summarize(values) : undefined;
+}
+
+/** Groups records by (workload, system) in first-seen order. */
+export function groupRecords(records: RunRecord[]): Group[] {
+  const keys: string[] = [];
+  const by = new Map<string, RunRecord[]>();
+  for (const r of records) {
+    const k = `${r.workload}\u0000${r.system}`;
+    if (!by.has(k)) {
+      keys.push(k);
+      by.set(k, []);
+    }
+    by.get(k)!.push(r);
+  }
+  return keys.map((k) => {
+    const rs = by.get(k)!;
+    const ok = rs.filter((r) => r.ok);
+    const { workload, system } = rs[0]!;
+    return {
+      workload,
+      system,
+      label: labelOf(workload, system),
+      runs: rs.length,
+      complete: ok.length,
+      rate: pick(ok, (r) => r.rate),
+      cpuUsPerTask: pick(ok, (r) => r.cpuUsPerTask),
+      rssPeakMb: pick(ok, (r) => r.rssPeakMb),
+      p50: pick(ok, (r) => r.latency?.p50),
+      p99: pick(ok, (r) => r.latency?.p99),
+    };
+  });
+}
+
+/** Median over repetitions of a/b, pairing runs of the same repetition. */
+export function pairedRatio(records: RunRecord[], a: [WorkloadId, string], b: [WorkloadId, string], f: (r: RunRecord) => number | undefined): number {
+  const ratios: number[] = [];
+  for (const ra of records) {
+    if (ra.workload !== a[0] || ra.system !== a[1] || !ra.ok) continue;
+    const rb = records.find((r) => r.workload === b[0] && r.system === b[1] && r.rep === ra.rep && r.ok);
+    const va = f(ra);
+    const vb = rb && f(rb);
+    if (va !== undefined && vb !== undefined && vb > 0) ratios.push(va / vb);
+  }
+  return summarize(ratios).median;
+}
+
+const rate = (r: RunRecord): number | undefined => r.rate;
+const fmt = (v: number | undefined, digits = 0): string =>
+  v === undefined || !Number.isFinite(v) ? '–' : v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const pct = (v: number): string => (Number.isFinite(v) ? `${Math.round(v * 100)} %` : '–');
+const range = (s: Summary | undefined, digits = 0): string => (s ? `${fmt(s.min, digits)}–${fmt(s.max, digits)}` : '–');
+
+/** The issue's targets, checked against this run. */
+export function checkTargets(records: RunRecord[], groups: Group[]): Target[] {
+  const g = (w: WorkloadId, s: string): Group | undefined => groups.find((x) => x.workload === w && x.system === s);
+  const targets: Target[] = [];
+  const ratioTarget = (text: string, value: number, threshold: number, what: string): void => {
+    targets.push({ text, measured: Number.isFinite(value) ? `${what}${what ? ' ' : ''}${pct(value)}` : 'not measured', pass: Number.isFinite(value) ? value >= threshold : null });
+  };
+  ratioTarget('no-op, no backend: ts-celery >= 80 % of the raw ceiling', pairedRatio(records, ['noop', 'ts'], ['noop', 'raw'], rate), 0.8, '');
+  ratioTarget('no-op, no backend: ts-celery >= BullMQ', pairedRatio(records, ['noop', 'ts'], ['noop', 'bullmq'], rate), 1, 'ts/BullMQ');
+  const pyRates = [g('noop', 'py-eventlet')?.rate?.median, g('noop', 'py-prefork')?.rate?.median].filter((v): v is number => v !== undefined);
+  const bestPy = pyRates.length ? Math.max(...pyRates) : Number.NaN;
+  const pyX = (g('noop', 'ts')?.rate?.median ?? Number.NaN) / bestPy;
+  targets.push({
+    text: 'no-op, no backend: ts-celery >= 4x the best Python Celery pool',
+    measured: Number.isFinite(pyX) ? `${pyX.toFixed(1)}x (best Python pool ${fmt(bestPy)}/s)` : 'not measured',
+    pass: Number.isFinite(pyX) ? pyX >= 4 : null,
+  });
+  ratioTarget('no-op, Redis backend: ts-celery >= 60 % of the raw ceiling', pairedRatio(records, ['noop-redis', 'ts'], ['noop', 'raw'], rate), 0.6, '');
+  const sleepTs = g('sleep100', 'ts')?.rate?.median;
+  ratioTarget('100-ms I/O task at -c 1000: >= 90 % of the ideal 10,000/s', sleepTs === undefined ? Number.NaN : sleepTs / 10_000, 0.9, '');
+  ratioTarget('producer: delay() >= 70 % of raw publish-with-confirms (many in flight)', pairedRatio(records, ['producer-rate', 'ts'], ['producer-rate', 'raw'], rate), 0.7, '');
+  const p99 = (r: RunRecord): number | undefined => r.latency?.p99;
+  const singleRatio = pairedRatio(records, ['producer-single', 'ts'], ['producer-single', 'raw'], p99);
+  targets.push({
+    text: 'single delay() p99 within 1.5x of a raw publish+confirm round trip',
+    measured: Number.isFinite(singleRatio)
+      ? `${singleRatio.toFixed(2)}x (${fmt(g('producer-single', 'ts')?.p99?.median, 2)} vs ${fmt(g('producer-single', 'raw')?.p99?.median, 2)} ms)`
+      : 'not measured',
+    pass: Number.isFinite(singleRatio) ? singleRatio <= 1.5 : null,
+  });
+  const e2e = g('e2e', 'ts');
+  for (const [which, limit] of [['p50', 1.5], ['p99', 5]] as const) {
+    const v = e2e?.[which]?.median;
+    targets.push({ text: `delay() -> task start at 100 tasks/s: ${which} <= ${limit} ms`, measured: v === undefined ? 'not measured' : `${fmt(v, 3)} ms`, pass: v === undefined ? null : v <= limit });
+  }
+  const rss = g('sleep100', 'ts')?.rssPeakMb?.max;
+  targets.push({ text: 'worker RSS < 150 MB with 1,000 tasks in flight', measured: rss === undefined ? 'not measured' : `${fmt(rss)} MB peak`, pass: rss === undefined ? null : rss < 150 });
+  const long = records.find((r) => r.workload === 'long' && r.ok);
+  if (long && long.rssQ2Mb !== undefined && long.rssQ4Mb !== undefined) {
+    const growth = long.rssQ4Mb - long.rssQ2Mb;
+    targets.push({
+      text: `no RSS growth over a ${fmt(long.n)}-task run (median RSS in the last quarter <= 2nd quarter + 10 %)`,
+      measured:
+        `start ${fmt(long.rssStartMb)} MB, end ${fmt(long.rssEndMb)} MB; quarter medians ${fmt(long.rssQ2Mb)} -> ${fmt(long.rssQ4Mb)} MB ` +
+        `(${growth >= 0 ? '+' : ''}${fmt(growth, 1)} MB)`,
+      pass: long.rssQ4Mb <= long.rssQ2Mb * 1.1,
+    });
+  } else {
+    targets.push({ text: 'no RSS growth over a 100,000-task run', measured: 'not measured (full mode only)', pass: null });
+  }
+  return targets;
+}
+
+function table(header: string[], rows: string[][]): string {
+  return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+/** Markdown tables of all workloads and the targets. */
+export function formatTables(records: RunRecord[], groups: Group[], targets: Target[]): string {
+  const out: string[] = [];
+  const workloads = [...new Set(groups.map((x) => x.workload))];
+  const incomplete = (x: Group): string => (x.complete < x.runs ? ` (${x.runs - x.complete}/${x.runs} runs incomplete)` : '');
+  for (const w of workloads) {
+    const gs = groups.filter((x) => x.workload === w);
+    out.push(`### ${TITLES[w]} — n = ${fmt(records.find((r) => r.workload === w)?.n)}`, '');
+    if (w === 'noop' || w === 'noop-redis' || w === 'sleep100') {
+      const rows = gs.map((x) => {
+        const vs = w === 'sleep100' ? (x.rate ? pct(x.rate.median / 10_000) : '–') : pct(pairedRatio(records, [w, x.system], ['noop', 'raw'], rate));
+        return [x.label + incomplete(x), fmt(x.rate?.median), range(x.rate), vs, fmt(x.cpuUsPerTask?.median, 1), fmt(x.rssPeakMb?.median)];
+      });
+      out.push(table(['system', 'tasks/s', 'min–max', w === 'sleep100' ? 'of ideal' : 'of raw ceiling', 'CPU µs/task', 'peak RSS MB'], rows));
+    } else if (w === 'producer-rate') {
+      const rows = gs.map((x) => [x.label + incomplete(x), fmt(x.rate?.median), range(x.rate), pct(pairedRatio(records, [w, x.system], [w, 'raw'], rate))]);
+      out.push(table(['producer', 'calls/s', 'min–max', 'of raw confirms'], rows));
+    } else if (w === 'producer-single' || w === 'e2e') {
+      const rows = gs.map((x) => [x.label + incomplete(x), fmt(x.p50?.median, 2), range(x.p50, 2), fmt(x.p99?.median, 2), range(x.p99, 2)]);
+      out.push(table([w === 'e2e' ? 'system' : 'producer', 'p50 ms', 'min–max', 'p99 ms', 'min–max'], rows));
+    } else if (w === 'long') {
+      const rows = records
+        .filter((r) => r.workload === 'long')
+        .map((r) => [
+          labelOf(w, r.system), fmt(r.rate), fmt(r.rssStartMb), fmt(r.rssAt10Mb), fmt(r.rssAt50Mb), fmt(r.rssEndMb), fmt(r.rssPeakMb),
+          `${fmt(r.rssQ2Mb)} / ${fmt(r.rssQ4Mb)}`, r.ok ? 'yes' : `no: ${r.completed}/${r.n}`,
+        ]);
+      out.push(table(['system', 'tasks/s', 'RSS start MB', 'at 10 %', 'at 50 %', 'end', 'peak', 'median Q2 / Q4', 'all ran'], rows));
+    }
+    out.push('');
+  }
+  out.push('### Targets (same-run ratios)', '');
+  out.push(table(['target', 'measured', 'result'], targets.map((t) => [t.text, t.measured, t.pass === null ? 'n/a' : t.pass ? 'PASS' : 'MISS'])));
+  return out.join('\n');
+}
+
+/** Caveats printed under the tables. */
+export const NOTES = [
+  'Every task in every system does the same work: it counts itself in Redis (INCR; marker.ts / pybench.py), which also timestamps the first start and the last completion.',
+  'Drain rates: the queue is filled first, then the worker starts; the time is from the first task start to the last completion.',
+  'Celery 5.2.6 -P eventlet is the tutorial command as is: with a result backend it rebuilds the backend for every greenlet (celery#7960), one reason for its Redis-backend figure.',
+  "Celery's delay() does not wait for a publisher confirm (kombu's default), so its producer rate and latency measure a socket write, not a stored message.",
+  'Celery -P prefork -c 2 is left out of the 100-ms workload: two processes run at most 20 such tasks per second by construction.',
+  'BullMQ uses Redis as its queue (jobs removed on completion); its RabbitMQ-free path is a comparison, not a ceiling.',
+  'RSS and CPU are summed over the worker process tree (prefork: parent and children; shared pages count per process).',
+];

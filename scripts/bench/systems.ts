@@ -1,0 +1,99 @@
+/**
+ * The systems compared, and how each one's worker is started:
+ *
+ *   raw          plain amqplib consumer, prefetch 1000 (the ceiling)       raw-worker.ts
+ *   ts           ts-celery worker -c 1000 -l warning                        bin/ts-celery.js + bench-app.ts
+ *   py-eventlet  Debian's Celery 5.2.6, -P eventlet -c 1000 (the tutorial)  pybench.py
+ *   py-prefork   Debian's Celery 5.2.6, -P prefork -c 2                     pybench.py
+ *   bullmq       BullMQ Worker, concurrency 1000 (Redis, not RabbitMQ)      bullmq-worker.ts
+ *
+ * Python workers run without mingle, gossip and heartbeats (ts-celery has
+ * none of them) and at -l warning like the others: per-task INFO lines would
+ * measure logging.
+ */
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { BENCH_DIR, PYTHON, ROOT } from './config.js';
+import { startProc, type Proc } from './procs.js';
+
+export type SystemId = 'raw' | 'ts' | 'py-eventlet' | 'py-prefork' | 'bullmq';
+/** Who produces for a system: Node clients (producers.ts) or Python's delay() (pybench.py). */
+export type ProducerId = 'raw' | 'ts' | 'python' | 'bullmq';
+
+export interface SystemDef {
+  id: SystemId;
+  /** As printed in the table. */
+  label: string;
+  transport: 'amqp' | 'redis';
+  producer: ProducerId;
+}
+
+export const SYSTEMS: Record<SystemId, SystemDef> = {
+  raw: { id: 'raw', label: 'raw amqplib (ceiling)', transport: 'amqp', producer: 'raw' },
+  ts: { id: 'ts', label: 'ts-celery -c 1000', transport: 'amqp', producer: 'ts' },
+  'py-eventlet': { id: 'py-eventlet', label: 'Celery 5.2.6 -P eventlet -c 1000', transport: 'amqp', producer: 'python' },
+  'py-prefork': { id: 'py-prefork', label: 'Celery 5.2.6 -P prefork -c 2', transport: 'amqp', producer: 'python' },
+  bullmq: { id: 'bullmq', label: 'BullMQ concurrency 1000', transport: 'redis', producer: 'bullmq' },
+};
+
+/** Labels of the producers (workload 3). */
+export const PRODUCER_LABELS: Record<ProducerId, string> = {
+  raw: 'raw publish + confirm (ceiling)',
+  ts: 'ts-celery delay()',
+  python: 'Celery 5.2.6 delay() (no confirms)',
+  bullmq: 'BullMQ add()',
+};
+
+export interface WorkerSpec {
+  queue: string;
+  broker: string;
+  redis: string;
+  /** Result backend URL, or null for none. */
+  backend: string | null;
+  /** Write a V8 CPU profile of the ts-celery worker into this folder. */
+  profileDir?: string | undefined;
+}
+
+/** Environment for Python processes running pybench.py. */
+export function pythonEnv(spec: Omit<WorkerSpec, 'profileDir'>): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    PYTHONPATH: BENCH_DIR,
+    PYTHONDONTWRITEBYTECODE: '1',
+    PYTHONUNBUFFERED: '1',
+    ...benchEnv(spec),
+  };
+}
+
+/** The BENCH_* variables every bench process reads. */
+export function benchEnv(spec: Omit<WorkerSpec, 'profileDir'>): Record<string, string> {
+  return { BENCH_QUEUE: spec.queue, BENCH_BROKER: spec.broker, BENCH_REDIS: spec.redis, BENCH_BACKEND: spec.backend ?? '' };
+}
+
+function nodeName(system: string): string {
+  return `bench-${system}-${process.pid}-${randomBytes(3).toString('hex')}@%h`;
+}
+
+/** Starts a system's worker on `spec.queue` (it starts consuming on its own; see workloads.ts for readiness). */
+export function startWorker(system: SystemId, spec: WorkerSpec): Proc {
+  const node = process.execPath;
+  const env = { ...process.env, ...benchEnv(spec) };
+  switch (system) {
+    case 'raw':
+      return startProc(node, ['--import', 'tsx', join(BENCH_DIR, 'raw-worker.ts')], { cwd: ROOT, env });
+    case 'bullmq':
+      return startProc(node, ['--import', 'tsx', join(BENCH_DIR, 'bullmq-worker.ts')], { cwd: ROOT, env });
+    case 'ts': {
+      const prof = spec.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${spec.profileDir}`] : [];
+      const args = ['worker', '-A', 'scripts/bench/bench-app.ts', '-c', '1000', '-Q', spec.queue, '-l', 'warning', '-n', nodeName('ts')];
+      return startProc(node, [...prof, join(ROOT, 'bin', 'ts-celery.js'), ...args], { cwd: ROOT, env });
+    }
+    case 'py-eventlet':
+    case 'py-prefork': {
+      const pool = system === 'py-eventlet' ? ['-P', 'eventlet', '-c', '1000'] : ['-P', 'prefork', '-c', '2'];
+      const args = ['-m', 'celery', '-A', 'pybench', 'worker', '-l', 'warning', ...pool, '-Q', spec.queue, '-n', nodeName(system),
+        '--without-mingle', '--without-gossip', '--without-heartbeat'];
+      return startProc(PYTHON, args, { cwd: BENCH_DIR, env: pythonEnv(spec) });
+    }
+  }
+}
