@@ -6,14 +6,19 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { TaskRequest } from './task.js';
 
-const storage = new AsyncLocalStorage<TaskRequest>();
+/** What the worker stores per running task: its request, built on first use. */
+export interface TaskContextSource {
+  readonly request: TaskRequest;
+}
 
-/** Runs `fn` with `request` as the current task. */
-export function runInTaskContext<T>(request: TaskRequest, fn: () => T): T {
-  return storage.run(request, fn);
+const storage = new AsyncLocalStorage<TaskContextSource>();
+
+/** Runs `fn` with `source` as the current task. */
+export function runInTaskContext<T>(source: TaskContextSource, fn: () => T): T {
+  return storage.run(source, fn);
 }
 
 /** The request of the task running in this async context, if any. */
 export function currentTaskRequest(): TaskRequest | undefined {
-  return storage.getStore();
+  return storage.getStore()?.request;
 }

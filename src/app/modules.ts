@@ -29,9 +29,15 @@ export function resolveModuleFile(spec: string, base: string): string | null {
   return null;
 }
 
-/** Imports a module file; errors name the file and what went wrong. */
+/**
+ * Imports a module file; errors name the file and what went wrong. When this
+ * library itself was loaded with require() (the CLI does that, through tsx's
+ * in-thread hook), user modules are required too: same module instances, and
+ * no ESM loader thread.
+ */
 export async function importFile(file: string): Promise<Record<string, unknown>> {
   try {
+    if (typeof require === 'function') return require(file) as Record<string, unknown>;
     return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
   } catch (err) {
     throw new ImproperlyConfigured(`Cannot load ${file}: ${(err as Error)?.message ?? String(err)}`, { cause: err });

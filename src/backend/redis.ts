@@ -76,6 +76,9 @@ function redisOptions(opts: RedisBackendOptions): RedisOptions {
     // Fail a command after a few reconnect attempts instead of queueing it forever:
     // callers get a clear error while Redis is down.
     maxRetriesPerRequest: 2,
+    // A command with no answer (a silent peer) fails instead of hanging: the worker's state
+    // writes are then retried in the background, and get() reports the problem.
+    commandTimeout: 5_000,
     connectTimeout: Math.round((opts.connectTimeout ?? 4) * 1000),
     retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
   };

@@ -65,10 +65,31 @@ function decodeValue(v: unknown): unknown {
   return v;
 }
 
-/** Turns an amqplib-decoded table into plain JS values. */
+/** True when a decoded value holds something to convert (a typed marker or bytes). */
+function needsDecoding(v: unknown): boolean {
+  if (v === null || typeof v !== 'object') return false;
+  if (Array.isArray(v)) {
+    for (const item of v) if (needsDecoding(item)) return true;
+    return false;
+  }
+  if (Buffer.isBuffer(v) || '!' in v) return true;
+  for (const key in v) if (needsDecoding((v as Record<string, unknown>)[key])) return true;
+  return false;
+}
+
+/**
+ * Turns an amqplib-decoded table into plain JS values. Celery's headers
+ * rarely hold anything to convert, so the table is returned as it is then
+ * (it is a fresh object per message); only tables with markers are copied.
+ */
 export function decodeAmqpTable(table: Record<string, unknown> | undefined): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  if (!table) return out;
-  for (const key of Object.keys(table)) out[key] = decodeValue(table[key]);
-  return out;
+  if (!table) return {};
+  for (const key in table) {
+    if (needsDecoding(table[key])) {
+      const out: Record<string, unknown> = {};
+      for (const k of Object.keys(table)) out[k] = decodeValue(table[k]);
+      return out;
+    }
+  }
+  return table;
 }

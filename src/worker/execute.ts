@@ -4,7 +4,7 @@
  * message, store the state as Python does, and log it in Celery's format.
  */
 import type { Celery } from '../app/celery.js';
-import { runInTaskContext } from '../app/context.js';
+import { runInTaskContext, type TaskContextSource } from '../app/context.js';
 import type { BoundTask, RetryOptions, Task, TaskRequest } from '../app/task.js';
 import type { Delivery } from '../broker/types.js';
 import { CeleryError, Retry } from '../errors.js';
@@ -39,6 +39,8 @@ export interface ExecutionContext {
   results: ResultWriter;
   /** Abort controllers of running tasks that asked for `self.signal`; a cold shutdown aborts them all. */
   aborters: Set<AbortController>;
+  /** False when no result backend is configured: nothing is built or stored then. */
+  storesResults: boolean;
 }
 
 const paramCache = new WeakMap<object, Param[]>();
@@ -81,39 +83,71 @@ export function buildRequest(message: TaskMessage, delivery: Delivery, hostname:
 }
 
 /** Runs the task; resolves with how it ended. Never rejects. */
-export async function executeTask(
-  ctx: ExecutionContext,
-  task: Task<never, unknown>,
-  message: TaskMessage,
-  delivery: Delivery,
-): Promise<RunOutcome> {
-  const conf = ctx.app.conf;
-  const started = performance.now();
-  const request = buildRequest(message, delivery, ctx.hostname);
-  const ignoreResult = message.ignoreResult || (task.options.ignoreResult ?? conf.task_ignore_result);
-  const metaCtx: MetaContext = { parentId: message.parentId, groupId: message.group };
-  if (conf.result_extended) {
-    metaCtx.extended = { name: task.name, args: message.args, kwargs: message.kwargs, worker: ctx.hostname, retries: message.retries, queue: delivery.info.routingKey };
-  }
-  const replyCtx = { replyTo: message.replyTo, correlationId: message.id };
-  const store = (status: string, result: unknown, traceback: string | null = null): Promise<void> =>
-    ignoreResult ? Promise.resolve() : ctx.results.store(buildResultMeta(message.id, status, result, traceback, metaCtx), replyCtx);
+export function executeTask(ctx: ExecutionContext, task: Task<never, unknown>, message: TaskMessage, delivery: Delivery): Promise<RunOutcome> {
+  return new TaskRun(ctx, task, message, delivery).run();
+}
 
-  if (task.options.trackStarted ?? conf.task_track_started) {
-    await store(States.STARTED, { pid: process.pid, hostname: ctx.hostname });
-  }
+/**
+ * One run of one task. A class rather than closures: a run is the hottest
+ * allocation in the worker, and most tasks need neither `self`, nor a
+ * request object, nor an AbortController; those are built on first use.
+ */
+class TaskRun implements TaskContextSource {
+  private readonly storesResult: boolean;
+  private readonly metaCtx: MetaContext;
+  private requestObject: TaskRequest | null = null;
+  private abort: AbortController | null = null;
+  private timers: NodeJS.Timeout[] | null = null;
 
-  // Created only when the task reads self.signal or has a soft limit: most tasks never need one.
-  let abort: AbortController | null = null;
-  const aborter = (): AbortController => {
-    if (!abort) {
-      abort = new AbortController();
-      ctx.aborters.add(abort);
+  constructor(
+    readonly ctx: ExecutionContext,
+    readonly task: Task<never, unknown>,
+    private readonly message: TaskMessage,
+    private readonly delivery: Delivery,
+  ) {
+    const conf = ctx.app.conf;
+    this.storesResult = ctx.storesResults && !message.ignoreResult && !(task.options.ignoreResult ?? conf.task_ignore_result);
+    this.metaCtx = { parentId: message.parentId, groupId: message.group };
+    if (this.storesResult && conf.result_extended) {
+      this.metaCtx.extended = { name: task.name, args: message.args, kwargs: message.kwargs, worker: ctx.hostname, retries: message.retries, queue: delivery.info.routingKey };
     }
-    return abort;
-  };
+  }
 
-  const retry = async (options: RetryOptions = {}): Promise<never> => {
+  /** `self.request`, and what tasks sent from inside this one take their parent from. */
+  get request(): TaskRequest {
+    return (this.requestObject ??= buildRequest(this.message, this.delivery, this.ctx.hostname));
+  }
+
+  /** The run's AbortController, created when first asked for (self.signal, a soft limit). */
+  aborter(): AbortController {
+    if (!this.abort) {
+      this.abort = new AbortController();
+      this.ctx.aborters.add(this.abort);
+    }
+    return this.abort;
+  }
+
+  private store(status: string, result: unknown, traceback: string | null = null): Promise<void> {
+    if (!this.storesResult) return Promise.resolve();
+    return this.ctx.results.store(buildResultMeta(this.message.id, status, result, traceback, this.metaCtx), this.replyContext());
+  }
+
+  private storeException(status: string, err: unknown): Promise<void> {
+    if (!this.storesResult) return Promise.resolve();
+    return this.ctx.results.store(buildExceptionMeta(this.message.id, status, err, this.metaCtx), this.replyContext());
+  }
+
+  private replyContext(): { replyTo: string | null; correlationId: string } {
+    return { replyTo: this.message.replyTo, correlationId: this.message.id };
+  }
+
+  private addTimer(ms: number, fire: () => void): void {
+    (this.timers ??= []).push(setTimeout(fire, ms));
+  }
+
+  /** `self.retry()`: schedules the next run and rejects with Retry (or the final error). */
+  async retry(options: RetryOptions = {}): Promise<never> {
+    const { task, message } = this;
     const max = options.maxRetries !== undefined ? options.maxRetries : (task.options.maxRetries ?? DEFAULT_MAX_RETRIES);
     if (max !== null && message.retries >= max) {
       throw options.exc !== undefined ? options.exc : maxRetriesExceeded(task.name, message);
@@ -122,80 +156,105 @@ export async function executeTask(
     const eta = options.eta ? options.eta.getTime() : Date.now() + countdown * 1000;
     const next = retryMessage(message, eta, { args: options.args, kwargs: options.kwargs });
     try {
-      const route = retryRoute(delivery.info, options.queue);
-      await ctx.app.broker.publish(buildTaskMessage(next), { ...route, declare: null });
+      const route = retryRoute(this.delivery.info, options.queue);
+      await this.ctx.app.broker.publish(buildTaskMessage(next), { ...route, declare: null });
     } catch (err) {
       throw new RetryNotPublished(`Could not publish the retry of ${task.name}[${message.id}]: ${(err as Error).message}`, { cause: err });
     }
     throw new Retry(`Retry in ${Math.round(countdown * 1000) / 1000}s`, options.exc ?? null, new Date(eta));
-  };
-
-  const self: BoundTask = {
-    name: task.name,
-    app: ctx.app,
-    request,
-    maxRetries: task.options.maxRetries ?? DEFAULT_MAX_RETRIES,
-    get signal() {
-      return aborter().signal;
-    },
-    retry,
-  };
-
-  const [hardOverride, softOverride] = message.timeLimit;
-  const hard = hardOverride ?? task.options.timeLimit ?? conf.task_time_limit;
-  const soft = softOverride ?? task.options.softTimeLimit ?? conf.task_soft_time_limit;
-  const timers: NodeJS.Timeout[] = [];
-  if (soft) {
-    const controller = aborter();
-    timers.push(setTimeout(() => controller.abort(new SoftTimeLimitExceeded(`SoftTimeLimitExceeded(${soft})`)), soft * 1000));
   }
 
-  try {
-    const args = bindArguments(task.name, paramsOf(task), message.args, message.kwargs);
-    const call = (): unknown => runInTaskContext(request, () => (task.bound ? task.fn(...([self, ...args] as never[])) : task.fn(...(args as never[]))));
-    const running = Promise.resolve().then(call);
-    const value = hard
-      ? await Promise.race([
-          running,
+  private call(args: unknown[]): unknown {
+    const fn = this.task.fn;
+    return runInTaskContext(this, () => (this.task.bound ? fn(...([new BoundContext(this), ...args] as never[])) : fn(...(args as never[]))));
+  }
+
+  async run(): Promise<RunOutcome> {
+    const { ctx, task, message } = this;
+    const conf = ctx.app.conf;
+    const started = performance.now();
+    if (this.storesResult && (task.options.trackStarted ?? conf.task_track_started)) {
+      await this.store(States.STARTED, { pid: process.pid, hostname: ctx.hostname });
+    }
+    const [hardOverride, softOverride] = message.timeLimit;
+    const hard = hardOverride ?? task.options.timeLimit ?? conf.task_time_limit;
+    const soft = softOverride ?? task.options.softTimeLimit ?? conf.task_soft_time_limit;
+    if (soft) {
+      const controller = this.aborter();
+      this.addTimer(soft * 1000, () => controller.abort(new SoftTimeLimitExceeded(`SoftTimeLimitExceeded(${soft})`)));
+    }
+    try {
+      const args = bindArguments(task.name, paramsOf(task), message.args, message.kwargs);
+      const returned = this.call(args);
+      let value: unknown = returned;
+      if (hard) {
+        value = await Promise.race([
+          returned,
           new Promise<never>((_, reject) => {
             // The promise cannot be killed; the slot is freed and its late result ignored.
-            timers.push(setTimeout(() => reject(new TimeLimitExceeded(`TimeLimitExceeded(${hard})`)), hard * 1000));
+            this.addTimer(hard * 1000, () => reject(new TimeLimitExceeded(`TimeLimitExceeded(${hard})`)));
           }),
-        ])
-      : await running;
-    await store(States.SUCCESS, value);
-    if (message.embed !== EMPTY_EMBED) await continueAfterSuccess(ctx.app, message, value);
-    if (isEnabled('info')) {
-      log.info(`Task ${task.name}[${message.id}] succeeded in ${((performance.now() - started) / 1000).toFixed(6)}s: ${pyRepr(value)}`);
+        ]);
+      } else if (returned instanceof Promise) {
+        value = await returned;
+      }
+      await this.store(States.SUCCESS, value);
+      if (message.embed !== EMPTY_EMBED) await continueAfterSuccess(ctx.app, message, value);
+      if (isEnabled('info')) {
+        log.info(`Task ${task.name}[${message.id}] succeeded in ${((performance.now() - started) / 1000).toFixed(6)}s: ${pyRepr(value)}`);
+      }
+      return 'success';
+    } catch (thrown) {
+      return this.failed(thrown);
+    } finally {
+      if (this.timers) for (const t of this.timers) clearTimeout(t);
+      if (this.abort) ctx.aborters.delete(this.abort);
     }
-    return 'success';
-  } catch (thrown) {
+  }
+
+  private async failed(thrown: unknown): Promise<RunOutcome> {
+    const { ctx, task, message } = this;
     let err = thrown;
     const autoretry = task.options.autoretryFor;
     if (autoretry && !(err instanceof Retry) && autoretry.some((cls) => err instanceof cls)) {
-      err = await retry({ exc: err }).catch((e: unknown) => e);
+      err = await this.retry({ exc: err }).catch((e: unknown) => e);
     }
     if (err instanceof Retry) {
-      if (!ignoreResult) {
-        // As Python: RETRY with the serialized exc, or a null result when retry() got none.
-        await ctx.results.store(
-          err.exc != null ? buildExceptionMeta(message.id, States.RETRY, err.exc, metaCtx) : buildResultMeta(message.id, States.RETRY, null, null, metaCtx),
-          replyCtx,
-        );
-      }
-      log.info(`Task ${task.name}[${message.id}] retry: ${err.message}${err.exc != null ? `: ${excRepr(err.exc)}` : ''}`);
+      // As Python: RETRY with the serialized exc, or a null result when retry() got none.
+      await (err.exc != null ? this.storeException(States.RETRY, err.exc) : this.store(States.RETRY, null));
+      if (isEnabled('info')) log.info(`Task ${task.name}[${message.id}] retry: ${err.message}${err.exc != null ? `: ${excRepr(err.exc)}` : ''}`);
       return 'retry';
     }
     if (err instanceof RetryNotPublished) {
       log.error(err.message);
       return 'retry-not-published';
     }
-    if (!ignoreResult) await ctx.results.store(buildExceptionMeta(message.id, States.FAILURE, err, metaCtx), replyCtx);
+    await this.storeException(States.FAILURE, err);
     if (message.embed.errbacks) await continueAfterFailure(ctx.app, message);
     log.error(`Task ${task.name}[${message.id}] raised unexpected: ${excRepr(err)}\n${err instanceof Error ? (err.stack ?? '') : ''}`);
     return err instanceof TimeLimitExceeded ? 'time-limit' : 'failure';
-  } finally {
-    for (const t of timers) clearTimeout(t);
-    if (abort) ctx.aborters.delete(abort);
+  }
+}
+
+/** `self` of a bound task. */
+class BoundContext implements BoundTask {
+  constructor(private readonly run: TaskRun) {}
+  get name(): string {
+    return this.run.task.name;
+  }
+  get app(): Celery {
+    return this.run.ctx.app;
+  }
+  get request(): TaskRequest {
+    return this.run.request;
+  }
+  get maxRetries(): number | null {
+    return this.run.task.options.maxRetries ?? DEFAULT_MAX_RETRIES;
+  }
+  get signal(): AbortSignal {
+    return this.run.aborter().signal;
+  }
+  retry(options?: RetryOptions): Promise<never> {
+    return this.run.retry(options);
   }
 }

@@ -16,6 +16,8 @@ export class ConcurrencyPool {
   private readonly waiting: PoolJob[] = [];
   private head = 0;
   private idleWaiters: Array<() => void> = [];
+  /** Bound once: settling a job costs one promise reaction, not a closure per job. */
+  private readonly onJobDone = (): void => this.finished();
 
   constructor(readonly limit: number) {
     if (!(limit >= 1)) throw new RangeError(`concurrency must be at least 1, got ${limit}`);
@@ -45,7 +47,7 @@ export class ConcurrencyPool {
       promise = Promise.reject(err);
     }
     // Jobs handle their own errors; a rejection here must still free the slot.
-    promise.catch(() => undefined).finally(() => this.finished());
+    promise.then(this.onJobDone, this.onJobDone);
   }
 
   private finished(): void {

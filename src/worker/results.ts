@@ -18,8 +18,6 @@ const log = getLogger('MainProcess');
 export interface ResultWriterOptions {
   /** Most states kept for retrying while the backend is down. */
   maxBacklog?: number;
-  /** Give up on the first attempt after this long and retry in the background. */
-  attemptTimeoutMs?: number;
 }
 
 export class ResultWriter {
@@ -27,13 +25,11 @@ export class ResultWriter {
   private retrying: Promise<void> | null = null;
   private closed = false;
   private readonly maxBacklog: number;
-  private readonly attemptTimeoutMs: number;
   /** States dropped because the backlog was full (reported in logs). */
   dropped = 0;
 
   constructor(private readonly backend: ResultBackend, options: ResultWriterOptions = {}) {
     this.maxBacklog = options.maxBacklog ?? 10_000;
-    this.attemptTimeoutMs = options.attemptTimeoutMs ?? 5_000;
   }
 
   /** States waiting for the backend to come back. */
@@ -52,12 +48,9 @@ export class ResultWriter {
     }
   }
 
+  /** One write. Backends bound their own waits (ioredis commandTimeout, AMQP confirms and heartbeats). */
   private attempt(meta: ResultMeta, context: StoreContext | undefined): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${this.attemptTimeoutMs} ms`)), this.attemptTimeoutMs);
-    });
-    return Promise.race([this.backend.store(meta, context), timeout]).finally(() => clearTimeout(timer));
+    return this.backend.store(meta, context);
   }
 
   private enqueue(meta: ResultMeta, context: StoreContext | undefined): void {

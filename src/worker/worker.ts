@@ -15,11 +15,12 @@ import { clampPrefetch, type Broker, type Consumer, type Delivery, type QueueDec
 import { ContentDisallowed, NotRegistered, TaskRevokedError } from '../errors.js';
 import { parseTaskMessage, type TaskMessage } from '../protocol/message.js';
 import { buildExceptionMeta, States } from '../protocol/result-meta.js';
-import { getLogger } from '../support/log.js';
+import { DisabledBackend } from '../backend/disabled.js';
+import { getLogger, isEnabled } from '../support/log.js';
 import { decideAck, type AckDecision, type DeliveryEvent } from './ack-policy.js';
 import { EtaScheduler } from './eta.js';
 import { executeTask, SoftTimeLimitExceeded, type ExecutionContext } from './execute.js';
-import { ConcurrencyPool } from './pool.js';
+import { ConcurrencyPool, type PoolJob } from './pool.js';
 import { ResultWriter } from './results.js';
 
 const log = getLogger('MainProcess');
@@ -116,7 +117,13 @@ export class Worker extends EventEmitter {
     await this.app.loadTasks();
     this.broker = this.app.broker;
     this.results = new ResultWriter(this.app.backend);
-    this.ctx = { app: this.app, hostname: this.hostname, results: this.results, aborters: this.aborters };
+    this.ctx = {
+      app: this.app,
+      hostname: this.hostname,
+      results: this.results,
+      aborters: this.aborters,
+      storesResults: !(this.app.backend instanceof DisabledBackend),
+    };
     this.slots = this.queues.map((q) => ({ declaration: queueDeclaration(this.app.conf, q), consumer: null, held: 0 }));
     for (const slot of this.slots) {
       slot.consumer = await this.broker.consume(slot.declaration, {
@@ -129,7 +136,8 @@ export class Worker extends EventEmitter {
     this.emit('ready');
   }
 
-  private apply(delivery: Delivery, event: DeliveryEvent): void {
+  /** @internal */
+  apply(delivery: Delivery, event: DeliveryEvent): void {
     settle(delivery, decideAck(event));
   }
 
@@ -163,7 +171,7 @@ export class Worker extends EventEmitter {
       this.emit('rejected', `unregistered task ${message.task}`);
       return this.apply(delivery, { kind: 'unregistered' });
     }
-    log.info(`Task ${message.task}[${message.id}] received`);
+    if (isEnabled('info')) log.info(`Task ${message.task}[${message.id}] received`);
     this.schedule(slot, delivery, message, task);
   }
 
@@ -218,7 +226,7 @@ export class Worker extends EventEmitter {
 
   private revokeExpired(delivery: Delivery, message: TaskMessage): void {
     this.stats.revoked++;
-    log.info(`Task ${message.task}[${message.id}] expired: discarded, state REVOKED`);
+    if (isEnabled('info')) log.info(`Task ${message.task}[${message.id}] expired: discarded, state REVOKED`);
     if (!message.ignoreResult) {
       void this.results.store(buildExceptionMeta(message.id, States.REVOKED, new TaskRevokedError('expired'), { parentId: message.parentId }), {
         replyTo: message.replyTo,
@@ -230,13 +238,11 @@ export class Worker extends EventEmitter {
 
   /** Step 3: wait for a concurrency slot, then run. */
   private submit(delivery: Delivery, message: TaskMessage, task: Task<never, unknown>): void {
-    this.pool.submit({
-      run: () => this.run(delivery, message, task),
-      cancel: () => this.apply(delivery, { kind: 'not-started' }),
-    });
+    this.pool.submit(new PendingRun(this, delivery, message, task));
   }
 
-  private async run(delivery: Delivery, message: TaskMessage, task: Task<never, unknown>): Promise<void> {
+  /** @internal Step 4, when a slot is free (PendingRun.run). */
+  async runDelivery(delivery: Delivery, message: TaskMessage, task: Task<never, unknown>): Promise<void> {
     // It may have waited for a slot past its expiry.
     if (message.expires !== null && message.expires <= Date.now()) return this.revokeExpired(delivery, message);
     if (!delivery.live) {
@@ -284,5 +290,23 @@ export class Worker extends EventEmitter {
   /** Cold shutdown: abort running tasks' signals; the caller exits. Unacked messages are redelivered. */
   abortRunning(): void {
     for (const controller of this.aborters) controller.abort(new SoftTimeLimitExceeded('the worker is shutting down (cold)'));
+  }
+}
+
+/** A task waiting for a concurrency slot (a class: one small object per task, no closures). */
+class PendingRun implements PoolJob {
+  constructor(
+    private readonly worker: Worker,
+    private readonly delivery: Delivery,
+    private readonly message: TaskMessage,
+    private readonly task: Task<never, unknown>,
+  ) {}
+
+  run(): Promise<void> {
+    return this.worker.runDelivery(this.delivery, this.message, this.task);
+  }
+
+  cancel(): void {
+    this.worker.apply(this.delivery, { kind: 'not-started' });
   }
 }
