@@ -54,7 +54,7 @@ const REDIS_BACKEND = DEFAULT_REDIS;
 const PLAN: Array<{ workload: WorkloadId; systems: string[] }> = [
   { workload: 'noop', systems: ['raw', 'ts', 'py-eventlet', 'py-prefork', 'bullmq'] },
   { workload: 'noop-redis', systems: ['ts', 'py-eventlet', 'py-prefork'] },
-  { workload: 'sleep100', systems: ['ts', 'py-eventlet', 'bullmq'] },
+  { workload: 'sleep100', systems: ['raw', 'ts', 'py-eventlet', 'bullmq'] },
   { workload: 'producer-rate', systems: ['raw', 'ts', 'python', 'bullmq'] },
   { workload: 'producer-single', systems: ['raw', 'ts', 'python', 'bullmq'] },
   { workload: 'e2e', systems: ['raw', 'ts', 'py-eventlet', 'py-prefork', 'bullmq'] },

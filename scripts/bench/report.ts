@@ -118,8 +118,19 @@ export function checkTargets(records: RunRecord[], groups: Group[]): Target[] {
     pass: Number.isFinite(pyX) ? pyX >= 4 : null,
   });
   ratioTarget('no-op, Redis backend: ts-celery >= 60 % of the raw ceiling', pairedRatio(records, ['noop-redis', 'ts'], ['noop', 'raw'], rate), 0.6, '');
+  // The issue's bar: 90 % of the ideal 10,000/s, or of the broker ceiling if that is lower. The
+  // ceiling for this workload is raw amqplib running the same 100-ms tasks 1000 at a time.
   const sleepTs = g('sleep100', 'ts')?.rate?.median;
-  ratioTarget('100-ms I/O task at -c 1000: >= 90 % of the ideal 10,000/s', sleepTs === undefined ? Number.NaN : sleepTs / 10_000, 0.9, '');
+  const sleepRaw = g('sleep100', 'raw')?.rate?.median;
+  const sleepBar = Math.min(10_000, sleepRaw ?? 10_000);
+  const sleepRatio = sleepTs === undefined ? Number.NaN : sleepTs / sleepBar;
+  targets.push({
+    text: '100-ms I/O task at -c 1000: >= 90 % of the ideal 10,000/s, or of the raw ceiling if that is lower',
+    measured: Number.isFinite(sleepRatio)
+      ? `${pct(sleepRatio)} of ${fmt(sleepBar)}/s (${pct((sleepTs ?? 0) / 10_000)} of ideal${sleepRaw === undefined ? '' : `; raw amqplib with 1000 in flight: ${fmt(sleepRaw)}/s`})`
+      : 'not measured',
+    pass: Number.isFinite(sleepRatio) ? sleepRatio >= 0.9 : null,
+  });
   ratioTarget('producer: delay() >= 70 % of raw publish-with-confirms (many in flight)', pairedRatio(records, ['producer-rate', 'ts'], ['producer-rate', 'raw'], rate), 0.7, '');
   const p99 = (r: RunRecord): number | undefined => r.latency?.p99;
   const singleRatio = pairedRatio(records, ['producer-single', 'ts'], ['producer-single', 'raw'], p99);
@@ -168,9 +179,12 @@ export function formatTables(records: RunRecord[], groups: Group[], targets: Tar
     if (w === 'noop' || w === 'noop-redis' || w === 'sleep100') {
       const rows = gs.map((x) => {
         const vs = w === 'sleep100' ? (x.rate ? pct(x.rate.median / 10_000) : '–') : pct(pairedRatio(records, [w, x.system], ['noop', 'raw'], rate));
-        return [x.label + incomplete(x), fmt(x.rate?.median), range(x.rate), vs, fmt(x.cpuUsPerTask?.median, 1), fmt(x.rssPeakMb?.median)];
+        const row = [x.label + incomplete(x), fmt(x.rate?.median), range(x.rate), vs];
+        if (w === 'sleep100') row.push(pct(pairedRatio(records, [w, x.system], [w, 'raw'], rate)));
+        return [...row, fmt(x.cpuUsPerTask?.median, 1), fmt(x.rssPeakMb?.median)];
       });
-      out.push(table(['system', 'tasks/s', 'min–max', w === 'sleep100' ? 'of ideal' : 'of raw ceiling', 'CPU µs/task', 'peak RSS MB'], rows));
+      const head = w === 'sleep100' ? ['system', 'tasks/s', 'min–max', 'of ideal', 'of raw (1000 in flight)'] : ['system', 'tasks/s', 'min–max', 'of raw ceiling'];
+      out.push(table([...head, 'CPU µs/task', 'peak RSS MB'], rows));
     } else if (w === 'producer-rate') {
       const rows = gs.map((x) => [x.label + incomplete(x), fmt(x.rate?.median), range(x.rate), pct(pairedRatio(records, [w, x.system], [w, 'raw'], rate))]);
       out.push(table(['producer', 'calls/s', 'min–max', 'of raw confirms'], rows));

@@ -75,7 +75,7 @@ describe('npm run bench -- --quick (smoke)', function () {
     const expected = [
       'noop/raw', 'noop/ts', 'noop/py-eventlet', 'noop/py-prefork', 'noop/bullmq',
       'noop-redis/ts', 'noop-redis/py-eventlet', 'noop-redis/py-prefork',
-      'sleep100/ts', 'sleep100/py-eventlet', 'sleep100/bullmq',
+      'sleep100/raw', 'sleep100/ts', 'sleep100/py-eventlet', 'sleep100/bullmq',
       'producer-rate/raw', 'producer-rate/ts', 'producer-rate/python', 'producer-rate/bullmq',
       'producer-single/raw', 'producer-single/ts', 'producer-single/python', 'producer-single/bullmq',
       'e2e/raw', 'e2e/ts', 'e2e/py-eventlet', 'e2e/py-prefork', 'e2e/bullmq',
