@@ -36,7 +36,11 @@ export interface TaskOptions {
   autoretryFor?: ErrorClass[];
   /** Ack after the task finishes instead of when it starts (`task_acks_late`). */
   acksLate?: boolean;
-  /** With acksLate: requeue the message if the worker dies mid-task (`task_reject_on_worker_lost`). */
+  /**
+   * Accepted for compatibility, without effect: there are no pool child processes
+   * to lose. When the worker process itself dies, RabbitMQ redelivers its unacked
+   * (acksLate) messages, as if this were true.
+   */
   rejectOnWorkerLost?: boolean;
   /** Store no result (`task_ignore_result`). */
   ignoreResult?: boolean;
