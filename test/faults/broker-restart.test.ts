@@ -13,11 +13,9 @@
  *   the connection) are counted and bounded by what the workers held.
  */
 import { expect } from 'chai';
-import { BrokerError, type Celery } from '../../src/index.js';
-import type { TsWorker } from '../helpers/ts-worker.js';
+import { BrokerError } from '../../src/index.js';
 import {
-  assertNoSecrets, closeCounts, dropCounts, entries, errorText, faultServices, newRun, produce, producerApp,
-  reportTally, settle, sleep, startFaultWorker, tail, tally, type FaultServices, type Sent,
+  assertNoSecrets, entries, errorText, faultFixture, newRun, produce, producerApp, reportTally, type Sent, settle, sleep, startFaultWorker, tail, tally,
 } from './support.js';
 
 const TOTAL = 5000;
@@ -30,27 +28,15 @@ const RATE_PER_PRODUCER = 400;
 
 describe('fault: RabbitMQ restart under load (5,000 tasks, acks_late)', function () {
   this.timeout(180_000);
-  let svc: FaultServices;
-  const workers: TsWorker[] = [];
-  const apps: Celery[] = [];
+  const fx = faultFixture({ beforeCleanup: async (svc) => { if (!svc.rabbit.running) await svc.rabbit.start(); } });
+  const { workers, apps } = fx;
   const run = newRun('br');
   const queue = `faults-${run}`;
-
-  before(async () => {
-    svc = await faultServices();
-  });
-
-  after(async () => {
-    await Promise.all(workers.map((w) => w.stop(5000)));
-    await Promise.all(apps.map((a) => a.close().catch(() => undefined)));
-    if (!svc.rabbit.running) await svc.rabbit.start();
-    await svc.rabbit.deleteQueues(queue).catch(() => undefined);
-    await dropCounts(run);
-    await closeCounts();
-  });
+  fx.runs.push(run);
+  fx.queues.push(queue);
 
   it('loses no confirmed task; rejected sends say why; workers resume on their own', async () => {
-    const { rabbit } = svc;
+    const { rabbit } = fx.svc;
     const env = { FAULTS_ACKS_LATE: '1' };
     workers.push(...(await Promise.all([
       startFaultWorker({ broker: rabbit.url, queue, concurrency: CONCURRENCY, env }),

@@ -14,12 +14,11 @@
  * consumer) declares the queue again and keeps consuming.
  */
 import { expect } from 'chai';
-import { BrokerError, type Celery } from '../../src/index.js';
+import { BrokerError } from '../../src/index.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import type { TsWorker } from '../helpers/ts-worker.js';
 import {
-  assertNoSecrets, closeCounts, dropCounts, entries, errorText, faultServices, newRun, produce, producerApp,
-  reportTally, settle, sleep, startFaultWorker, tail, tally, waitFor, type FaultServices, type Sent,
+  assertNoSecrets, entries, errorText, faultFixture, newRun, produce, producerApp, reportTally, type Sent, settle, sleep, startFaultWorker, tail, tally, waitFor,
 } from './support.js';
 
 const HEARTBEAT_S = 2;
@@ -28,29 +27,20 @@ const CONCURRENCY = 20;
 
 describe('fault: connection cut without a clean close (heartbeats)', function () {
   this.timeout(120_000);
-  let svc: FaultServices;
+  const fx = faultFixture();
+  const { workers, apps, queues, runs } = fx;
   let proxy: TcpProxy;
-  const workers: TsWorker[] = [];
-  const apps: Celery[] = [];
-  const runs: string[] = [];
-  const queues: string[] = [];
 
   before(async () => {
-    svc = await faultServices();
-    proxy = new TcpProxy(svc.rabbit.port);
+    proxy = new TcpProxy(fx.svc.rabbit.port);
     await proxy.start();
   });
 
   after(async () => {
-    await Promise.all(workers.map((w) => w.stop(5000)));
-    await Promise.all(apps.map((a) => a.close().catch(() => undefined)));
     await proxy.close();
-    await svc.rabbit.deleteQueues(...queues).catch(() => undefined);
-    for (const run of runs) await dropCounts(run);
-    await closeCounts();
   });
 
-  const viaProxy = (): string => `amqp://${svc.rabbit.user}:${svc.rabbit.password}@127.0.0.1:${proxy.port}/`;
+  const viaProxy = (): string => `amqp://${fx.svc.rabbit.user}:${fx.svc.rabbit.password}@127.0.0.1:${proxy.port}/`;
 
   it('detects the dead peer by heartbeat, rejects unconfirmed sends, loses no confirmed task', async () => {
     const run = newRun('cut');
@@ -64,7 +54,7 @@ describe('fault: connection cut without a clean close (heartbeats)', function ()
     ]);
     workers.push(...pair);
 
-    const logBefore = svc.rabbit.log().length;
+    const logBefore = fx.svc.rabbit.log().length;
     const tags = Array.from({ length: TOTAL }, (_, i) => `${run}:${i}`);
     const sent: Sent = { sent: 0, confirmed: new Set(), rejected: new Map(), ids: new Map() };
     let cutAt = 0;
@@ -96,14 +86,14 @@ describe('fault: connection cut without a clean close (heartbeats)', function ()
       return [...sent.confirmed].every((t) => done.has(t));
     }, 60_000, 500);
     await settle(async () => {
-      const s = await svc.rabbit.queueStats(queue);
+      const s = await fx.svc.rabbit.queueStats(queue);
       return s !== null && s.ready === 0 && s.unacked === 0;
     }, 30_000, 500);
     await sleep(300);
 
     const t = tally(sent, await entries(run), tags);
     // RabbitMQ's side of the silenced connections: it too gave up on them by heartbeat.
-    const brokerMissed = (svc.rabbit.log().slice(logBefore).match(/missed heartbeats from client/g) ?? []).length;
+    const brokerMissed = (fx.svc.rabbit.log().slice(logBefore).match(/missed heartbeats from client/g) ?? []).length;
     reportTally('connection-cut', t, { 'connections-cut': cut, 'first-reject-after-cut-ms': firstRejectAfterCut, 'broker-closed-by-heartbeat': brokerMissed });
     if (t.lost.length > 0) for (const w of workers) console.log(`--- worker ${w.pid}:\n${tail(w.output(), 30)}`);
 
@@ -118,7 +108,7 @@ describe('fault: connection cut without a clean close (heartbeats)', function ()
     expect(firstRejectAfterCut, 'ms from the cut to the first rejected send').to.be.within(HEARTBEAT_S * 1000, HEARTBEAT_S * 4000);
     for (const [tag, err] of sent.rejected) {
       expect(err, `rejection of ${tag}`).to.be.instanceOf(BrokerError);
-      assertNoSecrets(errorText(err), [svc.rabbit.password], `the delay() rejection of ${tag}`);
+      assertNoSecrets(errorText(err), [fx.svc.rabbit.password], `the delay() rejection of ${tag}`);
     }
     // Resumed: a new connection after the loss, and both consumers attached again.
     const resumed = (w: TsWorker): boolean => /Connection to broker lost[\s\S]*Connected to /.test(w.output());
@@ -127,9 +117,9 @@ describe('fault: connection cut without a clean close (heartbeats)', function ()
       expect(w.child.exitCode, 'worker still running').to.equal(null);
       expect(w.output()).to.match(/Connection to broker lost.*Heartbeat timeout/);
       expect(resumed(w), `worker ${w.pid} reconnected:\n${tail(w.output().replace(/.*Task faults.*\n/g, ''), 12)}`).to.equal(true);
-      assertNoSecrets(w.output(), [svc.rabbit.password], 'worker output');
+      assertNoSecrets(w.output(), [fx.svc.rabbit.password], 'worker output');
     }
-    expect((await svc.rabbit.queueStats(queue))?.consumers, 'consumers attached again').to.equal(2);
+    expect((await fx.svc.rabbit.queueStats(queue))?.consumers, 'consumers attached again').to.equal(2);
     expect(proxy.accepted, 'workers and producer reconnected through the proxy').to.be.at.least(6);
   });
 
@@ -138,15 +128,15 @@ describe('fault: connection cut without a clean close (heartbeats)', function ()
     runs.push(run);
     const queue = `faults-${run}`;
     queues.push(queue);
-    const worker = await startFaultWorker({ broker: svc.rabbit.url, queue, concurrency: 2 });
+    const worker = await startFaultWorker({ broker: fx.svc.rabbit.url, queue, concurrency: 2 });
     workers.push(worker);
-    const app = producerApp({ broker_url: svc.rabbit.url, task_default_queue: queue });
+    const app = producerApp({ broker_url: fx.svc.rabbit.url, task_default_queue: queue });
     apps.push(app);
     await app.sendTask('faults.record', [`${run}:before`]);
     await waitFor(async () => (await entries(run)).length === 1, 10_000, 'the first task');
 
-    await svc.rabbit.deleteQueues(queue); // RabbitMQ sends basic.cancel to the consumer
-    const back = await settle(async () => (await svc.rabbit.queueStats(queue))?.consumers === 1, 10_000);
+    await fx.svc.rabbit.deleteQueues(queue); // RabbitMQ sends basic.cancel to the consumer
+    const back = await settle(async () => (await fx.svc.rabbit.queueStats(queue))?.consumers === 1, 10_000);
     expect(back, `the worker declared and consumed its queue again:\n${tail(worker.output(), 6)}`).to.equal(true);
     await app.sendTask('faults.record', [`${run}:after`]);
     await waitFor(async () => (await entries(run)).length === 2, 10_000, 'the task sent after the queue was re-created');

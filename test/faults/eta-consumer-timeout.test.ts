@@ -17,12 +17,10 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { expect } from 'chai';
-import type { Celery } from '../../src/index.js';
 import { FAULTS_CHANNEL_TICK_MS } from '../helpers/rabbit-node.js';
 import type { TsWorker } from '../helpers/ts-worker.js';
 import {
-  closeCounts, dropCounts, entries, faultServices, newRun, producerApp, report, settle, sleep, startFaultWorker,
-  type FaultServices,
+  entries, faultFixture, newRun, producerApp, report, settle, sleep, startFaultWorker,
 } from './support.js';
 
 const CONSUMER_TIMEOUT_MS = 4000;
@@ -53,36 +51,30 @@ interface ConsumerRow {
 
 describe('fault: long ETA vs RabbitMQ consumer_timeout', function () {
   this.timeout(90_000);
-  let svc: FaultServices;
-  const workers: TsWorker[] = [];
-  const apps: Celery[] = [];
+  const fx = faultFixture({
+    beforeCleanup: async (svc) => {
+      await svc.rabbit.eval('application:set_env(rabbit, consumer_timeout, 1800000).').catch(() => undefined);
+    },
+  });
+  const { workers, apps } = fx;
   const run = newRun('eta');
   const held = `faults-${run}-held`;
   const parked = `faults-${run}-parked`;
+  fx.runs.push(run);
+  fx.queues.push(held, parked, ...[1, 5, 30].map((s) => `ts-celery.delay.${parked}.${s}s`));
 
   before(async () => {
-    svc = await faultServices();
     // consumer_timeout is read by each channel when it opens: lower it for the channels of this test.
-    await svc.rabbit.eval(`application:set_env(rabbit, consumer_timeout, ${CONSUMER_TIMEOUT_MS}).`);
-  });
-
-  after(async () => {
-    await svc.rabbit.eval('application:set_env(rabbit, consumer_timeout, 1800000).').catch(() => undefined);
-    await Promise.all(workers.map((w) => w.stop(5000)));
-    await Promise.all(apps.map((a) => a.close().catch(() => undefined)));
-    const delayQueues = [1, 5, 30].map((s) => `ts-celery.delay.${parked}.${s}s`);
-    await svc.rabbit.deleteQueues(held, parked, ...delayQueues).catch(() => undefined);
-    await dropCounts(run);
-    await closeCounts();
+    await fx.svc.rabbit.eval(`application:set_env(rabbit, consumer_timeout, ${CONSUMER_TIMEOUT_MS}).`);
   });
 
   async function consumers(): Promise<ConsumerRow[]> {
-    const out = await svc.rabbit.ctl(['list_consumers', 'queue_name', 'consumer_tag', '--formatter', 'json']);
+    const out = await fx.svc.rabbit.ctl(['list_consumers', 'queue_name', 'consumer_tag', '--formatter', 'json']);
     return (JSON.parse(out) as Array<Record<string, unknown>>).map((r) => ({ queue: String(r.queue_name), tag: String(r.consumer_tag) }));
   }
 
   it('parking keeps the channel alive and runs the task once at its ETA; holding gets the channel killed', async () => {
-    const { rabbit } = svc;
+    const { rabbit } = fx.svc;
     const settings = await rabbit.eval('{application:get_env(rabbit, consumer_timeout), application:get_env(rabbit, channel_tick_interval)}.');
     expect(settings.replace(/\s/g, '')).to.equal(`{{ok,${CONSUMER_TIMEOUT_MS}},{ok,${FAULTS_CHANNEL_TICK_MS}}}`);
     const logBefore = rabbit.log().length;

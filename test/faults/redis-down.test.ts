@@ -14,10 +14,8 @@
  */
 import { expect } from 'chai';
 import { BackendError, type Celery } from '../../src/index.js';
-import type { TsWorker } from '../helpers/ts-worker.js';
 import {
-  assertNoSecrets, closeCounts, dropCounts, entries, errorText, faultServices, newRun, produce, producerApp, report,
-  settle, sleep, startFaultWorker, tail, waitFor, type FaultServices,
+  assertNoSecrets, entries, errorText, faultFixture, newRun, produce, producerApp, report, settle, sleep, startFaultWorker, tail, waitFor,
 } from './support.js';
 
 const DURING = 200;
@@ -31,27 +29,15 @@ const WAITING_GET_BOUND_MS = 10_000;
 
 describe('fault: Redis result backend down for a while', function () {
   this.timeout(120_000);
-  let svc: FaultServices;
-  const workers: TsWorker[] = [];
-  const apps: Celery[] = [];
+  const fx = faultFixture({ beforeCleanup: async (svc) => { if (!svc.redis.running) await svc.redis.start(); } });
+  const { workers, apps } = fx;
   const run = newRun('rdown');
   const queue = `faults-${run}`;
-
-  before(async () => {
-    svc = await faultServices();
-  });
-
-  after(async () => {
-    if (!svc.redis.running) await svc.redis.start();
-    await Promise.all(workers.map((w) => w.stop(5000)));
-    await Promise.all(apps.map((a) => a.close().catch(() => undefined)));
-    await svc.rabbit.deleteQueues(queue).catch(() => undefined);
-    await dropCounts(run);
-    await closeCounts();
-  });
+  fx.runs.push(run);
+  fx.queues.push(queue);
 
   it('runs and acks tasks meanwhile, retries the state writes, and get() reports a clear error', async () => {
-    const { rabbit, redis } = svc;
+    const { rabbit, redis } = fx.svc;
     const backend = redis.url(4);
     const worker = await startFaultWorker({ broker: rabbit.url, backend, queue, concurrency: 20 });
     workers.push(worker);

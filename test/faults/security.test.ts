@@ -18,41 +18,24 @@ import { expect } from 'chai';
 import { BackendError, BrokerError, Celery, ImproperlyConfigured, TaskError } from '../../src/index.js';
 import { buildTaskMessage } from '../../src/protocol/message.js';
 import { encodeAmqpTable } from '../../src/protocol/amqp-headers.js';
-import type { TsWorker } from '../helpers/ts-worker.js';
 import {
-  assertNoSecrets, closeCounts, dropCounts, entries, errorText, faultServices, newRun, producerApp, report,
-  settle, startFaultWorker, waitFor, type FaultServices,
+  assertNoSecrets, entries, errorText, faultFixture, newRun, producerApp, report, settle, startFaultWorker, waitFor,
 } from './support.js';
 
 describe('security', function () {
   this.timeout(60_000);
-  let svc: FaultServices;
-  const workers: TsWorker[] = [];
-  const apps: Celery[] = [];
-  const queues: string[] = [];
-  const runs: string[] = [];
-
-  before(async () => {
-    svc = await faultServices();
-  });
-
-  after(async () => {
-    await Promise.all(workers.map((w) => w.stop(5000)));
-    await Promise.all(apps.map((a) => a.close().catch(() => undefined)));
-    await svc.rabbit.deleteQueues(...queues).catch(() => undefined);
-    for (const run of runs) await dropCounts(run);
-    await closeCounts();
-  });
+  const fx = faultFixture();
+  const { workers, apps, queues, runs } = fx;
 
   it('rejects pickle, YAML and msgpack messages unread, and cannot be configured to accept them', async () => {
     const run = newRun('unsafe');
     runs.push(run);
     const queue = `faults-${run}`;
     queues.push(queue, `${queue}.dlq`);
-    const worker = await startFaultWorker({ broker: svc.rabbit.url, queue, concurrency: 4, env: { FAULTS_DLX: '1' } });
+    const worker = await startFaultWorker({ broker: fx.svc.rabbit.url, queue, concurrency: 4, env: { FAULTS_DLX: '1' } });
     workers.push(worker);
 
-    const conn = await amqp.connect(svc.rabbit.url);
+    const conn = await amqp.connect(fx.svc.rabbit.url);
     try {
       const ch = await conn.createConfirmChannel();
       await ch.assertQueue(`${queue}.dlq`, { durable: true });
@@ -69,7 +52,7 @@ describe('security', function () {
       ch.publish('', queue, control.body, { contentType: control.contentType, contentEncoding: 'utf-8', headers: encodeAmqpTable(control.headers), persistent: true });
       await ch.waitForConfirms();
 
-      await waitFor(async () => (await svc.rabbit.queueStats(`${queue}.dlq`))?.ready === unsafe.length, 15_000, 'the unsafe messages to be dead-lettered');
+      await waitFor(async () => (await fx.svc.rabbit.queueStats(`${queue}.dlq`))?.ready === unsafe.length, 15_000, 'the unsafe messages to be dead-lettered');
       await waitFor(async () => (await entries(run)).length >= 1, 10_000, 'the control task');
       const dead = new Map<string, Buffer>();
       for (let m = await ch.get(`${queue}.dlq`, { noAck: true }); m; m = await ch.get(`${queue}.dlq`, { noAck: true })) {
@@ -94,7 +77,7 @@ describe('security', function () {
   });
 
   it('reads results as data: a crafted exc_type makes get() build a plain TaskError and nothing else', async () => {
-    const backendUrl = svc.redis.url(5);
+    const backendUrl = fx.svc.redis.url(5);
     const app = new Celery('reader', { result_backend: backendUrl });
     apps.push(app);
     const raw = new Redis(backendUrl);
@@ -145,7 +128,7 @@ describe('security', function () {
   });
 
   it('keeps broker and backend passwords out of banners, logs, errors and results', async () => {
-    const { rabbit, redis } = svc;
+    const { rabbit, redis } = fx.svc;
     const secrets = [rabbit.password, redis.password];
     const run = newRun('secret');
     runs.push(run);
@@ -210,7 +193,7 @@ describe('security', function () {
     assertNoSecrets(errorText(getError), [wrongRedis], 'a get() error from a backend that refused the password');
   });
   it('masks a password that contains an unencoded @ (the URL parser splits at the last @)', async () => {
-    const { rabbit } = svc;
+    const { rabbit } = fx.svc;
     const run = newRun('atpw');
     const queue = `faults-${run}`;
     queues.push(queue);

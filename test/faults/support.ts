@@ -258,3 +258,49 @@ export function assertNoSecrets(text: string, secrets: string[], where: string):
 export function errorText(err: unknown): string {
   return `${String(err)}\n${(err as Error)?.stack ?? ''}\n${inspect(err, { depth: 6 })}`;
 }
+
+/** What a fault-test file starts and registers for cleanup. */
+export interface FaultFixture {
+  /** The fault services (RabbitMQ node, Redis); available from the first test on. */
+  readonly svc: FaultServices;
+  /** Registered here, stopped (warm, 5 s) after the file's tests. */
+  readonly workers: TsWorker[];
+  /** Registered here, closed after the file's tests. */
+  readonly apps: Celery[];
+  /** Deleted on the fault node after the file's tests. */
+  readonly queues: string[];
+  /** Count lists dropped after the file's tests. */
+  readonly runs: string[];
+}
+
+/**
+ * The set-up and cleanup every fault-test file needs: starts (or reuses) the
+ * fault services before its tests; after them runs `beforeCleanup` (e.g.
+ * bring a stopped service back), then stops the workers, closes the apps,
+ * deletes the queues and drops the count lists registered on the fixture.
+ */
+export function faultFixture(options: { beforeCleanup?: (svc: FaultServices) => Promise<void> } = {}): FaultFixture {
+  let services: FaultServices | null = null;
+  const fx: FaultFixture = {
+    get svc(): FaultServices {
+      if (!services) throw new Error('the fault services start in before(); use fx.svc inside hooks and tests');
+      return services;
+    },
+    workers: [],
+    apps: [],
+    queues: [],
+    runs: [],
+  };
+  before(async () => {
+    services = await faultServices();
+  });
+  after(async () => {
+    if (services && options.beforeCleanup) await options.beforeCleanup(services);
+    await Promise.all(fx.workers.map((w) => w.stop(5000)));
+    await Promise.all(fx.apps.map((a) => a.close().catch(() => undefined)));
+    if (services && fx.queues.length) await services.rabbit.deleteQueues(...fx.queues).catch(() => undefined);
+    for (const run of fx.runs) await dropCounts(run);
+    await closeCounts();
+  });
+  return fx;
+}

@@ -10,28 +10,19 @@
  */
 import { expect } from 'chai';
 import { BackendError, BrokerError, Celery } from '../../src/index.js';
-import type { TsWorker } from '../helpers/ts-worker.js';
-import { assertNoSecrets, errorText, faultServices, newRun, producerApp, report, startFaultWorker, type FaultServices } from './support.js';
+import {
+  assertNoSecrets, errorText, faultFixture, newRun, producerApp, report, startFaultWorker,
+} from './support.js';
 
 describe('TLS: amqps:// and rediss:// with CA and client certificates', function () {
   this.timeout(60_000);
-  let svc: FaultServices;
-  const workers: TsWorker[] = [];
-  const apps: Celery[] = [];
+  const fx = faultFixture();
+  const { workers, apps } = fx;
   const queue = `faults-${newRun('tls')}`;
-
-  before(async () => {
-    svc = await faultServices();
-  });
-
-  after(async () => {
-    await Promise.all(workers.map((w) => w.stop(5000)));
-    await Promise.all(apps.map((a) => a.close().catch(() => undefined)));
-    await svc.rabbit.deleteQueues(queue).catch(() => undefined);
-  });
+  fx.queues.push(queue);
 
   it('runs a task end to end over amqps:// and rediss://', async () => {
-    const { rabbit, redis } = svc;
+    const { rabbit, redis } = fx.svc;
     const pki = rabbit.pki;
     const worker = await startFaultWorker({
       broker: rabbit.tlsUrl, backend: redis.tlsUrl(7), queue, concurrency: 2,
@@ -60,7 +51,7 @@ describe('TLS: amqps:// and rediss:// with CA and client certificates', function
   });
 
   it('refuses a server certificate from an unknown CA, and a missing client certificate, with a clear error', async () => {
-    const { rabbit, redis } = svc;
+    const { rabbit, redis } = fx.svc;
     const pki = rabbit.pki;
     const attempt = async (config: ConstructorParameters<typeof Celery>[1]): Promise<unknown> => {
       const app = producerApp({ ...(config as object), task_default_queue: queue, task_publish_retry: false });

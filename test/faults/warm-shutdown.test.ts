@@ -10,11 +10,8 @@
  * - in all, every task runs exactly once: none lost, none run twice.
  */
 import { expect } from 'chai';
-import type { Celery } from '../../src/index.js';
-import type { TsWorker } from '../helpers/ts-worker.js';
 import {
-  closeCounts, countEntries, dropCounts, entries, faultServices, newRun, produce, producerApp, report, settle,
-  startFaultWorker, tail, waitFor, type FaultServices,
+  countEntries, entries, faultFixture, newRun, produce, producerApp, report, settle, startFaultWorker, tail, waitFor,
 } from './support.js';
 
 const IN_FLIGHT = 1000;
@@ -23,23 +20,8 @@ const TASK_MS = 2500;
 
 describe('fault: warm shutdown with 1,000 tasks in flight', function () {
   this.timeout(120_000);
-  let svc: FaultServices;
-  const workers: TsWorker[] = [];
-  const apps: Celery[] = [];
-  const runs: string[] = [];
-  const queues: string[] = [];
-
-  before(async () => {
-    svc = await faultServices();
-  });
-
-  after(async () => {
-    await Promise.all(workers.map((w) => w.stop(5000)));
-    await Promise.all(apps.map((a) => a.close().catch(() => undefined)));
-    await svc.rabbit.deleteQueues(...queues).catch(() => undefined);
-    for (const run of runs) await dropCounts(run);
-    await closeCounts();
-  });
+  const fx = faultFixture();
+  const { workers, apps, queues, runs } = fx;
 
   for (const acksLate of [true, false]) {
     const mode = acksLate ? 'acks_late' : 'early ack';
@@ -49,9 +31,9 @@ describe('fault: warm shutdown with 1,000 tasks in flight', function () {
       const queue = `faults-${run}`;
       queues.push(queue);
       const env = { FAULTS_ACKS_LATE: acksLate ? '1' : '0' };
-      const first = await startFaultWorker({ broker: svc.rabbit.url, queue, concurrency: IN_FLIGHT, env });
+      const first = await startFaultWorker({ broker: fx.svc.rabbit.url, queue, concurrency: IN_FLIGHT, env });
       workers.push(first);
-      const app = producerApp({ broker_url: svc.rabbit.url, task_default_queue: queue });
+      const app = producerApp({ broker_url: fx.svc.rabbit.url, task_default_queue: queue });
       apps.push(app);
       const total = IN_FLIGHT + QUEUED_BEHIND;
       const tags = Array.from({ length: total }, (_, i) => `${run}:${i}`);
@@ -68,11 +50,11 @@ describe('fault: warm shutdown with 1,000 tasks in flight', function () {
       const afterFirst = await entries(run, 'done');
 
       // What the first worker gave back is consumed by a second one.
-      const second = await startFaultWorker({ broker: svc.rabbit.url, queue, concurrency: 200, env });
+      const second = await startFaultWorker({ broker: fx.svc.rabbit.url, queue, concurrency: 200, env });
       workers.push(second);
       await settle(async () => new Set((await entries(run)).map((e) => e.tag)).size >= total, 30_000, 250);
       await settle(async () => {
-        const s = await svc.rabbit.queueStats(queue);
+        const s = await fx.svc.rabbit.queueStats(queue);
         return s !== null && s.ready === 0 && s.unacked === 0;
       }, 10_000, 250);
 

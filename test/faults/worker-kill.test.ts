@@ -19,10 +19,8 @@
  */
 import { expect } from 'chai';
 import type { Celery } from '../../src/index.js';
-import type { TsWorker } from '../helpers/ts-worker.js';
 import {
-  closeCounts, dropCounts, entries, faultServices, newRun, produce, producerApp, report, settle, sleep,
-  startFaultWorker, waitFor, type Entry, type FaultServices,
+  entries, type Entry, faultFixture, newRun, produce, producerApp, report, settle, sleep, startFaultWorker, waitFor,
 } from './support.js';
 
 const TOTAL = 60;
@@ -43,23 +41,8 @@ interface Outcome {
 
 describe('fault: worker killed with SIGKILL mid-run', function () {
   this.timeout(90_000);
-  let svc: FaultServices;
-  const workers: TsWorker[] = [];
-  const apps: Celery[] = [];
-  const runs: string[] = [];
-  const queues: string[] = [];
-
-  before(async () => {
-    svc = await faultServices();
-  });
-
-  after(async () => {
-    await Promise.all(workers.map((w) => w.stop(5000)));
-    await Promise.all(apps.map((a) => a.close().catch(() => undefined)));
-    await svc.rabbit.deleteQueues(...queues).catch(() => undefined);
-    for (const run of runs) await dropCounts(run);
-    await closeCounts();
-  });
+  const fx = faultFixture();
+  const { workers, apps, queues, runs } = fx;
 
   async function killMidRun(acksLate: boolean, runPrefix: string): Promise<Outcome> {
     const run = newRun(runPrefix);
@@ -68,11 +51,11 @@ describe('fault: worker killed with SIGKILL mid-run', function () {
     queues.push(queue);
     const env: Record<string, string> = { FAULTS_ACKS_LATE: acksLate ? '1' : '0', FAULTS_REJECT_ON_WORKER_LOST: '0' };
     const [victim, survivor] = await Promise.all([
-      startFaultWorker({ broker: svc.rabbit.url, queue, concurrency: VICTIM_CONCURRENCY, env, backend: svc.redis.url(3) }),
-      startFaultWorker({ broker: svc.rabbit.url, queue, concurrency: TOTAL, env, backend: svc.redis.url(3) }),
+      startFaultWorker({ broker: fx.svc.rabbit.url, queue, concurrency: VICTIM_CONCURRENCY, env, backend: fx.svc.redis.url(3) }),
+      startFaultWorker({ broker: fx.svc.rabbit.url, queue, concurrency: TOTAL, env, backend: fx.svc.redis.url(3) }),
     ]);
     workers.push(victim, survivor);
-    const app = producerApp({ broker_url: svc.rabbit.url, result_backend: svc.redis.url(3), task_default_queue: queue });
+    const app = producerApp({ broker_url: fx.svc.rabbit.url, result_backend: fx.svc.redis.url(3), task_default_queue: queue });
     apps.push(app);
     const tags = Array.from({ length: TOTAL }, (_, i) => `${run}:${i}`);
     const sent = await produce({ app, tags, task: 'faults.slow', args: (t) => [t, TASK_MS], inFlight: 10 });
@@ -89,7 +72,7 @@ describe('fault: worker killed with SIGKILL mid-run', function () {
 
     // Everything that can complete does so on the survivor; wait until the queue is empty and settled.
     await settle(async () => {
-      const s = await svc.rabbit.queueStats(queue);
+      const s = await fx.svc.rabbit.queueStats(queue);
       return s !== null && s.ready === 0 && s.unacked === 0;
     }, 30_000, 250);
     await sleep(TASK_MS + 500);
