@@ -13,11 +13,11 @@
  * published during the outage is not missed.
  */
 import { Redis, type RedisOptions } from 'ioredis';
-import { readFileSync } from 'node:fs';
 import type { TlsOptions } from '../app/config.js';
 import { BackendError, TimeoutError } from '../errors.js';
 import { decodeJson } from '../protocol/json.js';
 import { READY_STATES, type ResultMeta } from '../protocol/result-meta.js';
+import { tlsConnectOptions } from '../support/tls.js';
 import { maskUrl, safeCause } from '../support/url.js';
 import type { ResultBackend } from './types.js';
 
@@ -64,12 +64,7 @@ type RedisWithStore = Redis & {
   celeryStore(key: string, value: string, ttlMs: number): Promise<number>;
 };
 
-function loadPem(v: string | Buffer): string | Buffer {
-  return typeof v === 'string' && !v.includes('-----BEGIN') ? readFileSync(v) : v;
-}
-
 function redisOptions(opts: RedisBackendOptions): RedisOptions {
-  const tls = opts.tls;
   const base: RedisOptions = {
     lazyConnect: true,
     enableAutoPipelining: true,
@@ -82,16 +77,8 @@ function redisOptions(opts: RedisBackendOptions): RedisOptions {
     connectTimeout: Math.round((opts.connectTimeout ?? 4) * 1000),
     retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
   };
-  if (tls && typeof tls === 'object') {
-    base.tls = {
-      ...tls,
-      ca: tls.ca ? (Array.isArray(tls.ca) ? tls.ca.map(loadPem) : loadPem(tls.ca)) : undefined,
-      cert: tls.cert ? loadPem(tls.cert) : undefined,
-      key: tls.key ? loadPem(tls.key) : undefined,
-    } as RedisOptions['tls'];
-  } else if (tls === true) {
-    base.tls = {};
-  }
+  const tlsOptions = tlsConnectOptions(opts.tls);
+  if (tlsOptions) base.tls = tlsOptions as RedisOptions['tls'];
   return base;
 }
 

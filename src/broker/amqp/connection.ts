@@ -4,9 +4,9 @@
  */
 import type { ChannelModel, Options } from 'amqplib';
 import { amqplib } from './codec-patch.js';
-import { readFileSync } from 'node:fs';
 import { BrokerError } from '../../errors.js';
 import type { TlsOptions } from '../../app/config.js';
+import { tlsConnectOptions } from '../../support/tls.js';
 import { maskUrl, safeCause } from '../../support/url.js';
 
 export interface AmqpConnectOptions {
@@ -50,21 +50,6 @@ export function parseAmqpUrl(url: string): Options.Connect {
   };
 }
 
-function loadPem(value: string | Buffer): string | Buffer {
-  // Celery users pass file paths (ssl.CERT_* style); Node wants contents.
-  if (typeof value === 'string' && !value.includes('-----BEGIN')) return readFileSync(value);
-  return value;
-}
-
-function tlsSocketOptions(tls: TlsOptions | boolean | null | undefined): Record<string, unknown> {
-  if (!tls || tls === true) return {};
-  const out: Record<string, unknown> = { ...tls };
-  if (tls.ca) out.ca = Array.isArray(tls.ca) ? tls.ca.map(loadPem) : loadPem(tls.ca);
-  if (tls.cert) out.cert = loadPem(tls.cert);
-  if (tls.key) out.key = loadPem(tls.key);
-  return out;
-}
-
 /** Turns a low-level connection failure into an error that says what to check. */
 export function describeConnectError(err: unknown, url: string): BrokerError {
   const masked = maskUrl(url);
@@ -91,7 +76,7 @@ export async function openAmqpConnection(opts: AmqpConnectOptions): Promise<Chan
     timeout: Math.round(opts.connectTimeout * 1000),
     keepAlive: true,
     clientProperties: { connection_name: opts.connectionName, product: 'ts-celery' },
-    ...(target.protocol === 'amqps' ? tlsSocketOptions(opts.tls) : {}),
+    ...(target.protocol === 'amqps' ? (tlsConnectOptions(opts.tls) ?? {}) : {}),
   };
   try {
     return await amqplib.connect(target, socketOptions);
