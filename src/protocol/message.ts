@@ -171,6 +171,17 @@ export function buildTaskMessage(input: TaskMessageInput, now: number = Date.now
   return wire;
 }
 
+/**
+ * Headers without the ones RabbitMQ adds when it dead-letters a message
+ * (`x-death`, `x-first-death-*`, `x-last-death-*`): they describe the old
+ * message's trips, not a new one's. Used when a message is published again.
+ */
+export function withoutBrokerHeaders(headers: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(headers)) if (!/^x-(death|first-death-|last-death-)/.test(k)) out[k] = v;
+  return out;
+}
+
 // ---------------------------------------------------------------------------
 // Parsing
 

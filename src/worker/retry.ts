@@ -8,7 +8,7 @@
 import type { TaskOptions } from '../app/task.js';
 import type { DeliveryInfo } from '../broker/types.js';
 import { MaxRetriesExceededError } from '../errors.js';
-import type { TaskMessage } from '../protocol/message.js';
+import { withoutBrokerHeaders, type TaskMessage } from '../protocol/message.js';
 import { argsRepr, kwargsRepr } from '../protocol/repr.js';
 
 /** Celery's defaults. */
@@ -41,17 +41,13 @@ export function maxRetriesExceeded(taskName: string, message: TaskMessage): MaxR
   );
 }
 
-/** Headers RabbitMQ adds on dead-lettering; they describe the old message, not the new one. */
-const BROKER_HEADERS = /^x-(death|first-death-|last-death-)/;
-
 /** The message that runs the task again, as a Python worker's `retry()` builds it. */
 export function retryMessage(
   message: TaskMessage,
   eta: number,
   overrides: { args?: unknown[] | undefined; kwargs?: Record<string, unknown> | undefined },
 ): TaskMessage {
-  const extraHeaders: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(message.extraHeaders)) if (!BROKER_HEADERS.test(k)) extraHeaders[k] = v;
+  const extraHeaders = withoutBrokerHeaders(message.extraHeaders);
   const args = overrides.args ?? message.args;
   const kwargs = overrides.kwargs ?? message.kwargs;
   return {

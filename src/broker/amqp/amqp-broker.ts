@@ -14,7 +14,7 @@ import type { Channel, ChannelModel, ConfirmChannel, Options } from 'amqplib';
 import type { PublishRetryPolicy } from '../../app/config.js';
 import { BrokerError, PublishError } from '../../errors.js';
 import { encodeAmqpTable } from '../../protocol/amqp-headers.js';
-import type { WireMessage } from '../../protocol/message.js';
+import { withoutBrokerHeaders, type WireMessage } from '../../protocol/message.js';
 import { backoffDelay, sleep } from '../../support/backoff.js';
 import { maskUrl } from '../../support/url.js';
 import type { Broker, ConsumeOptions, Consumer, Delivery, PublishRoute, QueueDeclaration } from '../types.js';
@@ -333,14 +333,12 @@ export class AmqpBroker extends EventEmitter implements Broker, ConsumerHost {
     if (step === null) return null;
     const queue = delayQueueDeclaration(delivery.info.queue, step);
     const m = delivery.message;
-    const headers: Record<string, unknown> = {};
-    // x-death and friends describe earlier trips; RabbitMQ adds fresh ones.
-    for (const [k, v] of Object.entries(m.headers)) if (!/^x-(death|first-death-|last-death-)/.test(k)) headers[k] = v;
     const copy: WireMessage = {
       body: m.body,
       contentType: m.contentType ?? 'application/json',
       contentEncoding: m.contentEncoding ?? 'utf-8',
-      headers,
+      headers: withoutBrokerHeaders(m.headers), // RabbitMQ adds fresh x-death ones
+
       deliveryMode: 2,
     };
     if (m.correlationId !== undefined) copy.correlationId = m.correlationId;

@@ -38,3 +38,17 @@ describe('the ack decision', () => {
     expect(finished('time-limit', true, false)).to.equal('reject');
   });
 });
+
+describe('the retry message', () => {
+  it("keeps custom headers but drops RabbitMQ's dead-lettering ones, and points parent_id at the task", async () => {
+    const { retryMessage } = await import('../../../src/worker/retry.js');
+    const { completeTaskMessage } = await import('../../../src/protocol/message.js');
+    const original = completeTaskMessage({
+      id: 't1', task: 'sms', args: ['138'], retries: 1,
+      extraHeaders: { 'x-custom': 'kept', 'x-death': [{ count: 1 }], 'x-first-death-queue': 'q', 'x-last-death-reason': 'expired' },
+    });
+    const next = retryMessage(original, 1_800_000_000_000, {});
+    expect(next.extraHeaders).to.deep.equal({ 'x-custom': 'kept' });
+    expect(next).to.deep.include({ id: 't1', retries: 2, parentId: 't1', eta: 1_800_000_000_000 });
+  });
+});
