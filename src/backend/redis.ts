@@ -14,12 +14,13 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import type { TlsOptions } from '../app/config.js';
-import { BackendError, TimeoutError } from '../errors.js';
+import { BackendError } from '../errors.js';
 import { decodeJson } from '../protocol/json.js';
 import { READY_STATES, type ResultMeta } from '../protocol/result-meta.js';
 import { tlsConnectOptions } from '../support/tls.js';
 import { maskUrl, safeCause } from '../support/url.js';
 import type { ResultBackend } from './types.js';
+import { ReadyWaiters } from './waiters.js';
 
 export const TASK_KEY_PREFIX = 'celery-task-meta-';
 
@@ -55,11 +56,6 @@ export interface RedisBackendOptions {
   outageTimeoutMs?: number;
 }
 
-interface Waiter {
-  resolve(meta: ResultMeta): void;
-  reject(err: Error): void;
-}
-
 type RedisWithStore = Redis & {
   celeryStore(key: string, value: string, ttlMs: number): Promise<number>;
 };
@@ -86,7 +82,8 @@ export class RedisBackend implements ResultBackend {
   readonly displayUrl: string;
   private readonly client: RedisWithStore;
   private subscriber: Redis | null = null;
-  private readonly waiters = new Map<string, Set<Waiter>>();
+  /** Waiting get() calls by key; an idle key is unsubscribed. */
+  private readonly waiters = new ReadyWaiters((key) => this.subscriber?.unsubscribe(key).catch(() => undefined));
   private readonly ttlMs: number;
   private lastError: Error | null = null;
   private outageTimer: NodeJS.Timeout | null = null;
@@ -139,7 +136,7 @@ export class RedisBackend implements ResultBackend {
       sub.on('ready', () => {
         if (this.outageTimer) clearTimeout(this.outageTimer);
         this.outageTimer = null;
-        for (const key of this.waiters.keys()) void this.recheck(key);
+        for (const key of this.waiters.ids()) void this.recheck(key);
       });
       // Waiting through an outage is fine for a moment, not forever: past the limit,
       // every waiting get() rejects with a clear error (Python gives up after ~20 s too).
@@ -157,12 +154,13 @@ export class RedisBackend implements ResultBackend {
     this.outageTimer = null;
     if (this.subscriber?.status === 'ready') return;
     const reason = this.lastError ? `: ${this.lastError.message}` : '';
-    for (const [key, set] of [...this.waiters]) {
-      const id = key.slice(TASK_KEY_PREFIX.length);
-      for (const w of [...set]) {
-        w.reject(new BackendError(`Result backend ${this.displayUrl} failed to read task ${id}: the connection was lost${reason}. Is Redis running and reachable?`));
-      }
-    }
+    this.waiters.failAll(
+      (key) =>
+        new BackendError(
+          `Result backend ${this.displayUrl} failed to read task ${key.slice(TASK_KEY_PREFIX.length)}: ` +
+            `the connection was lost${reason}. Is Redis running and reachable?`,
+        ),
+    );
   }
 
   private onMessage(channel: string, data: string): void {
@@ -187,57 +185,23 @@ export class RedisBackend implements ResultBackend {
   }
 
   private settle(key: string, meta: ResultMeta): void {
-    const set = this.waiters.get(key);
-    if (!set) return;
-    this.waiters.delete(key);
-    this.subscriber?.unsubscribe(key).catch(() => undefined);
-    for (const w of set) w.resolve(meta);
-  }
-
-  private removeWaiter(key: string, waiter: Waiter): void {
-    const set = this.waiters.get(key);
-    if (!set) return;
-    set.delete(waiter);
-    if (set.size === 0) {
-      this.waiters.delete(key);
-      this.subscriber?.unsubscribe(key).catch(() => undefined);
-    }
+    this.waiters.settle(key, meta);
   }
 
   waitForReady(taskId: string, timeoutMs: number | null): Promise<ResultMeta> {
     const key = TASK_KEY_PREFIX + taskId;
-    return new Promise<ResultMeta>((resolve, reject) => {
-      let timer: NodeJS.Timeout | null = null;
-      const waiter: Waiter = {
-        resolve: (meta) => {
-          if (timer) clearTimeout(timer);
-          resolve(meta);
-        },
-        reject: (err) => {
-          if (timer) clearTimeout(timer);
-          this.removeWaiter(key, waiter);
-          reject(err);
-        },
-      };
-      if (timeoutMs !== null) {
-        timer = setTimeout(() => waiter.reject(new TimeoutError('The operation timed out.')), timeoutMs);
-      }
-      let set = this.waiters.get(key);
-      const first = !set;
-      if (!set) this.waiters.set(key, (set = new Set()));
-      set.add(waiter);
-      const sub = this.subscriberClient();
-      const subscribed = first ? sub.subscribe(key) : Promise.resolve();
-      // Subscribe first, then read: a result stored in between is caught by one or the other.
-      subscribed
-        .then(() => this.client.get(key))
-        .then((raw) => {
-          if (raw === null) return;
-          const meta = decodeJson(raw) as ResultMeta;
-          if (READY_STATES.has(meta.status)) this.settle(key, meta);
-        })
-        .catch((err: unknown) => waiter.reject(this.describe(err, `read task ${taskId}`)));
-    });
+    const wait = this.waiters.wait(key, timeoutMs);
+    const sub = this.subscriberClient();
+    // Subscribe first, then read: a result stored in between is caught by one or the other.
+    (wait.first ? sub.subscribe(key) : Promise.resolve())
+      .then(() => this.client.get(key))
+      .then((raw) => {
+        if (raw === null) return;
+        const meta = decodeJson(raw) as ResultMeta;
+        if (READY_STATES.has(meta.status)) this.settle(key, meta);
+      })
+      .catch((err: unknown) => wait.fail(this.describe(err, `read task ${taskId}`)));
+    return wait.promise;
   }
 
   async forget(taskId: string): Promise<void> {
@@ -249,10 +213,7 @@ export class RedisBackend implements ResultBackend {
   }
 
   async close(): Promise<void> {
-    for (const [key, set] of [...this.waiters]) {
-      this.waiters.delete(key);
-      for (const w of set) w.reject(new BackendError('The result backend was closed while waiting for a result'));
-    }
+    this.waiters.failAll(() => new BackendError('The result backend was closed while waiting for a result'));
     // A lazy client that never connected must not connect just to say goodbye.
     const quit = (c: Redis | null): Promise<unknown> | undefined =>
       c && c.status !== 'wait' && c.status !== 'end' ? c.quit() : undefined;

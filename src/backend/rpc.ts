@@ -9,18 +9,15 @@
  * {@link MAX_KEPT} task ids), as in Celery.
  */
 import type { Broker, Consumer } from '../broker/types.js';
-import { BackendError, TimeoutError } from '../errors.js';
+import { BackendError } from '../errors.js';
 import { decodeJson } from '../protocol/json.js';
 import { READY_STATES, type ResultMeta } from '../protocol/result-meta.js';
 import { buildRpcReply, rpcReplyQueue } from '../protocol/rpc.js';
 import type { ResultBackend, StoreContext } from './types.js';
+import { ReadyWaiters } from './waiters.js';
 
 /** Task states remembered at most (oldest forgotten first). */
 export const MAX_KEPT = 10_000;
-
-interface Waiter {
-  resolve(meta: ResultMeta): void;
-}
 
 export interface RpcBackendOptions {
   /** The app's broker (the same connection tasks go out on). */
@@ -37,7 +34,7 @@ export class RpcBackend implements ResultBackend {
   readonly displayUrl = 'rpc://';
   private consumer: Promise<Consumer> | null = null;
   private readonly states = new Map<string, ResultMeta>();
-  private readonly waiters = new Map<string, Set<Waiter>>();
+  private readonly waiters = new ReadyWaiters();
 
   constructor(private readonly options: RpcBackendOptions) {}
 
@@ -74,11 +71,7 @@ export class RpcBackend implements ResultBackend {
     this.states.delete(id);
     this.states.set(id, { ...meta, task_id: id, date_done: meta.date_done ?? null, children: meta.children ?? [], traceback: meta.traceback ?? null });
     if (this.states.size > MAX_KEPT) this.states.delete(this.states.keys().next().value as string);
-    if (READY_STATES.has(meta.status)) {
-      const set = this.waiters.get(id);
-      this.waiters.delete(id);
-      for (const w of set ?? []) w.resolve(this.states.get(id)!);
-    }
+    if (READY_STATES.has(meta.status)) this.waiters.settle(id, this.states.get(id)!);
   }
 
   async store(meta: ResultMeta, context?: StoreContext): Promise<void> {
@@ -103,25 +96,7 @@ export class RpcBackend implements ResultBackend {
     await this.beforePublish();
     const known = this.states.get(taskId);
     if (known && READY_STATES.has(known.status)) return known;
-    return new Promise<ResultMeta>((resolve, reject) => {
-      let timer: NodeJS.Timeout | null = null;
-      const waiter: Waiter = {
-        resolve: (meta) => {
-          if (timer) clearTimeout(timer);
-          resolve(meta);
-        },
-      };
-      let set = this.waiters.get(taskId);
-      if (!set) this.waiters.set(taskId, (set = new Set()));
-      set.add(waiter);
-      if (timeoutMs !== null) {
-        timer = setTimeout(() => {
-          set!.delete(waiter);
-          if (set!.size === 0) this.waiters.delete(taskId);
-          reject(new TimeoutError('The operation timed out.'));
-        }, timeoutMs);
-      }
-    });
+    return this.waiters.wait(taskId, timeoutMs).promise;
   }
 
   async forget(taskId: string): Promise<void> {
