@@ -18,6 +18,7 @@
  */
 import { hostname } from 'node:os';
 import { setLogLevel, Worker } from 'ts-celery';
+import { maskUrl } from '../src/support/url.js';
 import { startShop, type Shop } from '../examples/meiduo/server.js';
 import { app } from '../tasks/main.js';
 import { startFakeCcp, type FailureMode, type FakeCcp } from './fake-ccp.js';
@@ -43,9 +44,15 @@ function shellQuote(value: string): string {
  * recorded and shared), and the caller tells the user to fill it in.
  */
 function printableUrl(url: string): { text: string; masked: boolean } {
-  const m = /^([a-z][a-z0-9+.-]*:\/\/)([^:@/]*):([^@/]*)@/i.exec(url);
-  if (!m || m[3] === '' || m[3] === 'guest') return { text: url, masked: false };
-  return { text: `${m[1]}${m[2]}:****@${url.slice(m[0].length)}`, masked: true };
+  let password = '';
+  try {
+    password = decodeURIComponent(new URL(url).password);
+  } catch {
+    /* unparseable: mask whatever maskUrl finds */
+  }
+  const masked = maskUrl(url);
+  if (masked === url || password === 'guest') return { text: url, masked: false };
+  return { text: masked, masked: true };
 }
 
 async function main(): Promise<void> {
@@ -135,7 +142,7 @@ async function main(): Promise<void> {
   console.log(`  Fake CCP gateway: ${fake.url}/   (${b.latencyMs} ms latency, ${failures}; delivered SMS: ${fake.url}/outbox)`);
   if (env.CCP_BASE_URL !== fake.url) console.log(`  SMS are sent to CCP_BASE_URL=${env.CCP_BASE_URL}`);
   if (!embedded) {
-    console.log(`  Broker:           ${app.conf.broker_url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*):[^@/]*@/i, '$1:**@')}`);
+    console.log(`  Broker:           ${maskUrl(app.conf.broker_url)}`);
     console.log(`  Codes, throttles: ${env.MEIDUO_REDIS_URL || 'redis://127.0.0.1:6379/2'} (MEIDUO_REDIS_URL)`);
     const vars: Array<[string, string]> = [];
     let masked = false;
