@@ -125,9 +125,6 @@ export class TaskRevokedError extends CeleryError {
   static readonly pythonModule = 'celery.exceptions';
 }
 
-/** Raised by `Worker` when it cannot start (bad queue, broker refused...). */
-export class WorkerError extends CeleryError {}
-
 /**
  * Thrown by `self.retry()` to end the current run after the retry was scheduled.
  * The worker treats it as "state RETRY", not as a failure. Mirrors `celery.exceptions.Retry`.
