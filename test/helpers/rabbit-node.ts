@@ -1,7 +1,7 @@
 /**
  * A RabbitMQ node of the fault tests' own, next to the shared one: node
  * `faults@localhost` on 127.0.0.1:5681 (AMQP) and :5682 (AMQPS), its data,
- * logs and config under `.services/faults-rabbit/` (git-ignored). The shared
+ * logs, config and TLS files under /var/lib/rabbitmq/ts-celery-faults/. The shared
  * broker on :5672 is never touched: this node can be stopped, restarted and
  * reconfigured freely.
  *
@@ -25,7 +25,6 @@ import { connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
 import amqp from 'amqplib';
 import { makeTestPki, type TestPki } from './tls.js';
-import { ROOT } from './ts-worker.js';
 
 export const FAULTS_NODE = 'faults@localhost';
 export const FAULTS_AMQP_PORT = 5681;
@@ -65,7 +64,12 @@ export class RabbitNode {
   readonly user = 'faults';
   /** Distinctive, so a grep for it in any output is meaningful. */
   readonly password = `Amqp-Secret-${randomBytes(6).toString('hex')}`;
-  readonly dir = join(ROOT, '.services', 'faults-rabbit');
+  /**
+   * Under the rabbitmq user's home, not the checkout: the Debian wrapper runs the node as
+   * that user, who cannot reach a checkout inside a private directory (a `mktemp -d`
+   * clone, /root/...), and the node then fails to boot.
+   */
+  readonly dir = '/var/lib/rabbitmq/ts-celery-faults';
   readonly pki: TestPki;
   private server: ChildProcess | null = null;
   private exited: Promise<void> | null = null;
