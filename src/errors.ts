@@ -38,6 +38,13 @@ export class BrokerError extends CeleryError {}
 /** A publish was not confirmed by the broker (nacked, or the channel closed first). */
 export class PublishError extends BrokerError {}
 
+/**
+ * The installed amqplib does not read py-amqp's header types through ts-celery's decoder
+ * (found by the self-check before the first connection). Retrying cannot fix it; installing
+ * an amqplib version ts-celery was tested with does.
+ */
+export class HeaderDecoderError extends BrokerError {}
+
 /** The result backend could not be reached or answered with an error. */
 export class BackendError extends CeleryError {}
 

@@ -12,7 +12,7 @@
 import { EventEmitter } from 'node:events';
 import type { Channel, ChannelModel, ConfirmChannel, Options } from 'amqplib';
 import type { PublishRetryPolicy } from '../../app/config.js';
-import { BrokerError, PublishError } from '../../errors.js';
+import { BrokerError, HeaderDecoderError, PublishError } from '../../errors.js';
 import { encodeAmqpTable } from '../../protocol/amqp-headers.js';
 import { withoutBrokerHeaders, type WireMessage } from '../../protocol/message.js';
 import { backoffDelay, sleep } from '../../support/backoff.js';
@@ -190,6 +190,7 @@ export class AmqpBroker extends EventEmitter implements Broker, ConsumerHost {
         if (this.closed) return;
         const error = err instanceof Error ? err : new Error(String(err));
         if (error instanceof BrokerError && /refused to declare/.test(error.message)) throw error;
+        if (error instanceof HeaderDecoderError) throw error; // the installed amqplib: retrying cannot fix it
         if (!enabled || (maxRetries !== null && attempt >= maxRetries)) {
           this.emit('fatal', error);
           throw error;

@@ -2,8 +2,10 @@
  * Opening one AMQP connection: kombu's URL rules, TCP_NODELAY, heartbeats,
  * TLS, and errors that say what to do.
  */
+import { createRequire } from 'node:module';
 import type { ChannelModel, Options } from 'amqplib';
-import { amqplib } from './codec-patch.js';
+import { checkHeaderDecoder } from './decoder-check.js';
+import { installHeaderDecoder } from './py-amqp-headers.js';
 import { BrokerError } from '../../errors.js';
 import type { TlsOptions } from '../../app/config.js';
 import { tlsConnectOptions } from '../../support/tls.js';
@@ -66,8 +68,24 @@ export function describeConnectError(err: unknown, url: string): BrokerError {
   return new BrokerError(`${hint} (${msg.replace(url, masked)})`, { cause: safeCause(err) });
 }
 
-/** Opens one connection (no retries: callers decide their retry policy). */
+type Amqplib = typeof import('amqplib');
+let amqplibModule: Amqplib | null = null;
+
+/** amqplib, loaded on first use: `import 'ts-celery'` stays quick for code that only sends to memory://. */
+function amqplib(): Amqplib {
+  amqplibModule ??= createRequire(import.meta.url)('amqplib') as Amqplib;
+  return amqplibModule;
+}
+
+/**
+ * Opens one connection (no retries: callers decide their retry policy), with the py-amqp
+ * header decoder in front of amqplib (checked once per process before the first connection).
+ */
 export async function openAmqpConnection(opts: AmqpConnectOptions): Promise<ChannelModel> {
+  const lib = amqplib();
+  // The check runs beside the first connection attempt: it costs no start-up time.
+  const checked = checkHeaderDecoder(lib);
+  checked.catch(() => undefined); // awaited below on every path
   const target = parseAmqpUrl(opts.url);
   target.heartbeat = Math.round(opts.heartbeat);
   const socketOptions = {
@@ -78,9 +96,19 @@ export async function openAmqpConnection(opts: AmqpConnectOptions): Promise<Chan
     clientProperties: { connection_name: opts.connectionName, product: 'ts-celery' },
     ...(target.protocol === 'amqps' ? (tlsConnectOptions(opts.tls) ?? {}) : {}),
   };
+  let model: ChannelModel;
   try {
-    return await amqplib.connect(target, socketOptions);
+    model = await lib.connect(target, socketOptions);
   } catch (err) {
+    await checked; // a broken decoder is the error to report, not this one
     throw describeConnectError(err, opts.url);
   }
+  try {
+    installHeaderDecoder(model); // before anything else can arrive: no channel is open yet
+    await checked;
+  } catch (err) {
+    await model.close().catch(() => undefined);
+    throw err;
+  }
+  return model;
 }

@@ -3,7 +3,6 @@ import { decodeAmqpTable } from '../../../src/protocol/amqp-headers.js';
 import { decodeJson } from '../../../src/protocol/json.js';
 import { argsRepr, kwargsRepr, pyRepr } from '../../../src/protocol/repr.js';
 import { formatIsoTime, parseIsoTime } from '../../../src/protocol/time.js';
-import { decodeFields } from '../../../src/broker/amqp/codec-patch.js';
 import { fixture } from '../../helpers/fixtures.js';
 
 describe('time formats', () => {
@@ -64,37 +63,6 @@ describe('AMQP tables from py-amqp', () => {
     expect((h.t as Date).getTime()).to.equal(1893553445000);
     expect(h.d).to.equal(1.1);
     expect(h.n).to.deep.equal([1, { x: 'y' }]);
-  });
-
-  it("reads py-amqp's int64 tag L, which amqplib alone cannot (the connection would die)", () => {
-    // key "big" -> 'L' 2^40 ; key "after" -> 'S' "ok"
-    const big = Buffer.alloc(9);
-    big.write('L', 0);
-    big.writeBigInt64BE(2n ** 40n, 1);
-    const after = Buffer.concat([Buffer.from('S'), Buffer.from([0, 0, 0, 2]), Buffer.from('ok')]);
-    const table = Buffer.concat([Buffer.from([3]), Buffer.from('big'), big, Buffer.from([5]), Buffer.from('after'), after]);
-    expect(decodeFields(table)).to.deep.equal({ big: 2 ** 40, after: 'ok' });
-  });
-
-  it('survives a tag nobody knows without throwing', () => {
-    const table = Buffer.concat([Buffer.from([1]), Buffer.from('k'), Buffer.from('Z'), Buffer.from([1, 2, 3])]);
-    expect(decodeFields(table)).to.deep.equal({ k: { '!': 'unknown', value: 'Z' } });
-  });
-});
-
-describe('amqplib loaded before ts-celery', () => {
-  it('still gets the tolerant decoder, in a private copy, leaving the user\'s amqplib alone', async () => {
-    const { execFileSync } = await import('node:child_process');
-    const script = `
-      import userAmqplib from 'amqplib';
-      const { amqplib } = await import('./src/broker/amqp/codec-patch.ts');
-      const { createRequire } = await import('node:module');
-      const require = createRequire(import.meta.url);
-      const codec = require('./node_modules/amqplib/lib/codec.js');
-      console.log(JSON.stringify({ separate: amqplib !== userAmqplib, sharedUntouched: codec.decodeFields.name === 'decodeFields' && !String(codec.decodeFields).includes("case 'L'") , connect: typeof amqplib.connect }));
-    `;
-    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: process.cwd(), encoding: 'utf8' });
-    expect(JSON.parse(out)).to.deep.equal({ separate: true, sharedUntouched: true, connect: 'function' });
   });
 });
 
