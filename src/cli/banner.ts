@@ -2,8 +2,7 @@
 import { arch, platform, release } from 'node:os';
 import type { Worker } from '../worker/worker.js';
 import { queueDeclaration } from '../app/routing.js';
-
-const VERSION = '0.1.0';
+import { VERSION } from '../support/version.js';
 
 export function banner(worker: Worker): string {
   const app = worker.app;

@@ -5,6 +5,7 @@
  */
 import yargs from 'yargs';
 import { parseLogLevel, type LogLevel } from '../support/log.js';
+import { VERSION } from '../support/version.js';
 import { runWorker } from './worker-command.js';
 
 function positiveInt(name: string) {
@@ -60,7 +61,7 @@ export async function main(argv: string[]): Promise<void> {
     .strict()
     .help()
     .alias('h', 'help')
-    .version('0.1.0')
+    .version(VERSION)
     .fail((msg, err, y) => {
       y.showHelp();
       process.stderr.write(`\nError: ${msg ?? err?.message}\n`);

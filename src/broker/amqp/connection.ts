@@ -10,6 +10,7 @@ import { BrokerError } from '../../errors.js';
 import type { TlsOptions } from '../../app/config.js';
 import { tlsConnectOptions } from '../../support/tls.js';
 import { maskUrl, safeCause } from '../../support/url.js';
+import { VERSION } from '../../support/version.js';
 
 export interface AmqpConnectOptions {
   url: string;
@@ -93,7 +94,7 @@ export async function openAmqpConnection(opts: AmqpConnectOptions): Promise<Chan
     noDelay: true,
     timeout: Math.round(opts.connectTimeout * 1000),
     keepAlive: true,
-    clientProperties: { connection_name: opts.connectionName, product: 'ts-celery' },
+    clientProperties: { connection_name: opts.connectionName, product: 'ts-celery', version: VERSION },
     ...(target.protocol === 'amqps' ? (tlsConnectOptions(opts.tls) ?? {}) : {}),
   };
   let model: ChannelModel;
