@@ -12,7 +12,8 @@
  * the subscriber reconnects, every awaited key is read again, so a result
  * published during the outage is not missed.
  */
-import { Redis, type RedisOptions } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis, RedisOptions } from 'ioredis';
 import type { TlsOptions } from '../app/config.js';
 import { BackendError } from '../errors.js';
 import { decodeJson } from '../protocol/json.js';
@@ -56,6 +57,9 @@ export interface RedisBackendOptions {
   outageTimeoutMs?: number;
 }
 
+/** ioredis, loaded when a Redis backend is made: `import 'ts-celery'` stays quick without one. */
+const loadRedis = (): typeof Redis => (createRequire(import.meta.url)('ioredis') as typeof import('ioredis')).Redis;
+
 type RedisWithStore = Redis & {
   celeryStore(key: string, value: string, ttlMs: number): Promise<number>;
 };
@@ -91,7 +95,7 @@ export class RedisBackend implements ResultBackend {
   constructor(private readonly options: RedisBackendOptions) {
     this.displayUrl = maskUrl(options.url);
     this.ttlMs = options.expires ? Math.round(options.expires * 1000) : 0;
-    this.client = new Redis(options.url, redisOptions(options)) as RedisWithStore;
+    this.client = new (loadRedis())(options.url, redisOptions(options)) as RedisWithStore;
     this.client.defineCommand('celeryStore', { numberOfKeys: 1, lua: STORE_SCRIPT });
     this.client.on('error', (err: Error) => {
       this.lastError = err;
