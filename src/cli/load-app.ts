@@ -1,13 +1,13 @@
 /**
- * `-A`: finding the user's app. Takes a folder (its `main.ts`, else
- * `index.ts`), a module file (with or without extension) or a dotted path,
- * relative to the current directory or absolute. The module exports the app
- * as `app`, `celery`, or default.
+ * `-A`: finding the user's app. Takes a folder (its `main`, else `index`, with any
+ * JavaScript or TypeScript extension), a module file (with or without extension) or a
+ * dotted path, relative to the current directory or absolute. The module exports the app
+ * as `app`, `celery`, or default (or is the app, `module.exports = app`).
  */
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Celery } from '../app/celery.js';
-import { importFile, resolveModuleFile } from '../app/modules.js';
+import { describeLoadError, importFile, resolveModuleFile } from '../app/modules.js';
 
 /** A problem with `-A`, printed as one line, exit code 1. */
 export class AppLoadError extends Error {}
@@ -23,7 +23,7 @@ export function resolveAppFile(spec: string, cwd = process.cwd()): string {
   const full = resolve(cwd, spec);
   if (existsSync(full) && statSync(full).isDirectory()) {
     const file = resolveModuleFile('main', full) ?? resolveModuleFile('index', full);
-    if (!file) throw new AppLoadError(`Cannot load app "${spec}": the folder ${full} has no main.ts or index.ts`);
+    if (!file) throw new AppLoadError(`Cannot load app "${spec}": the folder ${full} has no main or index module (.ts, .js, ...)`);
     return file;
   }
   const file = resolveModuleFile(spec, cwd);
@@ -38,10 +38,10 @@ export async function loadApp(spec: string, cwd = process.cwd()): Promise<{ app:
   try {
     mod = await importFile(file);
   } catch (err) {
-    const cause = (err as { cause?: unknown }).cause;
-    const detail = cause instanceof Error ? cause.message.split('\n')[0] : (err as Error).message;
-    throw new AppLoadError(`Cannot load app "${spec}": ${file} failed to load: ${detail}`);
+    const cause = (err as { cause?: unknown }).cause ?? err;
+    throw new AppLoadError(`Cannot load app "${spec}": ${file} failed to load: ${describeLoadError(cause, file)}`);
   }
+  if (isCeleryApp(mod)) return { app: mod, file };
   for (const key of ['app', 'celery', 'default']) {
     if (isCeleryApp(mod[key])) return { app: mod[key], file };
   }
