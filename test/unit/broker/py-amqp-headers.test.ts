@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import { checkHeaderDecoder, decodeThroughAmqplib } from '../../../src/broker/amqp/decoder-check.js';
+import { checkHeaderDecoder, decodeThroughAmqplib, TESTED_AMQPLIB } from '../../../src/broker/amqp/decoder-check.js';
 import { FrameRewriter } from '../../../src/broker/amqp/py-amqp-headers.js';
 import { decodeAmqpTable } from '../../../src/protocol/amqp-headers.js';
 
@@ -121,5 +121,12 @@ describe('FrameRewriter', () => {
     const rewriter = new FrameRewriter();
     const bytewise = [...stream].flatMap((byte) => rewriter.feed(Buffer.from([byte])));
     expect(Buffer.concat(bytewise)).to.deep.equal(whole);
+  });
+});
+
+describe('the amqplib range', () => {
+  it('package.json pins the range the decoder is tested with', () => {
+    const pkg = JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    expect(pkg.dependencies.amqplib).to.equal(TESTED_AMQPLIB);
   });
 });
