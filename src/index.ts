@@ -34,6 +34,7 @@ export {
   ContentDisallowed,
   BrokerError,
   PublishError,
+  HeaderDecoderError,
   BackendError,
   NoResultBackend,
   TimeoutError,
