@@ -173,9 +173,16 @@ export class FrameRewriter {
   private held: Buffer | null = null;
   /** Bytes of the current other frame still to pass through. */
   private passing = 0;
+  /**
+   * Set when a whole frame did not end in the frame-end octet: the stream is not what it seems
+   * (it cannot happen on a connection amqplib parses), so everything passes through untouched
+   * from then on and amqplib reports the broken stream itself.
+   */
+  lost = false;
 
   /** Takes the next chunk from the socket; returns what to pass on, in order. */
   feed(chunk: Buffer): Buffer[] {
+    if (this.lost) return [chunk];
     const out: Buffer[] = [];
     let buf = chunk;
     if (this.held) {
@@ -191,6 +198,7 @@ export class FrameRewriter {
           return out;
         }
         const frame = Buffer.concat([held, chunk.subarray(0, need)]);
+        if (frame[frame.length - 1] !== FRAME_END) return this.loseTrack([frame, chunk.subarray(need)]);
         out.push(this.rewriteFrame(frame, 0) ?? frame);
         buf = chunk.subarray(need);
       }
@@ -208,6 +216,10 @@ export class FrameRewriter {
       }
       this.frames++;
       const total = FRAME_OVERHEAD + buf.readUInt32BE(offset + 3);
+      if (offset + total <= buf.length && buf[offset + total - 1] !== FRAME_END) {
+        out.push(buf.subarray(copied));
+        return this.loseTrack(out);
+      }
       if (buf[offset] !== FRAME_HEADER) {
         // Method, body and heartbeat frames carry nothing to rewrite.
         if (offset + total > buf.length) this.passing = offset + total - buf.length;
@@ -229,6 +241,13 @@ export class FrameRewriter {
     const end = this.held ? buf.length - this.held.length : buf.length;
     if (end > copied) out.push(buf.subarray(copied, end));
     return out;
+  }
+
+  private loseTrack(rest: Buffer[]): Buffer[] {
+    this.lost = true;
+    this.held = null;
+    this.passing = 0;
+    return rest;
   }
 
   /** The complete content-header frame at `buf[offset]`: null when rewritten in place, else the new frame. */

@@ -124,6 +124,18 @@ describe('FrameRewriter', () => {
   });
 });
 
+describe('FrameRewriter on a stream that is not AMQP frames', () => {
+  it('stops rewriting at the first frame without its end octet and passes every byte on', () => {
+    const broken = Buffer.from(frame(1, Buffer.from([0, 60, 0, 60])));
+    broken[broken.length - 1] = 0x00;
+    const after = contentHeader(table(key('big'), Buffer.from('L'), Buffer.alloc(8)));
+    const rewriter = new FrameRewriter();
+    const out = Buffer.concat([...rewriter.feed(Buffer.from(broken)), ...rewriter.feed(Buffer.from(after))]);
+    expect(rewriter.lost).to.equal(true);
+    expect(out).to.deep.equal(Buffer.concat([broken, after]));
+  });
+});
+
 describe('the amqplib range', () => {
   it('package.json pins the range the decoder is tested with', () => {
     const pkg = JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
