@@ -24,7 +24,7 @@ import {
 import { currentTaskRequest } from './context.js';
 import { callerDirectory, importFile, loadConfigModule, resolveModuleFile } from './modules.js';
 import { resolveRoute } from './routing.js';
-import { Task, type ApplyOptions, type BoundTask, type TaskFunction, type TaskHost, type TaskOptions } from './task.js';
+import { checkApplyOptions, checkTaskOptions, Task, type ApplyOptions, type BoundTask, type TaskFunction, type TaskHost, type TaskOptions } from './task.js';
 
 /** Settings as users write them: any subset, Celery's names. */
 export type CeleryConfig = Partial<CelerySettings>;
@@ -177,6 +177,7 @@ export class Celery implements TaskHost {
     if (!name) {
       throw new ImproperlyConfigured('app.task(): the function has no name; pass one: app.task({ name: "..." }, fn)');
     }
+    checkTaskOptions(name, options);
     const existing = this.tasks.get(name);
     if (existing && existing.fn !== fn) {
       throw new ImproperlyConfigured(`A different task is already registered as ${JSON.stringify(name)}`);
@@ -245,6 +246,7 @@ export class Celery implements TaskHost {
     options: ApplyOptions,
     chain: Signature[] | null = null,
   ): Promise<AsyncResult<R>> {
+    checkApplyOptions(options);
     if (!this.isReady) await this.ready();
     const now = Date.now();
     const id = options.taskId ?? randomUUID();

@@ -7,6 +7,7 @@
  * environment override whatever the config says, as in Celery.
  */
 import { ImproperlyConfigured } from '../errors.js';
+import { didYouMean } from '../support/suggest.js';
 
 /** A queue as `task_queues` declares it (kombu's `Queue(...)` in Python). */
 export interface QueueDefinition {
@@ -208,30 +209,12 @@ const ENV_OVERRIDES: ReadonlyArray<[string, keyof CelerySettings]> = [
   ['CELERY_RESULT_BACKEND', 'result_backend'],
 ];
 
-/** Levenshtein distance, for "did you mean" hints. */
-function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return row[b.length]!;
-}
-
+/** `: did you mean "..."?` for an unknown setting; also tries Python's `CELERY_` and `task_`-less forms. */
 function suggest(key: string): string {
-  const lower = key.toLowerCase().replace(/^celery_/, '');
-  let best: string | null = null;
-  let bestScore = Infinity;
-  for (const known of Object.keys(SETTINGS)) {
-    const score = Math.min(distance(lower, known), distance(`task_${lower}`, known));
-    if (score < bestScore) [best, bestScore] = [known, score];
-  }
-  return best && bestScore <= Math.max(3, lower.length / 3) ? `: did you mean ${JSON.stringify(best)}?` : '';
+  return didYouMean(key, Object.keys(SETTINGS), {
+    normalize: (s) => s.toLowerCase().replace(/^celery_/, ''),
+    variants: (s) => [`task_${s}`],
+  });
 }
 
 function typeError(key: string, spec: SettingSpec, value: unknown): ImproperlyConfigured {
