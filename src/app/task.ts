@@ -9,7 +9,7 @@ import type { DeliveryInfo } from '../broker/types.js';
 import type { Signature } from '../protocol/message.js';
 import type { AsyncResult } from '../result/async-result.js';
 import type { Celery } from './celery.js';
-import { ImproperlyConfigured } from '../errors.js';
+import { ImproperlyConfigured, type Retry } from '../errors.js';
 import { didYouMean, looseCase } from '../support/suggest.js';
 
 /** An error class, for `autoretryFor`. */
@@ -197,11 +197,12 @@ export interface BoundTask {
   readonly signal: AbortSignal;
   /**
    * Schedules a retry of this task (same id, `retries + 1`, after the countdown)
-   * and rejects with `Retry`, which ends the run; `await` or `return` it.
-   * Past `maxRetries` it rejects with `exc` (or `MaxRetriesExceededError`) and
-   * the task fails.
+   * and returns a `Retry` that ends the run: `throw self.retry()` (Celery's
+   * `raise self.retry()`), `return self.retry()` and `await self.retry()` all
+   * work. Past `maxRetries` it throws `exc` (or `MaxRetriesExceededError`) at
+   * once and the task fails.
    */
-  retry(options?: RetryOptions): Promise<never>;
+  retry(options?: RetryOptions): Retry;
 }
 
 /** A task function as the worker calls it. */

@@ -62,6 +62,44 @@ function suite(python: PythonKind, full: boolean): void {
       });
     });
 
+    it('throw self.retry(), await self.retry() and return self.retry() all retry, as raise self.retry() does', async () => {
+      const results = await Promise.all(['ts.retry_throw', 'ts.retry_await', 'ts.retry_return_sync', 'ts.retry_twice'].map((name) => send(name)));
+      for (const r of results) expect(r).to.deep.include({ state: 'SUCCESS', result: 2, exc_type: null });
+      for (const r of results) {
+        // Two runs each ended as a retry, logged as Celery does; none stored anything but RETRY and SUCCESS.
+        expect(worker.output().match(new RegExp(`\\[${r.id}\\] retry: Retry in 0\\.[35]s`, 'g'))).to.have.length(2);
+      }
+      expect(worker.output()).not.to.match(/Unhandled promise rejection/);
+    });
+
+    it('throw self.retry({ exc }) past maxRetries fails with exc', async () => {
+      expect(await send('ts.retry_throw_exhausted')).to.deep.include({ state: 'FAILURE', exc_type: 'SmsProviderError', exc_message: 'gave up' });
+      expect(worker.output()).not.to.match(/Unhandled promise rejection/);
+    });
+
+    it('acks_late: a thrown retry that RabbitMQ does not confirm requeues the original instead of losing it', async () => {
+      const r = await send('ts.retry_unroutable');
+      expect(r).to.deep.include({ state: 'SUCCESS', result: 'redelivered' });
+      expect(worker.output()).to.match(new RegExp(`Could not publish the retry of ts\\.retry_unroutable\\[${r.id}\\]: .*NO_ROUTE`));
+    });
+
+    it('a thrown string, plain object or promise fails with a readable message', async () => {
+      expect(await send('ts.throw_value', '--args', '["string"]')).to.deep.include({ state: 'FAILURE', exc_type: 'Exception', exc_message: 'plain text failure' });
+      // Plain data stays data, as Python's raise Exception({...}) would store it.
+      expect(await send('ts.throw_value', '--args', '["object"]')).to.deep.include({
+        state: 'FAILURE', exc_type: 'Exception', exc_message: "{'code': 42, 'reason': 'quota'}", exc_args: [{ code: 42, reason: 'quota' }],
+      });
+      expect(await send('ts.throw_value', '--args', '["map"]')).to.deep.include({
+        state: 'FAILURE', exc_type: 'Exception', exc_message: "non-Error value thrown: Map(1) { 'code' => 42 }",
+      });
+      const promise = await send('ts.throw_value', '--args', '["promise"]');
+      expect(promise.exc_message).to.match(/^a Promise was thrown instead of an Error/);
+    });
+
+    it('awaits a returned thenable that is not a Promise', async () => {
+      expect(await send('ts.thenable', '--args', '[21]')).to.deep.include({ state: 'SUCCESS', result: 42 });
+    });
+
     it('retries exhausted: FAILURE with the original error', async () => {
       expect(await send('ts.retry_forever')).to.deep.include({ state: 'FAILURE', exc_type: 'SmsProviderError', exc_message: 'still failing' });
     });

@@ -44,6 +44,43 @@ export const retryTwice = app.task({ name: 'ts.retry_twice', bind: true }, async
 export const retryForever = app.task({ name: 'ts.retry_forever', bind: true, maxRetries: 2 }, async (self) =>
   self.retry({ exc: new SmsProviderError('still failing'), countdown: 0.3 }),
 );
+/** Celery's idiom `raise self.retry(...)`, written `throw self.retry(...)` (issue #9). */
+export const retryThrow = app.task({ name: 'ts.retry_throw', bind: true }, async (self) => {
+  if (self.request.retries < 2) throw self.retry({ countdown: 0.3 });
+  return self.request.retries;
+});
+/** `await self.retry(...)` ends the run too. */
+export const retryAwait = app.task({ name: 'ts.retry_await', bind: true }, async (self) => {
+  if (self.request.retries < 2) await self.retry({ countdown: 0.3 });
+  return self.request.retries;
+});
+/** A plain (not async) function returning `self.retry(...)`. */
+export const retryReturnSync = app.task({ name: 'ts.retry_return_sync', bind: true }, (self) => {
+  if (self.request.retries < 2) return self.retry({ countdown: 0.3 });
+  return self.request.retries;
+});
+/** `throw self.retry({ exc })` past maxRetries: the task fails with exc. */
+export const retryThrowExhausted = app.task({ name: 'ts.retry_throw_exhausted', bind: true, maxRetries: 1 }, (self) => {
+  throw self.retry({ exc: new SmsProviderError('gave up'), countdown: 0.3 });
+});
+/** acks_late: a retry RabbitMQ cannot route is never confirmed, so the original is requeued, not acked. */
+export const retryUnroutable = app.task({ name: 'ts.retry_unroutable', bind: true, acksLate: true }, (self) => {
+  if (!self.request.deliveryInfo.redelivered) throw self.retry({ countdown: 0, queue: 'ts-celery-no-such-queue' });
+  return 'redelivered';
+});
+/** Throws values that are not Errors. */
+export const throwValue = app.task({ name: 'ts.throw_value' }, (kind: string) => {
+  if (kind === 'string') throw 'plain text failure'; // eslint-disable-line no-throw-literal
+  if (kind === 'object') throw { code: 42, reason: 'quota' }; // eslint-disable-line no-throw-literal
+  if (kind === 'map') throw new Map([['code', 42]]); // eslint-disable-line no-throw-literal
+  throw Promise.resolve(1); // eslint-disable-line no-throw-literal
+});
+/** Returns a thenable that is not a Promise instance (e.g. a query builder, a Bluebird promise). */
+export const thenable = app.task({ name: 'ts.thenable' }, (value: number) => ({
+  then(resolve: (v: number) => void) {
+    setTimeout(() => resolve(value * 2), 10);
+  },
+}));
 export const sleepy = app.task({ name: 'ts.sleepy' }, async (seconds: number) => {
   await new Promise((r) => setTimeout(r, seconds * 1000));
   return seconds;
