@@ -24,6 +24,7 @@ import {
 import { currentTaskRequest } from './context.js';
 import { callerDirectory, importFile, loadConfigModule, resolveModuleFile } from './modules.js';
 import { resolveRoute } from './routing.js';
+import { paramsFromOption } from '../worker/arguments.js';
 import { checkApplyOptions, checkTaskOptions, Task, type ApplyOptions, type BoundTask, type TaskFunction, type TaskHost, type TaskOptions } from './task.js';
 
 /** Settings as users write them: any subset, Celery's names. */
@@ -178,6 +179,7 @@ export class Celery implements TaskHost {
       throw new ImproperlyConfigured('app.task(): the function has no name; pass one: app.task({ name: "..." }, fn)');
     }
     checkTaskOptions(name, options);
+    if (options.params) paramsFromOption(options.params); // a bad list fails here, not at the first message
     const existing = this.tasks.get(name);
     if (existing && existing.fn !== fn) {
       throw new ImproperlyConfigured(`A different task is already registered as ${JSON.stringify(name)}`);

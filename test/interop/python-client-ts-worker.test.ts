@@ -100,6 +100,28 @@ function suite(python: PythonKind, full: boolean): void {
       expect(await send('ts.thenable', '--args', '[21]')).to.deep.include({ state: 'SUCCESS', result: 42 });
     });
 
+    it("params ['*args', '**kwargs'] takes any arguments, as Python's def f(*args, **kwargs)", async () => {
+      expect(await send('ts.var_args', '--args', '[1, "two"]', '--kwargs', '{"x": 1, "y": [2]}')).to.deep.include({
+        state: 'SUCCESS', result: { args: [1, 'two'], kwargs: { x: 1, y: [2] } },
+      });
+      expect(await send('ts.var_args')).to.deep.include({ state: 'SUCCESS', result: { args: [], kwargs: {} } });
+    });
+
+    it("named parameters before *args and **kwargs bind as in Python's def f(self, a, *args, **kwargs)", async () => {
+      expect(await send('ts.mixed_var_args', '--args', '[1, 2, 3]', '--kwargs', '{"k": "v"}')).to.deep.include({
+        state: 'SUCCESS', result: { a: 1, args: [2, 3], kwargs: { k: 'v' }, task: 'ts.mixed_var_args' },
+      });
+      expect(await send('ts.mixed_var_args', '--kwargs', '{"a": 5, "other": 1}')).to.deep.include({
+        state: 'SUCCESS', result: { a: 5, args: [], kwargs: { other: 1 }, task: 'ts.mixed_var_args' },
+      });
+      expect(await send('ts.mixed_var_args', '--kwargs', '{"other": 1}')).to.deep.include({
+        state: 'FAILURE', exc_type: 'TypeError', exc_message: "ts.mixed_var_args() missing 1 required positional argument: 'a'",
+      });
+      expect(await send('ts.mixed_var_args', '--args', '[1]', '--kwargs', '{"a": 2}')).to.deep.include({
+        state: 'FAILURE', exc_type: 'TypeError', exc_message: "ts.mixed_var_args() got multiple values for argument 'a'",
+      });
+    });
+
     it('retries exhausted: FAILURE with the original error', async () => {
       expect(await send('ts.retry_forever')).to.deep.include({ state: 'FAILURE', exc_type: 'SmsProviderError', exc_message: 'still failing' });
     });

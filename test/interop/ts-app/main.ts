@@ -81,6 +81,13 @@ export const thenable = app.task({ name: 'ts.thenable' }, (value: number) => ({
     setTimeout(() => resolve(value * 2), 10);
   },
 }));
+/** Python's `def f(*args, **kwargs)`: any positional and keyword arguments. */
+export const varArgs = app.task({ name: 'ts.var_args', params: ['*args', '**kwargs'] }, (args: unknown[], kwargs: Record<string, unknown>) => ({ args, kwargs }));
+/** Python's `def f(self, a, *args, **kwargs)`. */
+export const mixedVarArgs = app.task(
+  { name: 'ts.mixed_var_args', bind: true, params: ['a', '*args', '**kwargs'] },
+  (self, a: unknown, args: unknown[], kwargs: Record<string, unknown>) => ({ a, args, kwargs, task: self.name }),
+);
 export const sleepy = app.task({ name: 'ts.sleepy' }, async (seconds: number) => {
   await new Promise((r) => setTimeout(r, seconds * 1000));
   return seconds;
