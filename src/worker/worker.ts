@@ -85,6 +85,8 @@ export class Worker extends EventEmitter {
   private broker!: Broker;
   private slots: ConsumerSlot[] = [];
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
+  private starting: Promise<void> | null = null;
+  private stopping: Promise<void> | null = null;
   private readonly aborters = new Set<AbortController>();
   private ctx!: ExecutionContext;
   private readonly maxHoldMs: number;
@@ -110,11 +112,22 @@ export class Worker extends EventEmitter {
     return this.pool.active;
   }
 
-  /** Loads the app's tasks, connects, and starts consuming every queue. */
-  async start(): Promise<void> {
-    if (this.state !== 'new') throw new Error(`worker already ${this.state}`);
+  /**
+   * Loads the app's tasks, connects, and starts consuming every queue. When
+   * `stop()` is called before this finished, it resolves without the worker
+   * ever becoming ready, and `stop()` closes whatever it had opened.
+   */
+  start(): Promise<void> {
+    if (this.state !== 'new') return Promise.reject(new Error(`worker already ${this.state}`));
     this.state = 'starting';
+    this.starting = this.startSteps();
+    return this.starting;
+  }
+
+  /** start()'s steps; after each await, a stop() that came meanwhile ends them. */
+  private async startSteps(): Promise<void> {
     await this.app.loadTasks();
+    if (this.state !== 'starting') return;
     this.broker = this.app.broker;
     this.results = new ResultWriter(this.app.backend);
     this.ctx = {
@@ -130,6 +143,7 @@ export class Worker extends EventEmitter {
         prefetch: this.prefetch,
         onDelivery: (d) => this.onDelivery(slot, d),
       });
+      if (this.state !== 'starting') return; // stop() cancels the consumers opened so far
     }
     this.state = 'running';
     log.info(`${this.hostname} ready.`);
@@ -270,17 +284,24 @@ export class Worker extends EventEmitter {
    * subscriptions. The app's own connections stay open (it may still be
    * sending tasks); `app.close()` closes them.
    */
-  async stop(): Promise<void> {
-    if (this.state === 'stopping' || this.state === 'stopped') return;
-    const wasRunning = this.state === 'running';
+  stop(): Promise<void> {
+    this.stopping ??= this.stopSteps();
+    return this.stopping;
+  }
+
+  private async stopSteps(): Promise<void> {
+    const was = this.state;
     this.state = 'stopping';
-    if (wasRunning) {
+    // Stop wins over a start() still in progress: let it reach its next check, which ends it,
+    // then close whatever it had opened. Deliveries meanwhile go back (onDelivery sees 'stopping').
+    if (was === 'starting') await this.starting?.catch(() => undefined);
+    if (was !== 'new') {
       await Promise.allSettled(this.slots.map((s) => s.consumer?.cancel()));
       const requeued = this.pool.cancelPending() + this.eta.releaseAll();
       if (requeued > 0) log.info(`Returned ${requeued} task(s) that had not started to the queue`);
       if (this.pool.active > 0) log.warning(`Waiting for ${this.pool.active} running task(s) to finish...`);
       await this.pool.idle();
-      await this.results.flush(10_000);
+      if (this.results) await this.results.flush(10_000); // undefined when stopped before start() connected
       await Promise.allSettled(this.slots.map((s) => s.consumer?.close()));
     }
     this.state = 'stopped';
