@@ -88,6 +88,8 @@ export class Worker extends EventEmitter {
   private starting: Promise<void> | null = null;
   private stopping: Promise<void> | null = null;
   private readonly aborters = new Set<AbortController>();
+  /** Parks into the broker's delay queues waiting for their confirm. */
+  private readonly parking = new Set<Promise<void>>();
   private ctx!: ExecutionContext;
   private readonly maxHoldMs: number;
 
@@ -196,7 +198,9 @@ export class Worker extends EventEmitter {
     if (message.eta === null || message.eta <= now) return this.submit(delivery, message, task);
     const wait = message.eta - now;
     if (this.broker.park && (wait > this.maxHoldMs || !this.eta.hasRoom())) {
-      void this.park(slot, delivery, message, task, wait);
+      const parking = this.park(slot, delivery, message, task, wait);
+      this.parking.add(parking);
+      void parking.finally(() => this.parking.delete(parking));
       return;
     }
     this.hold(slot, delivery, message, task);
@@ -299,6 +303,9 @@ export class Worker extends EventEmitter {
       await Promise.allSettled(this.slots.map((s) => s.consumer?.cancel()));
       const requeued = this.pool.cancelPending() + this.eta.releaseAll();
       if (requeued > 0) log.info(`Returned ${requeued} task(s) that had not started to the queue`);
+      // A park still waiting for its confirm must settle its delivery before the channel closes:
+      // closed first, RabbitMQ would requeue the original while the parked copy returns later (two runs).
+      await Promise.allSettled([...this.parking]);
       if (this.pool.active > 0) log.warning(`Waiting for ${this.pool.active} running task(s) to finish...`);
       await this.pool.idle();
       if (this.results) await this.results.flush(10_000); // undefined when stopped before start() connected
