@@ -90,17 +90,29 @@ export async function runWorker(args: WorkerArgs): Promise<void> {
   });
 
   let signals = 0;
+  let exitCode = 0;
+  let shuttingDown = false;
+  const warmShutdown = (): void => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    worker.stop().then(() => app.close()).then(
+      () => process.exit(exitCode),
+      (err: unknown) => {
+        log.error(`worker: error during shutdown: ${(err as Error).message}`);
+        process.exit(1);
+      },
+    );
+  };
+  // The worker logged why and is stopping by itself; exit non-zero so a supervisor restarts it.
+  worker.on('fatal', () => {
+    exitCode = 1;
+    warmShutdown();
+  });
   const onSignal = (signal: NodeJS.Signals): void => {
     signals++;
     if (signals === 1) {
       log.warning(`worker: Warm shutdown (MainProcess) on ${signal}`);
-      worker.stop().then(() => app.close()).then(
-        () => process.exit(0),
-        (err: unknown) => {
-          log.error(`worker: error during shutdown: ${(err as Error).message}`);
-          process.exit(1);
-        },
-      );
+      warmShutdown();
     } else {
       log.warning(`worker: Cold shutdown (MainProcess) on ${signal}`);
       worker.abortRunning();
@@ -110,7 +122,7 @@ export async function runWorker(args: WorkerArgs): Promise<void> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   // A task's stray promise must not take the worker (and every other running task) down.
-  process.on('unhandledRejection', (reason) => log.error(`Unhandled promise rejection in task code: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`));
+  process.on('unhandledRejection', (reason) => log.error(`Unhandled promise rejection (a promise nobody awaited, e.g. in task code): ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`));
 
   try {
     await app.loadTasks();
@@ -122,7 +134,7 @@ export async function runWorker(args: WorkerArgs): Promise<void> {
   try {
     await worker.start();
   } catch (err) {
-    if (signals > 0) return; // shutting down while still connecting
+    if (shuttingDown) return; // shutting down while still connecting
     fail(`worker could not start: ${(err as Error).message}`);
   }
 }

@@ -17,7 +17,7 @@ import { parseTaskMessage, type TaskMessage } from '../protocol/message.js';
 import { buildExceptionMeta, States } from '../protocol/result-meta.js';
 import { DisabledBackend } from '../backend/disabled.js';
 import { getLogger, isEnabled } from '../support/log.js';
-import { decideAck, type AckDecision, type DeliveryEvent } from './ack-policy.js';
+import { decideAck, type AckDecision, type DeliveryEvent, type RunOutcome } from './ack-policy.js';
 import { EtaScheduler } from './eta.js';
 import { executeTask, SoftTimeLimitExceeded, type ExecutionContext } from './execute.js';
 import { ConcurrencyPool, type PoolJob } from './pool.js';
@@ -71,7 +71,25 @@ function settle(delivery: Delivery, decision: AckDecision): void {
   else if (decision === 'requeue') delivery.reject(true);
 }
 
-export class Worker extends EventEmitter {
+/** Every event a {@link Worker} emits, with its arguments. */
+export interface WorkerEvents {
+  /** Consuming every queue: `start()` is about to resolve. */
+  ready: [];
+  /** A message was rejected unread (malformed, refused content type, unregistered task); why, in a few words. */
+  rejected: [reason: string];
+  /** A task run ended (its state stored) with this outcome. */
+  'task-finished': [taskId: string, outcome: RunOutcome];
+  /**
+   * The broker gave up keeping the consumers attached (reconnect retries ran out, or a queue
+   * could not be redeclared): the worker logs it and stops warm by itself; `ts-celery worker`
+   * then exits non-zero so a supervisor restarts it.
+   */
+  fatal: [error: Error];
+  /** `stop()` finished: nothing consumes, running tasks are done and their states stored. */
+  stopped: [];
+}
+
+export class Worker extends EventEmitter<WorkerEvents> {
   readonly hostname: string;
   readonly concurrency: number;
   readonly queues: string[];
@@ -85,7 +103,6 @@ export class Worker extends EventEmitter {
   private broker!: Broker;
   private slots: ConsumerSlot[] = [];
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
-  private starting: Promise<void> | null = null;
   private stopping: Promise<void> | null = null;
   private readonly aborters = new Set<AbortController>();
   /** Parks into the broker's delay queues waiting for their confirm. */
@@ -117,13 +134,12 @@ export class Worker extends EventEmitter {
   /**
    * Loads the app's tasks, connects, and starts consuming every queue. When
    * `stop()` is called before this finished, it resolves without the worker
-   * ever becoming ready, and `stop()` closes whatever it had opened.
+   * ever becoming ready, closing what it opened after the stop.
    */
   start(): Promise<void> {
     if (this.state !== 'new') return Promise.reject(new Error(`worker already ${this.state}`));
     this.state = 'starting';
-    this.starting = this.startSteps();
-    return this.starting;
+    return this.startSteps();
   }
 
   /** start()'s steps; after each await, a stop() that came meanwhile ends them. */
@@ -131,6 +147,7 @@ export class Worker extends EventEmitter {
     await this.app.loadTasks();
     if (this.state !== 'starting') return;
     this.broker = this.app.broker;
+    this.broker.on('fatal', this.onBrokerFatal);
     this.results = new ResultWriter(this.app.backend);
     this.ctx = {
       app: this.app,
@@ -141,11 +158,17 @@ export class Worker extends EventEmitter {
     };
     this.slots = this.queues.map((q) => ({ declaration: queueDeclaration(this.app.conf, q), consumer: null, held: 0 }));
     for (const slot of this.slots) {
-      slot.consumer = await this.broker.consume(slot.declaration, {
+      const consumer = await this.broker.consume(slot.declaration, {
         prefetch: this.prefetch,
         onDelivery: (d) => this.onDelivery(slot, d),
       });
-      if (this.state !== 'starting') return; // stop() cancels the consumers opened so far
+      if (this.state !== 'starting') {
+        // stop() came while this consumer was being opened, and has already cancelled the
+        // ones before it: close this one too (what it delivered meanwhile went back).
+        await consumer.close();
+        return;
+      }
+      slot.consumer = consumer;
     }
     this.state = 'running';
     log.info(`${this.hostname} ready.`);
@@ -295,10 +318,10 @@ export class Worker extends EventEmitter {
 
   private async stopSteps(): Promise<void> {
     const was = this.state;
+    // Stop wins over a start() still in progress: start() checks the state after each await
+    // and closes what it opens from then on. Not waiting for it keeps a stop during a long
+    // connection retry at startup immediate. Deliveries meanwhile go back (onDelivery).
     this.state = 'stopping';
-    // Stop wins over a start() still in progress: let it reach its next check, which ends it,
-    // then close whatever it had opened. Deliveries meanwhile go back (onDelivery sees 'stopping').
-    if (was === 'starting') await this.starting?.catch(() => undefined);
     if (was !== 'new') {
       await Promise.allSettled(this.slots.map((s) => s.consumer?.cancel()));
       const requeued = this.pool.cancelPending() + this.eta.releaseAll();
@@ -311,9 +334,20 @@ export class Worker extends EventEmitter {
       if (this.results) await this.results.flush(10_000); // undefined when stopped before start() connected
       await Promise.allSettled(this.slots.map((s) => s.consumer?.close()));
     }
+    this.broker?.off('fatal', this.onBrokerFatal);
     this.state = 'stopped';
     this.emit('stopped');
   }
+
+  /**
+   * The broker gave up keeping the consumers attached: a worker that stays up
+   * without consuming is the failure operators fear most, so say so and stop.
+   */
+  private readonly onBrokerFatal = (err: Error): void => {
+    log.critical(`consumer: ${err.message}\nNothing is consuming any more: shutting down.`);
+    this.emit('fatal', err);
+    void this.stop();
+  };
 
   /** Cold shutdown: abort running tasks' signals; the caller exits. Unacked messages are redelivered. */
   abortRunning(): void {
