@@ -24,6 +24,7 @@ import {
 import { currentTaskRequest } from './context.js';
 import { callerDirectory, importFile, loadConfigModule, resolveModuleFile } from './modules.js';
 import { resolveRoute } from './routing.js';
+import { appTimezone } from './timezone.js';
 import { paramsFromOption } from '../worker/arguments.js';
 import { checkApplyOptions, checkTaskOptions, Task, type ApplyOptions, type BoundTask, type TaskFunction, type TaskHost, type TaskOptions } from './task.js';
 
@@ -112,8 +113,8 @@ export class Celery implements TaskHost {
     while (this.loading.length > 0) await Promise.all(this.loading);
     if (!this.warnedUnsupported) {
       this.warnedUnsupported = true;
-      for (const [key, why] of unsupportedSettings(this.conf)) {
-        process.emitWarning(`Setting ${key} is accepted but has no effect in ts-celery: ${why}`, 'TsCeleryWarning');
+      for (const warning of unsupportedSettings(this.conf)) {
+        process.emitWarning(warning, 'TsCeleryWarning');
       }
     }
   }
@@ -288,6 +289,7 @@ export class Celery implements TaskHost {
         ...(embed ? { embed } : {}),
       },
       now,
+      appTimezone(this.conf),
     );
     if (this.conf.task_compression) wire = compress(wire);
     if (this.conf.task_default_delivery_mode === 1 || this.conf.task_default_delivery_mode === 'transient') {

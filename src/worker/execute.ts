@@ -41,6 +41,8 @@ export interface ExecutionContext {
   aborters: Set<AbortController>;
   /** False when no result backend is configured: nothing is built or stored then. */
   storesResults: boolean;
+  /** The app's time zone (IANA name): `date_done` and retry etas are written in it, as Celery does. */
+  timeZone: string;
 }
 
 const paramCache = new WeakMap<object, Param[]>();
@@ -114,7 +116,7 @@ class TaskRun implements TaskContextSource {
   ) {
     const conf = ctx.app.conf;
     this.storesResult = ctx.storesResults && !message.ignoreResult && !(task.options.ignoreResult ?? conf.task_ignore_result);
-    this.metaCtx = { parentId: message.parentId, groupId: message.group };
+    this.metaCtx = { parentId: message.parentId, groupId: message.group, timeZone: ctx.timeZone };
     if (this.storesResult && conf.result_extended) {
       this.metaCtx.extended = { name: task.name, args: message.args, kwargs: message.kwargs, worker: ctx.hostname, retries: message.retries, queue: delivery.info.routingKey };
     }
@@ -170,7 +172,7 @@ class TaskRun implements TaskContextSource {
     const publish = (async () => {
       try {
         const route = retryRoute(this.delivery.info, options.queue);
-        await this.ctx.app.broker.publish(buildTaskMessage(next), { ...route, declare: null });
+        await this.ctx.app.broker.publish(buildTaskMessage(next, Date.now(), this.ctx.timeZone), { ...route, declare: null });
       } catch (err) {
         throw new RetryNotPublished(`Could not publish the retry of ${task.name}[${message.id}]: ${(err as Error).message}`, { cause: err });
       }

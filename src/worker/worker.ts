@@ -10,6 +10,7 @@ import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
 import type { Celery } from '../app/celery.js';
 import { queueDeclaration } from '../app/routing.js';
+import { appTimezone } from '../app/timezone.js';
 import type { Task } from '../app/task.js';
 import { clampPrefetch, type Broker, type Consumer, type Delivery, type QueueDeclaration } from '../broker/types.js';
 import { ContentDisallowed, NotRegistered, TaskRevokedError } from '../errors.js';
@@ -155,6 +156,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       results: this.results,
       aborters: this.aborters,
       storesResults: !(this.app.backend instanceof DisabledBackend),
+      timeZone: appTimezone(this.app.conf),
     };
     this.slots = this.queues.map((q) => ({ declaration: queueDeclaration(this.app.conf, q), consumer: null, held: 0 }));
     for (const slot of this.slots) {
@@ -202,7 +204,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.stats.rejected++;
       log.error(`Received unregistered task of type '${message.task}'.\nThe message has been ignored and discarded. [${describeDelivery(delivery)}]`);
       if (!message.ignoreResult) {
-        void this.results.store(buildExceptionMeta(message.id, States.FAILURE, new NotRegistered(message.task), { parentId: message.parentId }), {
+        void this.results.store(buildExceptionMeta(message.id, States.FAILURE, new NotRegistered(message.task), { parentId: message.parentId, timeZone: this.ctx.timeZone }), {
           replyTo: message.replyTo,
           correlationId: message.id,
         });
@@ -269,7 +271,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.stats.revoked++;
     if (isEnabled('info')) log.info(`Task ${message.task}[${message.id}] expired: discarded, state REVOKED`);
     if (!message.ignoreResult) {
-      void this.results.store(buildExceptionMeta(message.id, States.REVOKED, new TaskRevokedError('expired'), { parentId: message.parentId }), {
+      void this.results.store(buildExceptionMeta(message.id, States.REVOKED, new TaskRevokedError('expired'), { parentId: message.parentId, timeZone: this.ctx.timeZone }), {
         replyTo: message.replyTo,
         correlationId: message.id,
       });

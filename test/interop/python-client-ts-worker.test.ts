@@ -193,3 +193,45 @@ async function waitFor(check: () => boolean, timeoutMs: number): Promise<void> {
 
 suite('pypi', true);
 suite('debian', false);
+
+describe('Python client (Celery 5.7) -> ts-celery worker with timezone and global_keyprefix (issue #9)', function () {
+  this.timeout(60_000);
+  const queue = uniqueName('pyclient-tz');
+  const env = { PYTASKS_QUEUE: queue, PYTASKS_RESULT_KEYPREFIX: 'tsx' };
+  let worker: TsWorker;
+  const send = (name: string, ...flags: string[]) =>
+    runPythonClient<unknown>(['send', name, '--queue', queue, '--get', '--timeout', '20', ...flags], { python: 'pypi', env });
+
+  before(async () => {
+    worker = await startTsWorker({ queues: [queue], concurrency: 4, env: { TSAPP_TIMEZONE: 'Asia/Shanghai', TSAPP_RESULT_KEYPREFIX: 'tsx' } });
+  });
+  after(async () => {
+    expect(await worker.stop()).to.equal(0);
+    await deleteQueues(queue);
+  });
+
+  it('stores results under the global_keyprefix, with date_done in the app timezone, and Python reads them', async () => {
+    const r = await send('ts.add', '--args', '[2, 3]');
+    expect(r).to.deep.include({ state: 'SUCCESS', result: 5 });
+    const redis = new Redis(REDIS_URL);
+    try {
+      expect(await redis.exists(`celery-task-meta-${r.id}`)).to.equal(0);
+      const stored = JSON.parse((await redis.get(`tsx_celery-task-meta-${r.id}`))!) as { date_done: string };
+      // As Celery 5.7 stores it (test/fixtures/celery-5.7/redis_date_done_timezone.json): app.now() in the zone.
+      expect(stored.date_done).to.match(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?\+08:00$/);
+      expect(Math.abs(Date.parse(stored.date_done) - Date.now())).to.be.below(60_000);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it('reads a naive eta as UTC, as a Celery 5.7 worker does, whatever the app timezone', async () => {
+    // Two seconds from now in UTC, without an offset. Read as Shanghai time it would be 8 h away.
+    const eta = new Date(Date.now() + 2000).toISOString().replace('Z', '');
+    const sent = Date.now() / 1000;
+    const r = await send('ts.now', '--eta', eta);
+    expect(r.state).to.equal('SUCCESS');
+    expect(r.result as number).to.be.at.least(Date.parse(`${eta}Z`) / 1000 - 0.01);
+    expect(r.result as number).to.be.below(sent + 15);
+  });
+});

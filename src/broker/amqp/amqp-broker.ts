@@ -26,8 +26,12 @@ import { openAmqpConnection, type AmqpConnectOptions } from './connection.js';
 export interface AmqpBrokerOptions extends AmqpConnectOptions {
   /** How `publish()` retries opening a connection (`task_publish_retry_policy`); null = one attempt. */
   publishRetry: PublishRetryPolicy | null;
-  /** Consumers' reconnects (`broker_connection_retry`, `broker_connection_max_retries`; null = forever). */
-  reconnect: { enabled: boolean; maxRetries: number | null };
+  /**
+   * Consumers' connection retries: after a loss (`broker_connection_retry`), before consumers
+   * first attached (`broker_connection_retry_on_startup`), at most `maxRetries` in a row
+   * (`broker_connection_max_retries`; null = forever).
+   */
+  reconnect: { enabled: boolean; onStartup: boolean; maxRetries: number | null };
 }
 
 export type { ReconnectInfo } from '../types.js';
@@ -74,6 +78,8 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
   private declared = new Map<string, Promise<void>>();
   private readonly consumers = new Set<AmqpConsumer>();
   private supervising: Promise<void> | null = null;
+  /** True once consumers attached: later connection failures follow broker_connection_retry. */
+  private consumedOnce = false;
   /** Set once consumers could not be kept attached (see the `fatal` event). */
   private fatalError: Error | null = null;
   private drained: Promise<void> | null = null;
@@ -171,7 +177,11 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
   }
 
   private async superviseLoop(): Promise<void> {
-    const { enabled, maxRetries } = this.options.reconnect;
+    const { maxRetries } = this.options.reconnect;
+    // As Celery's consumer: until consumers have attached once, start-up rules apply.
+    const startup = !this.consumedOnce;
+    const enabled = startup ? this.options.reconnect.onStartup : this.options.reconnect.enabled;
+    const setting = startup ? 'broker_connection_retry_on_startup' : 'broker_connection_retry';
     for (let attempt = 0; !this.closed; attempt++) {
       try {
         const conn = await this.open();
@@ -181,6 +191,7 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
           if (consumer.detached) await consumer.attach(conn);
         }
         if (reattached > 0) this.emit('resumed', this.displayUrl);
+        if (this.consumers.size > 0) this.consumedOnce = true;
         return;
       } catch (err) {
         if (this.closed) return;
@@ -188,7 +199,7 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
         // A queue declared differently elsewhere (406) stays so: retrying cannot help.
         if (error instanceof BrokerError && /refused to declare/.test(error.message)) throw error;
         if (!enabled) {
-          throw new BrokerError(`Cannot connect to ${this.displayUrl} and broker_connection_retry is off: ${error.message}`, { cause: error });
+          throw new BrokerError(`Cannot connect to ${this.displayUrl}, and ${setting} is off: ${error.message}`, { cause: error });
         }
         if (maxRetries !== null && attempt >= maxRetries) {
           throw new BrokerError(

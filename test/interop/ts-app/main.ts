@@ -4,10 +4,18 @@
  * Python clients call them by name.
  *
  * Env: TSAPP_BROKER, TSAPP_BACKEND (defaults: the test vhost and Redis DB 9; rpc:// works too), TSAPP_REDIS,
- * TSAPP_QUEUE (task_default_queue), TSAPP_ACKS_LATE=1.
+ * TSAPP_QUEUE (task_default_queue), TSAPP_ACKS_LATE=1, TSAPP_TIMEZONE (timezone),
+ * TSAPP_RESULT_KEYPREFIX (result_backend_transport_options.global_keyprefix),
+ * TSAPP_RETRY_ON_STARTUP=0|1, TSAPP_MAX_RETRIES (broker_connection_max_retries).
  */
 import { Redis } from 'ioredis';
-import { Celery } from 'ts-celery';
+import { Celery, type CeleryConfig } from 'ts-celery';
+
+const optional: CeleryConfig = {};
+if (process.env.TSAPP_TIMEZONE) optional.timezone = process.env.TSAPP_TIMEZONE;
+if (process.env.TSAPP_RESULT_KEYPREFIX) optional.result_backend_transport_options = { global_keyprefix: process.env.TSAPP_RESULT_KEYPREFIX };
+if (process.env.TSAPP_RETRY_ON_STARTUP) optional.broker_connection_retry_on_startup = process.env.TSAPP_RETRY_ON_STARTUP === '1';
+if (process.env.TSAPP_MAX_RETRIES) optional.broker_connection_max_retries = Number(process.env.TSAPP_MAX_RETRIES);
 
 export const app = new Celery('tsapp', {
   broker_url: process.env.TSAPP_BROKER ?? 'amqp://guest:guest@127.0.0.1:5672/ts-celery-test',
@@ -15,6 +23,7 @@ export const app = new Celery('tsapp', {
   task_default_queue: process.env.TSAPP_QUEUE ?? 'celery',
   task_acks_late: process.env.TSAPP_ACKS_LATE === '1',
   task_track_started: process.env.TSAPP_TRACK_STARTED === '1',
+  ...optional,
 });
 
 /** Thrown by ts.fail_custom: Python's get() raises an exception of this name. */
