@@ -133,19 +133,49 @@ export class TaskRevokedError extends CeleryError {
 }
 
 /**
- * Thrown by `self.retry()` to end the current run after the retry was scheduled.
- * The worker treats it as "state RETRY", not as a failure. Mirrors `celery.exceptions.Retry`.
+ * What `self.retry()` returns: an error that ends the run as "retry" (state
+ * RETRY, not a failure). Mirrors `celery.exceptions.Retry`.
+ *
+ * It is also thenable, so the three ways to write Celery's `raise self.retry()`
+ * do the same thing: `throw self.retry()` throws it, while `return self.retry()`
+ * and `await self.retry()` reject with it once the retry message is with the
+ * broker (or with the publish error when it could not be sent). The worker
+ * waits for {@link Retry.sent} before it settles the original message either way.
  */
-export class Retry extends CeleryError {
+export class Retry extends CeleryError implements PromiseLike<never> {
   static readonly pythonModule = 'celery.exceptions';
+  /**
+   * Settles once the message that runs the task again is confirmed: `null`
+   * when it is, else the error that kept it from being sent. Never rejects.
+   */
+  readonly sent: Promise<Error | null>;
+
   constructor(
     message: string,
     /** The exception that caused the retry, if any (stored with the RETRY state). */
     readonly exc: unknown,
     /** When the retry will run. */
     readonly when: Date,
+    /** The publish of the retry message (already sent when omitted). */
+    publish: PromiseLike<unknown> = Promise.resolve(),
   ) {
     super(message);
+    this.sent = Promise.resolve(publish).then(
+      () => null,
+      (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+    );
+  }
+
+  /** Rejects with this Retry (or the publish error) once the retry message's fate is known. */
+  then<T1 = never, T2 = never>(
+    onfulfilled?: ((value: never) => T1 | PromiseLike<T1>) | null,
+    onrejected?: ((reason: unknown) => T2 | PromiseLike<T2>) | null,
+  ): Promise<T1 | T2> {
+    return this.sent
+      .then((err): never => {
+        throw err ?? this;
+      })
+      .then(onfulfilled, onrejected);
   }
 }
 

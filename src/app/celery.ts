@@ -24,7 +24,9 @@ import {
 import { currentTaskRequest } from './context.js';
 import { callerDirectory, importFile, loadConfigModule, resolveModuleFile } from './modules.js';
 import { resolveRoute } from './routing.js';
-import { Task, type ApplyOptions, type BoundTask, type TaskFunction, type TaskHost, type TaskOptions } from './task.js';
+import { appTimezone } from './timezone.js';
+import { paramsFromOption } from '../worker/arguments.js';
+import { checkApplyOptions, checkTaskOptions, Task, type ApplyOptions, type BoundTask, type TaskFunction, type TaskHost, type TaskOptions } from './task.js';
 
 /** Settings as users write them: any subset, Celery's names. */
 export type CeleryConfig = Partial<CelerySettings>;
@@ -111,8 +113,8 @@ export class Celery implements TaskHost {
     while (this.loading.length > 0) await Promise.all(this.loading);
     if (!this.warnedUnsupported) {
       this.warnedUnsupported = true;
-      for (const [key, why] of unsupportedSettings(this.conf)) {
-        process.emitWarning(`Setting ${key} is accepted but has no effect in ts-celery: ${why}`, 'TsCeleryWarning');
+      for (const warning of unsupportedSettings(this.conf)) {
+        process.emitWarning(warning, 'TsCeleryWarning');
       }
     }
   }
@@ -177,6 +179,8 @@ export class Celery implements TaskHost {
     if (!name) {
       throw new ImproperlyConfigured('app.task(): the function has no name; pass one: app.task({ name: "..." }, fn)');
     }
+    checkTaskOptions(name, options);
+    if (options.params) paramsFromOption(options.params); // a bad list fails here, not at the first message
     const existing = this.tasks.get(name);
     if (existing && existing.fn !== fn) {
       throw new ImproperlyConfigured(`A different task is already registered as ${JSON.stringify(name)}`);
@@ -245,6 +249,7 @@ export class Celery implements TaskHost {
     options: ApplyOptions,
     chain: Signature[] | null = null,
   ): Promise<AsyncResult<R>> {
+    checkApplyOptions(options);
     if (!this.isReady) await this.ready();
     const now = Date.now();
     const id = options.taskId ?? randomUUID();
@@ -284,6 +289,7 @@ export class Celery implements TaskHost {
         ...(embed ? { embed } : {}),
       },
       now,
+      appTimezone(this.conf),
     );
     if (this.conf.task_compression) wire = compress(wire);
     if (this.conf.task_default_delivery_mode === 1 || this.conf.task_default_delivery_mode === 'transient') {

@@ -7,6 +7,9 @@
  * environment override whatever the config says, as in Celery.
  */
 import { ImproperlyConfigured } from '../errors.js';
+import { didYouMean } from '../support/suggest.js';
+import { checkQueueDefinitions } from './routing.js';
+import { checkTimezone } from './timezone.js';
 
 /** A queue as `task_queues` declares it (kombu's `Queue(...)` in Python). */
 export interface QueueDefinition {
@@ -59,7 +62,7 @@ export interface TlsOptions {
 export interface CelerySettings {
   broker_url: string;
   broker_connection_retry: boolean;
-  broker_connection_retry_on_startup: boolean;
+  broker_connection_retry_on_startup: boolean | null;
   broker_connection_max_retries: number | null;
   broker_connection_timeout: number;
   broker_heartbeat: number;
@@ -111,7 +114,7 @@ export interface CelerySettings {
   worker_max_tasks_per_child: number | null;
   worker_hijack_root_logger: boolean;
   event_serializer: string;
-  timezone: string;
+  timezone: string | null;
   enable_utc: boolean;
   imports: string[];
   include: string[];
@@ -125,8 +128,22 @@ interface SettingSpec {
   nullable?: boolean;
   /** Allowed values, for enumerations. */
   oneOf?: readonly unknown[];
-  /** Accepted for compatibility but not implemented: setting it warns, saying why. */
-  unsupported?: string;
+  /**
+   * Accepted for compatibility but not implemented: setting it (to anything but
+   * the default) warns, saying why. A function decides from the value (null = fine).
+   */
+  unsupported?: string | ((value: unknown) => string | null);
+  /** Further checks of a (non-null) value beyond its kind; throws ImproperlyConfigured. */
+  check?: (value: unknown) => void;
+}
+
+/** The keys of a transport-options object that ts-celery does not read (null when none). */
+function ignoredOptions(setting: string, why: string, understood: (key: string, value: unknown) => boolean) {
+  return (value: unknown): string | null => {
+    const ignored = Object.entries(value as Record<string, unknown>).filter(([k, v]) => !understood(k, v)).map(([k]) => k);
+    if (ignored.length === 0) return null;
+    return `${ignored.length === 1 ? 'key' : 'keys'} ${ignored.map((k) => JSON.stringify(k)).join(', ')} of ${setting} ${ignored.length === 1 ? 'has' : 'have'} no effect: ${why}`;
+  };
 }
 
 /** The table: every setting, its default (Celery's), and its type. */
@@ -134,15 +151,40 @@ export const SETTINGS: { readonly [K in keyof CelerySettings]: SettingSpec } = {
   // The embedded in-memory broker is the default so that a fresh checkout runs; Python's is amqp://localhost.
   broker_url: { default: 'memory://', kind: 'string' },
   broker_connection_retry: { default: true, kind: 'bool' },
-  broker_connection_retry_on_startup: { default: true, kind: 'bool' },
+  // Celery 5.7: null = follow broker_connection_retry at start-up too.
+  broker_connection_retry_on_startup: { default: null, kind: 'bool', nullable: true },
   broker_connection_max_retries: { default: 100, kind: 'int', nullable: true },
   broker_connection_timeout: { default: 4, kind: 'number' },
   broker_heartbeat: { default: 120, kind: 'number' },
   broker_pool_limit: { default: 10, kind: 'int', unsupported: 'one connection per app is used' },
   broker_use_ssl: { default: null, kind: 'tls', nullable: true },
-  broker_transport_options: { default: {}, kind: 'object' },
+  broker_transport_options: {
+    default: {},
+    kind: 'object',
+    unsupported: ignoredOptions(
+      'broker_transport_options',
+      "ts-celery's AMQP transport always uses publisher confirms (confirm_publish) and has its own settings for the rest " +
+        '(broker_heartbeat, broker_connection_timeout, task_publish_retry_policy, broker_connection_max_retries)',
+      (key, value) => key === 'confirm_publish' && value === true,
+    ),
+  },
   result_backend: { default: null, kind: 'string', nullable: true },
-  result_backend_transport_options: { default: {}, kind: 'object' },
+  result_backend_transport_options: {
+    default: {},
+    kind: 'object',
+    // global_keyprefix names the Redis keys: it must match what Python readers and writers use.
+    check: (value) => {
+      const prefix = (value as { global_keyprefix?: unknown }).global_keyprefix;
+      if (prefix !== undefined && prefix !== null && typeof prefix !== 'string') {
+        throw new ImproperlyConfigured(`result_backend_transport_options.global_keyprefix must be a string, got ${JSON.stringify(prefix)}`);
+      }
+    },
+    unsupported: ignoredOptions(
+      'result_backend_transport_options',
+      'only global_keyprefix (Redis) is read; retries and connection options have their own settings',
+      (key) => key === 'global_keyprefix',
+    ),
+  },
   redis_backend_use_ssl: { default: null, kind: 'tls', nullable: true },
   result_expires: { default: 86_400, kind: 'number', nullable: true },
   result_extended: { default: false, kind: 'bool' },
@@ -160,7 +202,7 @@ export const SETTINGS: { readonly [K in keyof CelerySettings]: SettingSpec } = {
   task_default_delivery_mode: { default: 2, kind: 'delivery_mode' },
   task_default_priority: { default: null, kind: 'int', nullable: true },
   task_queue_max_priority: { default: null, kind: 'int', nullable: true },
-  task_queues: { default: null, kind: 'list', nullable: true },
+  task_queues: { default: null, kind: 'list', nullable: true, check: checkQueueDefinitions },
   task_routes: { default: null, kind: 'routes', nullable: true },
   task_create_missing_queues: { default: true, kind: 'bool' },
   task_acks_late: { default: false, kind: 'bool' },
@@ -197,7 +239,8 @@ export const SETTINGS: { readonly [K in keyof CelerySettings]: SettingSpec } = {
   worker_max_tasks_per_child: { default: null, kind: 'int', nullable: true, unsupported: 'the async pool has no child processes' },
   worker_hijack_root_logger: { default: true, kind: 'bool', unsupported: 'there is no root logger to hijack in Node' },
   event_serializer: { default: 'json', kind: 'string', oneOf: ['json'] },
-  timezone: { default: 'UTC', kind: 'string' },
+  // Celery 5.7: null = UTC with enable_utc (the default), else the system's zone; see timezone.ts.
+  timezone: { default: null, kind: 'string', nullable: true, check: (value) => checkTimezone(value as string) },
   enable_utc: { default: true, kind: 'bool' },
   imports: { default: [], kind: 'list' },
   include: { default: [], kind: 'list' },
@@ -208,30 +251,12 @@ const ENV_OVERRIDES: ReadonlyArray<[string, keyof CelerySettings]> = [
   ['CELERY_RESULT_BACKEND', 'result_backend'],
 ];
 
-/** Levenshtein distance, for "did you mean" hints. */
-function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return row[b.length]!;
-}
-
+/** `: did you mean "..."?` for an unknown setting; also tries Python's `CELERY_` and `task_`-less forms. */
 function suggest(key: string): string {
-  const lower = key.toLowerCase().replace(/^celery_/, '');
-  let best: string | null = null;
-  let bestScore = Infinity;
-  for (const known of Object.keys(SETTINGS)) {
-    const score = Math.min(distance(lower, known), distance(`task_${lower}`, known));
-    if (score < bestScore) [best, bestScore] = [known, score];
-  }
-  return best && bestScore <= Math.max(3, lower.length / 3) ? `: did you mean ${JSON.stringify(best)}?` : '';
+  return didYouMean(key, Object.keys(SETTINGS), {
+    normalize: (s) => s.toLowerCase().replace(/^celery_/, ''),
+    variants: (s) => [`task_${s}`],
+  });
 }
 
 function typeError(key: string, spec: SettingSpec, value: unknown): ImproperlyConfigured {
@@ -264,6 +289,7 @@ function checkValue(key: string, spec: SettingSpec, value: unknown): void {
     }
   })();
   if (!ok || (spec.oneOf && !spec.oneOf.includes(value))) throw typeError(key, spec, value);
+  spec.check?.(value);
 }
 
 function checkContentTypes(key: string, value: unknown): void {
@@ -287,14 +313,20 @@ export function validateSetting(key: string, value: unknown): asserts key is key
 }
 
 /**
- * Settings whose value differs from the default but which ts-celery does not
- * implement, with the reason: callers warn about these once.
+ * One warning per setting that is set but which ts-celery does not implement
+ * (or, for transport options, the keys of it that are not read), saying why:
+ * callers print these once.
  */
-export function unsupportedSettings(conf: CelerySettings): Array<[string, string]> {
-  const out: Array<[string, string]> = [];
+export function unsupportedSettings(conf: CelerySettings): string[] {
+  const out: string[] = [];
   for (const [key, spec] of Object.entries(SETTINGS) as Array<[string, SettingSpec]>) {
     const value = (conf as unknown as Record<string, unknown>)[key];
-    if (spec.unsupported && JSON.stringify(value) !== JSON.stringify(spec.default)) out.push([key, spec.unsupported]);
+    if (typeof spec.unsupported === 'function') {
+      const why = value === null ? null : spec.unsupported(value);
+      if (why) out.push(`Setting ${key}: ${why}`);
+    } else if (spec.unsupported && JSON.stringify(value) !== JSON.stringify(spec.default)) {
+      out.push(`Setting ${key} is accepted but has no effect in ts-celery: ${spec.unsupported}`);
+    }
   }
   return out;
 }

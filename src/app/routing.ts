@@ -11,6 +11,7 @@
  */
 import type { QueueDeclaration } from '../broker/types.js';
 import { ImproperlyConfigured } from '../errors.js';
+import { didYouMean, looseCase } from '../support/suggest.js';
 import type { CelerySettings, QueueDefinition, Route, RouterFn } from './config.js';
 
 /** Where one message goes, fully resolved. */
@@ -132,4 +133,49 @@ export function resolveRoute(
   }
   const routingKey = explicit.routingKey ?? configured?.routing_key ?? taskDefaults.routingKey ?? queue.routingKey;
   return { exchange: queue.exchange.name, routingKey, queue, priority };
+}
+
+/** The keys of one `task_queues` entry (kombu's `Queue` fields, by their Celery names). */
+const QUEUE_KEYS = ['name', 'exchange', 'exchange_type', 'routing_key', 'queue_arguments', 'durable', 'auto_delete'] as const satisfies ReadonlyArray<keyof QueueDefinition>;
+
+/** kombu `Queue(...)` shortcuts that are queue arguments here. */
+const KOMBU_QUEUE_SHORTCUTS: Readonly<Record<string, string>> = {
+  max_priority: 'x-max-priority',
+  message_ttl: 'x-message-ttl',
+  expires: 'x-expires',
+  max_length: 'x-max-length',
+  max_length_bytes: 'x-max-length-bytes',
+};
+
+/**
+ * Validates `task_queues` entries (the setting's check): a misspelt key would
+ * otherwise declare the queue differently than meant. Throws ImproperlyConfigured.
+ */
+export function checkQueueDefinitions(value: unknown): void {
+  (value as unknown[]).forEach((entry, i) => {
+    const where = `task_queues[${i}]`;
+    if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) {
+      throw new ImproperlyConfigured(`${where} must be an object such as { name: 'sms', queue_arguments: { 'x-max-priority': 10 } }, got ${JSON.stringify(entry)}`);
+    }
+    const q = entry as Record<string, unknown>;
+    if (typeof q.name !== 'string' || q.name === '') throw new ImproperlyConfigured(`${where} needs a name (a non-empty string), got ${JSON.stringify(q.name)}`);
+    const label = `${where} (${JSON.stringify(q.name)})`;
+    for (const key of Object.keys(q)) {
+      if ((QUEUE_KEYS as readonly string[]).includes(key)) continue;
+      const argument = KOMBU_QUEUE_SHORTCUTS[key];
+      if (argument) {
+        throw new ImproperlyConfigured(`${label}: ${key} is kombu's shortcut for a queue argument; write queue_arguments: { '${argument}': ... }`);
+      }
+      throw new ImproperlyConfigured(`${label} has an unknown key ${JSON.stringify(key)}${didYouMean(key, QUEUE_KEYS, { normalize: looseCase })}`);
+    }
+    const expect = (key: string, ok: boolean, what: string): void => {
+      if (q[key] !== undefined && !ok) throw new ImproperlyConfigured(`${label}: ${key} must be ${what}, got ${JSON.stringify(q[key])}`);
+    };
+    expect('exchange', typeof q.exchange === 'string', 'a string');
+    expect('exchange_type', ['direct', 'topic', 'fanout'].includes(q.exchange_type as string), "'direct', 'topic' or 'fanout'");
+    expect('routing_key', typeof q.routing_key === 'string', 'a string');
+    expect('queue_arguments', q.queue_arguments !== null && typeof q.queue_arguments === 'object' && !Array.isArray(q.queue_arguments), 'an object');
+    expect('durable', typeof q.durable === 'boolean', 'a boolean');
+    expect('auto_delete', typeof q.auto_delete === 'boolean', 'a boolean');
+  });
 }

@@ -9,6 +9,8 @@ import type { DeliveryInfo } from '../broker/types.js';
 import type { Signature } from '../protocol/message.js';
 import type { AsyncResult } from '../result/async-result.js';
 import type { Celery } from './celery.js';
+import { ImproperlyConfigured, type Retry } from '../errors.js';
+import { didYouMean, looseCase } from '../support/suggest.js';
 
 /** An error class, for `autoretryFor`. */
 export type ErrorClass = abstract new (...args: never[]) => Error;
@@ -97,6 +99,52 @@ export interface ApplyOptions {
   linkError?: Signature | Signature[];
 }
 
+/** Every {@link TaskOptions} key (the compiler checks the list is complete). */
+const TASK_OPTION_NAMES = [
+  'name', 'bind', 'maxRetries', 'defaultRetryDelay', 'retryBackoff', 'retryBackoffMax', 'retryJitter', 'autoretryFor',
+  'acksLate', 'rejectOnWorkerLost', 'ignoreResult', 'trackStarted', 'timeLimit', 'softTimeLimit', 'queue', 'routingKey',
+  'priority', 'expires', 'params',
+] as const satisfies ReadonlyArray<keyof TaskOptions>;
+
+/** Every {@link ApplyOptions} key. */
+const APPLY_OPTION_NAMES = [
+  'taskId', 'countdown', 'eta', 'expires', 'queue', 'routingKey', 'exchange', 'priority', 'ignoreResult', 'timeLimit',
+  'softTimeLimit', 'shadow', 'headers', 'parentId', 'rootId', 'link', 'linkError',
+] as const satisfies ReadonlyArray<keyof ApplyOptions>;
+
+// Compile-time: adding an option to an interface without listing it above is an error here.
+type Unlisted = Exclude<keyof TaskOptions, (typeof TASK_OPTION_NAMES)[number]> | Exclude<keyof ApplyOptions, (typeof APPLY_OPTION_NAMES)[number]>;
+const allListed: [Unlisted] extends [never] ? true : Unlisted = true;
+void allListed;
+
+const TASK_OPTIONS: ReadonlySet<string> = new Set(TASK_OPTION_NAMES);
+const APPLY_OPTIONS: ReadonlySet<string> = new Set(APPLY_OPTION_NAMES);
+
+/**
+ * Throws {@link ImproperlyConfigured} for a key that is not a task option,
+ * naming the closest one (`maxRetrys`, or Celery's `max_retries` -> `maxRetries`):
+ * a typo would otherwise be ignored silently.
+ */
+export function checkTaskOptions(taskName: string, options: object): void {
+  for (const key of Object.keys(options)) {
+    if (!TASK_OPTIONS.has(key)) {
+      throw new ImproperlyConfigured(
+        `Unknown task option ${JSON.stringify(key)} for task ${JSON.stringify(taskName)}${didYouMean(key, TASK_OPTION_NAMES, { normalize: looseCase })}`,
+      );
+    }
+  }
+}
+
+/** As {@link checkTaskOptions}, for the options of one `applyAsync`/`sendTask` call. */
+export function checkApplyOptions(options: object): void {
+  // A for-in over the (usually empty) options: nothing is allocated on the delay() path.
+  for (const key in options) {
+    if (!APPLY_OPTIONS.has(key)) {
+      throw new ImproperlyConfigured(`Unknown applyAsync option ${JSON.stringify(key)}${didYouMean(key, APPLY_OPTION_NAMES, { normalize: looseCase })}`);
+    }
+  }
+}
+
 /** `self.request` inside a bound task: what the worker knows about this run. */
 export interface TaskRequest {
   id: string;
@@ -149,11 +197,12 @@ export interface BoundTask {
   readonly signal: AbortSignal;
   /**
    * Schedules a retry of this task (same id, `retries + 1`, after the countdown)
-   * and rejects with `Retry`, which ends the run; `await` or `return` it.
-   * Past `maxRetries` it rejects with `exc` (or `MaxRetriesExceededError`) and
-   * the task fails.
+   * and returns a `Retry` that ends the run: `throw self.retry()` (Celery's
+   * `raise self.retry()`), `return self.retry()` and `await self.retry()` all
+   * work. Past `maxRetries` it throws `exc` (or `MaxRetriesExceededError`) at
+   * once and the task fails.
    */
-  retry(options?: RetryOptions): Promise<never>;
+  retry(options?: RetryOptions): Retry;
 }
 
 /** A task function as the worker calls it. */

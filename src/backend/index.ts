@@ -13,7 +13,7 @@ export type { ResultBackend, StoreContext } from './types.js';
 export { RpcBackend } from './rpc.js';
 export { DisabledBackend } from './disabled.js';
 export { MemoryBackend } from './memory.js';
-export { RedisBackend, TASK_KEY_PREFIX } from './redis.js';
+export { RedisBackend, TASK_KEY_PREFIX, taskKeyPrefix } from './redis.js';
 
 /**
  * Creates the backend `result_backend` names. With none configured, the
@@ -35,6 +35,7 @@ export function createBackend(conf: CelerySettings, app: { broker: () => Broker;
         url,
         expires: conf.result_expires,
         tls: conf.redis_backend_use_ssl,
+        globalKeyprefix: conf.result_backend_transport_options.global_keyprefix as string | undefined,
         connectTimeout: conf.broker_connection_timeout,
       });
     default:

@@ -1,7 +1,8 @@
 /**
  * Celery's Redis result backend (`redis://host:port/db`, `rediss://` for TLS).
  *
- * Storage, as Python Celery does it: key `celery-task-meta-<id>` holds the JSON
+ * Storage, as Python Celery does it: key `celery-task-meta-<id>` (after the
+ * `global_keyprefix` transport option, when set) holds the JSON
  * meta with a TTL of `result_expires`, and the same bytes are PUBLISHed on a
  * channel named like the key. A stored SUCCESS is never overwritten. The
  * check, the write and the publish run as one Lua script: one round trip per
@@ -25,6 +26,16 @@ import { ReadyWaiters } from './waiters.js';
 
 export const TASK_KEY_PREFIX = 'celery-task-meta-';
 
+/**
+ * The key prefix of task results: `celery-task-meta-`, after Celery's
+ * `global_keyprefix` (result_backend_transport_options) when one is set,
+ * joined by `_` unless it already ends with one of `:_-.`, as Celery does.
+ */
+export function taskKeyPrefix(globalKeyprefix?: string | null): string {
+  if (!globalKeyprefix) return TASK_KEY_PREFIX;
+  return `${globalKeyprefix}${':_-.'.includes(globalKeyprefix.at(-1)!) ? '' : '_'}${TASK_KEY_PREFIX}`;
+}
+
 /** KEYS[1] = key; ARGV[1] = meta JSON; ARGV[2] = TTL in ms (0 = none). */
 const STORE_SCRIPT = `
 local current = redis.call('GET', KEYS[1])
@@ -46,6 +57,8 @@ export interface RedisBackendOptions {
   url: string;
   /** `result_expires` in seconds; null/0 = keep forever. */
   expires: number | null;
+  /** Celery's `global_keyprefix` (result_backend_transport_options): prepended to every key. */
+  globalKeyprefix?: string | null;
   /** `redis_backend_use_ssl` for `rediss://`. */
   tls?: TlsOptions | boolean | null;
   /** Seconds to wait for a connection. */
@@ -89,12 +102,14 @@ export class RedisBackend implements ResultBackend {
   /** Waiting get() calls by key; an idle key is unsubscribed. */
   private readonly waiters = new ReadyWaiters((key) => this.subscriber?.unsubscribe(key).catch(() => undefined));
   private readonly ttlMs: number;
+  private readonly keyPrefix: string;
   private lastError: Error | null = null;
   private outageTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: RedisBackendOptions) {
     this.displayUrl = maskUrl(options.url);
     this.ttlMs = options.expires ? Math.round(options.expires * 1000) : 0;
+    this.keyPrefix = taskKeyPrefix(options.globalKeyprefix);
     this.client = new (loadRedis())(options.url, redisOptions(options)) as RedisWithStore;
     this.client.defineCommand('celeryStore', { numberOfKeys: 1, lua: STORE_SCRIPT });
     this.client.on('error', (err: Error) => {
@@ -113,7 +128,7 @@ export class RedisBackend implements ResultBackend {
 
   async store(meta: ResultMeta): Promise<void> {
     try {
-      await this.client.celeryStore(TASK_KEY_PREFIX + meta.task_id, JSON.stringify(meta), this.ttlMs);
+      await this.client.celeryStore(this.keyPrefix + meta.task_id, JSON.stringify(meta), this.ttlMs);
     } catch (err) {
       throw this.describe(err, `store the ${meta.status} state of task ${meta.task_id}`);
     }
@@ -122,7 +137,7 @@ export class RedisBackend implements ResultBackend {
   async get(taskId: string): Promise<ResultMeta | null> {
     let raw: string | null;
     try {
-      raw = await this.client.get(TASK_KEY_PREFIX + taskId);
+      raw = await this.client.get(this.keyPrefix + taskId);
     } catch (err) {
       throw this.describe(err, `read task ${taskId}`);
     }
@@ -161,7 +176,7 @@ export class RedisBackend implements ResultBackend {
     this.waiters.failAll(
       (key) =>
         new BackendError(
-          `Result backend ${this.displayUrl} failed to read task ${key.slice(TASK_KEY_PREFIX.length)}: ` +
+          `Result backend ${this.displayUrl} failed to read task ${key.slice(this.keyPrefix.length)}: ` +
             `the connection was lost${reason}. Is Redis running and reachable?`,
         ),
     );
@@ -193,7 +208,7 @@ export class RedisBackend implements ResultBackend {
   }
 
   waitForReady(taskId: string, timeoutMs: number | null): Promise<ResultMeta> {
-    const key = TASK_KEY_PREFIX + taskId;
+    const key = this.keyPrefix + taskId;
     const wait = this.waiters.wait(key, timeoutMs);
     const sub = this.subscriberClient();
     // Subscribe first, then read: a result stored in between is caught by one or the other.
@@ -210,7 +225,7 @@ export class RedisBackend implements ResultBackend {
 
   async forget(taskId: string): Promise<void> {
     try {
-      await this.client.del(TASK_KEY_PREFIX + taskId);
+      await this.client.del(this.keyPrefix + taskId);
     } catch (err) {
       throw this.describe(err, `forget task ${taskId}`);
     }

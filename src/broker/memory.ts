@@ -6,7 +6,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage, WireMessage } from '../protocol/message.js';
-import type { Broker, ConsumeOptions, Consumer, Delivery, DeliveryInfo, PublishRoute, QueueDeclaration } from './types.js';
+import type { Broker, BrokerEvents, ConsumeOptions, Consumer, Delivery, DeliveryInfo, PublishRoute, QueueDeclaration } from './types.js';
 
 interface StoredMessage {
   message: IncomingMessage;
@@ -117,7 +117,8 @@ class MemoryConsumer implements Consumer {
   }
 }
 
-export class MemoryBroker extends EventEmitter implements Broker {
+/** Emits none of the {@link BrokerEvents}: there is no connection to lose. */
+export class MemoryBroker extends EventEmitter<BrokerEvents> implements Broker {
   readonly displayUrl = 'memory://';
   private readonly queues = new Map<string, MemoryQueue>();
   /** exchange -> routing key -> queue names (direct exchanges only). */

@@ -83,13 +83,48 @@ export interface Consumer {
   close(): Promise<void>;
 }
 
+/** Payload of the `reconnect-scheduled` event. */
+export interface ReconnectInfo {
+  /** 1 for the first retry. */
+  attempt: number;
+  /** `broker_connection_max_retries` (null = forever). */
+  maxRetries: number | null;
+  /** Wait before this attempt. */
+  delayMs: number;
+  /** Why the previous attempt failed. */
+  error: Error;
+}
+
 /**
- * Events every broker emits:
- * - `connected` (url: masked string): a connection (re)opened and consumers resumed;
- * - `disconnected` (error: Error): the connection dropped; reconnecting;
- * - `error` is never emitted (errors surface through promises), so no listener is required.
+ * Every event a broker emits, with its arguments. None is `error`: failures
+ * surface through promises and `fatal`, so no listener is required.
  */
-export interface Broker extends EventEmitter {
+export interface BrokerEvents {
+  /** A connection opened (the first one or after a loss); `url` has the password masked. */
+  connected: [url: string];
+  /** The connection dropped; consumers are reconnecting (`reconnect-scheduled` follows per failed attempt). */
+  disconnected: [error: Error];
+  /** Connecting for consumers failed; another attempt follows after `info.delayMs`. */
+  'reconnect-scheduled': [info: ReconnectInfo];
+  /** Consumers that had lost their channel consume again (after a reconnect or a redeclare). */
+  resumed: [url: string];
+  /**
+   * Consumers cannot be kept attached any more: reconnect retries ran out
+   * (`broker_connection_max_retries`), retrying is off (`broker_connection_retry`),
+   * or RabbitMQ refused to redeclare a queue (406). Nothing consumes from here
+   * on: the owner should shut down (the CLI worker exits non-zero). Emitted once.
+   */
+  fatal: [error: Error];
+  /** RabbitMQ stopped reading from this connection (a resource alarm: memory or disk). */
+  blocked: [reason: string];
+  /** RabbitMQ reads from this connection again. */
+  unblocked: [];
+  /** Closing a consumer failed during `close()`; close went on with the rest. */
+  'close-error': [error: unknown];
+}
+
+/** A transport: moves messages, emits {@link BrokerEvents}. */
+export interface Broker extends EventEmitter<BrokerEvents> {
   /** The broker URL with the password masked. */
   readonly displayUrl: string;
   /** Resolves once the message is safely with the broker (publisher confirm). */

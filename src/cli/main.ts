@@ -35,6 +35,11 @@ export async function main(argv: string[]): Promise<void> {
           .option('prefetch-multiplier', { type: 'number', describe: 'Prefetch = concurrency x this (default worker_prefetch_multiplier, 4)' })
           .option('broker', { alias: 'b', type: 'string', describe: 'Broker URL (overrides broker_url)' })
           .option('result-backend', { type: 'string', describe: 'Result backend URL (overrides result_backend)' })
+          .option('exit-with-parent', {
+            type: 'boolean',
+            default: true,
+            describe: 'Shut down warm when the launching process exits (npx and npm do not pass SIGTERM on); --no-exit-with-parent keeps running',
+          })
           .check((a) => {
             if (!parseLogLevel(String(a.loglevel))) throw new Error(`Invalid log level ${JSON.stringify(a.loglevel)}: use debug, info, warning, error or critical`);
             positiveInt('--concurrency')(a.concurrency);
@@ -54,6 +59,7 @@ export async function main(argv: string[]): Promise<void> {
           prefetchMultiplier: a['prefetch-multiplier'],
           broker: a.broker,
           resultBackend: a['result-backend'],
+          exitWithParent: a['exit-with-parent'],
         });
       },
     )

@@ -4,7 +4,8 @@
  * Loads the app, prints the banner, starts the worker, and turns signals into
  * Celery's shutdowns: the first SIGTERM/SIGINT is a warm shutdown (stop
  * consuming, finish running tasks, exit 0), a second one is a cold shutdown
- * (exit at once; RabbitMQ redelivers what was unacked).
+ * (exit at once; RabbitMQ redelivers what was unacked). The launching
+ * process exiting (npx, npm run) counts as the first SIGTERM.
  */
 import { hostname } from 'node:os';
 import type { Celery } from '../app/celery.js';
@@ -15,6 +16,7 @@ import { urlScheme } from '../support/url.js';
 import { Worker } from '../worker/worker.js';
 import { banner } from './banner.js';
 import { AppLoadError, loadApp } from './load-app.js';
+import { watchParent } from './parent-watch.js';
 
 const log = getLogger('MainProcess');
 
@@ -27,6 +29,8 @@ export interface WorkerArgs {
   prefetchMultiplier?: number | undefined;
   broker?: string | undefined;
   resultBackend?: string | undefined;
+  /** Shut down warm when the launching parent process exits (default true; `--no-exit-with-parent`). */
+  exitWithParent?: boolean | undefined;
 }
 
 /** Expands Celery's node-name variables: %h host, %n name part, %d domain. */
@@ -90,17 +94,29 @@ export async function runWorker(args: WorkerArgs): Promise<void> {
   });
 
   let signals = 0;
+  let exitCode = 0;
+  let shuttingDown = false;
+  const warmShutdown = (): void => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    worker.stop().then(() => app.close()).then(
+      () => process.exit(exitCode),
+      (err: unknown) => {
+        log.error(`worker: error during shutdown: ${(err as Error).message}`);
+        process.exit(1);
+      },
+    );
+  };
+  // The worker logged why and is stopping by itself; exit non-zero so a supervisor restarts it.
+  worker.on('fatal', () => {
+    exitCode = 1;
+    warmShutdown();
+  });
   const onSignal = (signal: NodeJS.Signals): void => {
     signals++;
     if (signals === 1) {
       log.warning(`worker: Warm shutdown (MainProcess) on ${signal}`);
-      worker.stop().then(() => app.close()).then(
-        () => process.exit(0),
-        (err: unknown) => {
-          log.error(`worker: error during shutdown: ${(err as Error).message}`);
-          process.exit(1);
-        },
-      );
+      warmShutdown();
     } else {
       log.warning(`worker: Cold shutdown (MainProcess) on ${signal}`);
       worker.abortRunning();
@@ -109,8 +125,16 @@ export async function runWorker(args: WorkerArgs): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  if (args.exitWithParent !== false) {
+    // npx/npm exit on SIGTERM without passing it on: their exit is this worker's SIGTERM.
+    watchParent((pid) => {
+      signals++;
+      log.warning(`worker: the launching process (pid ${pid}) exited: Warm shutdown (MainProcess)`);
+      warmShutdown();
+    });
+  }
   // A task's stray promise must not take the worker (and every other running task) down.
-  process.on('unhandledRejection', (reason) => log.error(`Unhandled promise rejection in task code: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`));
+  process.on('unhandledRejection', (reason) => log.error(`Unhandled promise rejection (a promise nobody awaited, e.g. in task code): ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`));
 
   try {
     await app.loadTasks();
@@ -122,7 +146,7 @@ export async function runWorker(args: WorkerArgs): Promise<void> {
   try {
     await worker.start();
   } catch (err) {
-    if (signals > 0) return; // shutting down while still connecting
+    if (shuttingDown) return; // shutting down while still connecting
     fail(`worker could not start: ${(err as Error).message}`);
   }
 }

@@ -12,6 +12,7 @@
  * or construction is ever driven by `exc_type` (a crafted result cannot make
  * the client build anything else).
  */
+import { inspect } from 'node:util';
 import { TaskError } from '../errors.js';
 
 /** Celery's serialized exception. */
@@ -69,8 +70,24 @@ export function serializeException(thrown: unknown): SerializedException {
       exc_module: module,
     };
   }
+  return { exc_type: 'Exception', exc_message: [nonErrorMessage(thrown)], exc_module: 'builtins' };
+}
+
+/**
+ * The one arg of the `Exception` stored for a thrown value that is not an
+ * Error: readable for whoever reads the result, never an empty `{}`.
+ */
+function nonErrorMessage(thrown: unknown): unknown {
   // `throw "text"` or `throw 42`: Python would call this an Exception with that arg.
-  return { exc_type: 'Exception', exc_message: [jsonSafe(thrown)], exc_module: 'builtins' };
+  if (thrown === null || typeof thrown === 'string' || typeof thrown === 'number' || typeof thrown === 'boolean') return thrown;
+  if (typeof (thrown as { then?: unknown } | undefined)?.then === 'function') {
+    return 'a Promise was thrown instead of an Error (throw an Error, or await the promise first)';
+  }
+  // Plain data (`throw { code: 42 }`) stays data: Python shows the dict.
+  const proto = typeof thrown === 'object' ? Object.getPrototypeOf(thrown) : undefined;
+  if (Array.isArray(thrown) || proto === Object.prototype || proto === null) return jsonSafe(thrown);
+  // Class instances, Maps, symbols, undefined...: JSON would print `{}` or nothing.
+  return `non-Error value thrown: ${inspect(thrown, { depth: 2, breakLength: Infinity })}`;
 }
 
 /**

@@ -131,7 +131,7 @@ export function completeTaskMessage(input: TaskMessageInput): TaskMessage {
  * Throws {@link EncodeError} (before anything is published) when args or kwargs
  * are not JSON-serializable.
  */
-export function buildTaskMessage(input: TaskMessageInput, now: number = Date.now()): WireMessage {
+export function buildTaskMessage(input: TaskMessageInput, now: number = Date.now(), timeZone = 'UTC'): WireMessage {
   const m = completeTaskMessage(input);
   const what = `the arguments of task ${m.task}`;
   const body = `[${encodeJson(m.args, what, 'args')}, ${encodeJson(m.kwargs, what, 'kwargs')}, ${JSON.stringify(m.embed)}]`;
@@ -140,8 +140,9 @@ export function buildTaskMessage(input: TaskMessageInput, now: number = Date.now
     task: m.task,
     id: m.id,
     shadow: m.shadow,
-    eta: m.eta === null ? null : formatIsoTime(m.eta),
-    expires: m.expires === null ? null : formatIsoTime(m.expires),
+    // In the app's timezone, as Celery writes them (the same instant whatever the offset).
+    eta: m.eta === null ? null : formatIsoTime(m.eta, timeZone),
+    expires: m.expires === null ? null : formatIsoTime(m.expires, timeZone),
     group: m.group,
     group_index: m.groupIndex,
     retries: m.retries,

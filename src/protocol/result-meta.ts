@@ -46,14 +46,16 @@ export interface ResultMeta {
 export interface MetaContext {
   groupId?: string | null;
   parentId?: string | null;
+  /** The app's time zone (IANA name) for `date_done`, as Celery 5.7's `app.now()`; default UTC. */
+  timeZone?: string;
   /** With `result_extended`: the request's fields. */
   extended?: { name: string; args: unknown[]; kwargs: Record<string, unknown>; worker: string; retries: number; queue: string };
 }
 
 /**
  * Builds the meta a Python worker would store. `date_done` is set for ready
- * states only, as an offset-aware UTC time (Celery >= 5.5's format; older
- * Python readers parse it too).
+ * states only, as an offset-aware time in the app's timezone (Celery >= 5.5's
+ * format; older Python readers parse it too).
  */
 export function buildResultMeta(
   taskId: string,
@@ -69,7 +71,7 @@ export function buildResultMeta(
     result,
     traceback,
     children: [],
-    date_done: READY_STATES.has(status) ? formatIsoTime(now) : null,
+    date_done: READY_STATES.has(status) ? formatIsoTime(now, ctx.timeZone) : null,
     ...(ctx.groupId ? { group_id: ctx.groupId } : {}),
     ...(ctx.parentId ? { parent_id: ctx.parentId } : {}),
     ...ctx.extended,

@@ -3,7 +3,8 @@
  *
  * Python writes `datetime.isoformat()`: microseconds and an explicit offset
  * (`2026-11-27T00:53:46.945635+00:00`), a naive string for naive datetimes,
- * and the app timezone's offset when one is set. Workers read naive values as UTC.
+ * and the app timezone's offset when one is set. Workers read naive values as
+ * UTC, as Celery 5.7's do (`maybe_make_aware(..., naive_as_utc=True)`).
  * JavaScript's `toISOString()` form (`...123Z`) is accepted too.
  */
 import { ProtocolError } from '../errors.js';
@@ -55,15 +56,40 @@ export function parseOptionalTime(value: unknown, field: string): number | null 
 
 const pad = (n: number, w = 2): string => String(n).padStart(w, '0');
 
+const offsetFormats = new Map<string, Intl.DateTimeFormat>();
+
 /**
- * Formats epoch milliseconds the way Python's aware `datetime.isoformat()` does
- * in UTC: `2026-11-27T00:53:46.945000+00:00` (microseconds omitted when zero).
+ * The UTC offset of IANA zone `timeZone` at instant `ms`, in minutes east of
+ * UTC (+480 for Asia/Shanghai; DST included). Throws RangeError for an
+ * unknown zone.
  */
-export function formatIsoTime(ms: number): string {
-  const d = new Date(ms);
+export function zoneOffsetMinutes(ms: number, timeZone: string): number {
+  if (timeZone === 'UTC') return 0;
+  let format = offsetFormats.get(timeZone);
+  if (!format) {
+    format = new Intl.DateTimeFormat('en-US', { timeZone, timeZoneName: 'longOffset' });
+    offsetFormats.set(timeZone, format);
+  }
+  const name = format.formatToParts(ms).find((p) => p.type === 'timeZoneName')?.value ?? 'GMT';
+  const m = /^GMT([+-])(\d{2}):?(\d{2})?/.exec(name);
+  if (!m) return 0; // plain "GMT"
+  return (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3] ?? '0'));
+}
+
+/**
+ * Formats epoch milliseconds the way Python's aware `datetime.isoformat()`
+ * does: `2026-11-27T00:53:46.945000+00:00` in UTC (the default), or the wall
+ * time and offset of `timeZone` (`...T08:53:46.945000+08:00` for
+ * Asia/Shanghai), as Celery writes times in the app's timezone.
+ * Microseconds are omitted when zero.
+ */
+export function formatIsoTime(ms: number, timeZone = 'UTC'): string {
+  const offset = timeZone === 'UTC' ? 0 : zoneOffsetMinutes(ms, timeZone);
+  const d = new Date(ms + offset * 60_000);
   const base =
     `${pad(d.getUTCFullYear(), 4)}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}` +
     `T${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
   const millis = d.getUTCMilliseconds();
-  return `${base}${millis ? `.${pad(millis, 3)}000` : ''}+00:00`;
+  const abs = Math.abs(offset);
+  return `${base}${millis ? `.${pad(millis, 3)}000` : ''}${offset < 0 ? '-' : '+'}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
 }

@@ -3,16 +3,30 @@
  *
  * A Python caller may send `add.apply_async(kwargs={'x': 2, 'y': 3})`; JS has
  * no keyword arguments, so kwargs are placed by parameter name. Names come from
- * the task's `params` option or are read from the function's source. Errors are
- * Python's `TypeError`s, word for word, so a Python `get()` raises what a
- * Python task would have raised.
+ * the task's `params` option or are read from the function's source. The
+ * `params` option can also say what Python's `*args` and `**kwargs` say: the
+ * function then receives the extra positional args as one array and the
+ * unmatched kwargs as one object, at those positions. Errors are Python's
+ * `TypeError`s, word for word, so a Python `get()` raises what a Python task
+ * would have raised.
  */
+import { ImproperlyConfigured } from '../errors.js';
+
+/**
+ * How a parameter takes its value:
+ * - `positional`: by position or by name (Python's positional-or-keyword);
+ * - `spread`: `...rest`, the remaining positional args spread into the call;
+ * - `varargs`: `*args`, the remaining positional args as one array;
+ * - `kwonly`: a name after `*args`, only by keyword (Python's keyword-only);
+ * - `varkw`: `**kwargs`, the kwargs no other parameter takes, as one object.
+ */
+export type ParamKind = 'positional' | 'spread' | 'varargs' | 'kwonly' | 'varkw';
 
 /** One parameter: its name (null when destructured), and whether it may be omitted. */
 export interface Param {
   name: string | null;
   optional: boolean;
-  rest: boolean;
+  kind: ParamKind;
 }
 
 /** Splits a parameter list on top-level commas, skipping strings, comments and nested brackets. */
@@ -80,15 +94,17 @@ function parameterSource(fnSource: string): string {
   return '';
 }
 
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
+
 /** Reads a function's parameters from its source. */
 export function readParams(fn: (...args: never[]) => unknown): Param[] {
-  return splitTopLevel(parameterSource(Function.prototype.toString.call(fn))).map((raw) => {
+  return splitTopLevel(parameterSource(Function.prototype.toString.call(fn))).map((raw): Param => {
     const text = raw.trim();
     const rest = text.startsWith('...');
     const body = rest ? text.slice(3).trim() : text;
     const eq = splitAssignment(body);
-    const name = /^[A-Za-z_$][\w$]*$/.test(eq.target) ? eq.target : null;
-    return { name, optional: rest || eq.hasDefault, rest };
+    const name = IDENTIFIER.test(eq.target) ? eq.target : null;
+    return { name, optional: rest || eq.hasDefault, kind: rest ? 'spread' : 'positional' };
   });
 }
 
@@ -105,13 +121,34 @@ function splitAssignment(text: string): { target: string; hasDefault: boolean } 
   return { target: text.trim(), hasDefault: false };
 }
 
-/** Parses a `params` task option: `'x'`, `'y?'` (may be omitted), `'...rest'`. */
+/**
+ * Parses a `params` task option: `'x'`, `'y?'` (may be omitted), `'...rest'`
+ * (spread), `'*args'` (one array), `'**kwargs'` (one object); names after
+ * `'*args'` are keyword-only, as in Python. Throws {@link ImproperlyConfigured}
+ * for a list Python would not accept either.
+ */
 export function paramsFromOption(names: readonly string[]): Param[] {
-  return names.map((n) => {
-    const rest = n.startsWith('...');
-    const bare = n.replace(/^\.\.\./, '').replace(/\?$/, '');
-    return { name: bare, optional: rest || n.endsWith('?'), rest };
-  });
+  const bad = (why: string): ImproperlyConfigured => new ImproperlyConfigured(`Invalid params ${JSON.stringify(names)}: ${why}`);
+  const out: Param[] = [];
+  const seen = new Set<string>();
+  for (const raw of names) {
+    if (typeof raw !== 'string') throw bad(`${JSON.stringify(raw)} is not a string`);
+    const previous = out.at(-1)?.kind;
+    if (previous === 'varkw' || previous === 'spread') throw bad(`nothing may follow ${previous === 'varkw' ? "'**kwargs'" : "'...rest'"}`);
+    let kind: ParamKind;
+    let name: string;
+    if (raw.startsWith('**')) [kind, name] = ['varkw', raw.slice(2)];
+    else if (raw.startsWith('*')) [kind, name] = ['varargs', raw.slice(1)];
+    else if (raw.startsWith('...')) [kind, name] = ['spread', raw.slice(3)];
+    else [kind, name] = [out.some((p) => p.kind === 'varargs') ? 'kwonly' : 'positional', raw.replace(/\?$/, '')];
+    if (!IDENTIFIER.test(name)) throw bad(`${JSON.stringify(raw)} is not a parameter name (write 'x', 'x?', '*args', '**kwargs' or '...rest')`);
+    if (seen.has(name)) throw bad(`duplicate parameter ${JSON.stringify(name)}`);
+    if (kind === 'varargs' && out.some((p) => p.kind === 'varargs')) throw bad("only one '*args' is allowed");
+    if (kind === 'spread' && out.some((p) => p.kind === 'varargs')) throw bad("'...rest' and '*args' cannot be combined");
+    seen.add(name);
+    out.push({ name, optional: kind !== 'positional' && kind !== 'kwonly' ? true : raw.endsWith('?'), kind });
+  }
+  return out;
 }
 
 /** Python's `TypeError`, so Python rebuilds it as the builtin. */
@@ -128,47 +165,80 @@ function quoteList(names: string[]): string {
   return q.length <= 1 ? q.join('') : q.length === 2 ? `${q[0]} and ${q[1]}` : `${q.slice(0, -1).join(', ')}, and ${q.at(-1)}`;
 }
 
+/** Placeholder for a positional parameter no arg or kwarg filled (yet). */
+const UNSET = Symbol('unset');
+
 /**
- * Builds the positional argument list for a call of `taskName` with `args`
- * and `kwargs`. Throws {@link ArgumentsError} like Python would.
+ * Builds the argument list for calling `taskName`'s function with `args` and
+ * `kwargs`, binding them as Python binds a call. Throws {@link ArgumentsError}
+ * like Python would.
  */
 export function bindArguments(taskName: string, params: readonly Param[], args: unknown[], kwargs: Record<string, unknown>): unknown[] {
-  const kwNames = Object.keys(kwargs);
-  const restIndex = params.findIndex((p) => p.rest);
-  const positional = restIndex >= 0 ? params.slice(0, restIndex) : params;
   const fn = `${taskName}()`;
-  if (restIndex < 0 && args.length > positional.length) {
+  let nPositional = 0;
+  while (nPositional < params.length && params[nPositional]!.kind === 'positional') nPositional++;
+  // Only a spread can follow the positional parameters in a list read from source: the common case.
+  const tail = params[nPositional]?.kind;
+  const takesExtraArgs = tail === 'spread' || tail === 'varargs';
+  if (!takesExtraArgs && args.length > nPositional) {
     throw new ArgumentsError(
-      `${fn} takes ${plural(positional.length, 'positional argument')} but ${args.length} ${args.length === 1 ? 'was' : 'were'} given`,
+      `${fn} takes ${plural(nPositional, 'positional argument')} but ${args.length} ${args.length === 1 ? 'was' : 'were'} given`,
     );
   }
-  if (kwNames.length === 0) {
-    const missing = positional.slice(args.length).filter((p) => !p.optional && p.name !== null).map((p) => p.name!);
+  const kwNames = Object.keys(kwargs);
+  if (kwNames.length === 0 && (tail === undefined || tail === 'spread')) {
+    // The hot path: positional args only, nothing to collect.
+    const missing = params.slice(args.length, nPositional).filter((p) => !p.optional && p.name !== null).map((p) => p.name!);
     if (missing.length > 0) {
       throw new ArgumentsError(`${fn} missing ${plural(missing.length, 'required positional argument')}: ${quoteList(missing)}`);
     }
     return args;
   }
-  if (positional.some((p) => p.name === null)) {
+  if (kwNames.length > 0 && params.some((p) => p.name === null)) {
     throw new ArgumentsError(`${fn} cannot take keyword arguments: its parameter names are unknown (give the task a params option)`);
   }
-  const out = args.slice();
+  const positional: unknown[] = [];
+  for (let i = 0; i < nPositional; i++) positional.push(i < args.length ? args[i] : UNSET);
+  const keywordOnly = new Map<number, unknown>();
+  const extraKwargs: Record<string, unknown> = {};
+  const hasVarkw = params.some((p) => p.kind === 'varkw');
   for (const key of kwNames) {
-    const index = positional.findIndex((p) => p.name === key);
-    if (index < 0) throw new ArgumentsError(`${fn} got an unexpected keyword argument '${key}'`);
-    if (index < args.length) throw new ArgumentsError(`${fn} got multiple values for argument '${key}'`);
+    // `*args`/`**kwargs` names are not bindable by keyword: `f(args=1)` lands in kwargs, as in Python.
+    const index = params.findIndex((p) => p.name === key && (p.kind === 'positional' || p.kind === 'kwonly'));
+    if (index < 0) {
+      if (!hasVarkw) throw new ArgumentsError(`${fn} got an unexpected keyword argument '${key}'`);
+      extraKwargs[key] = kwargs[key];
+    } else if (index < nPositional) {
+      if (index < args.length) throw new ArgumentsError(`${fn} got multiple values for argument '${key}'`);
+      positional[index] = kwargs[key];
+    } else {
+      keywordOnly.set(index, kwargs[key]);
+    }
   }
   const missing: string[] = [];
-  for (let i = args.length; i < positional.length; i++) {
-    const p = positional[i]!;
-    if (Object.hasOwn(kwargs, p.name!)) out[i] = kwargs[p.name!];
-    else if (p.optional) out[i] = undefined;
-    else missing.push(p.name!);
+  for (let i = args.length; i < nPositional; i++) {
+    if (positional[i] !== UNSET) continue;
+    if (params[i]!.optional) positional[i] = undefined;
+    else missing.push(params[i]!.name!);
   }
   if (missing.length > 0) {
     throw new ArgumentsError(`${fn} missing ${plural(missing.length, 'required positional argument')}: ${quoteList(missing)}`);
   }
-  // Trailing omitted optionals stay omitted, so JS default values apply.
-  while (out.length > args.length && out[out.length - 1] === undefined) out.pop();
+  const missingKw = params.filter((p, i) => p.kind === 'kwonly' && !p.optional && !keywordOnly.has(i)).map((p) => p.name!);
+  if (missingKw.length > 0) {
+    throw new ArgumentsError(`${fn} missing ${plural(missingKw.length, 'required keyword-only argument')}: ${quoteList(missingKw)}`);
+  }
+  if (tail === undefined || tail === 'spread') {
+    // Trailing omitted optionals stay omitted, so JS default values apply.
+    if (args.length <= nPositional) while (positional.length > args.length && positional[positional.length - 1] === undefined) positional.pop();
+    return tail === 'spread' ? [...positional, ...args.slice(nPositional)] : positional;
+  }
+  const out = positional;
+  for (let i = nPositional; i < params.length; i++) {
+    const kind = params[i]!.kind;
+    if (kind === 'varargs') out.push(args.slice(nPositional));
+    else if (kind === 'kwonly') out.push(keywordOnly.get(i));
+    else out.push(extraKwargs); // varkw
+  }
   return out;
 }

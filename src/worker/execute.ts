@@ -41,6 +41,8 @@ export interface ExecutionContext {
   aborters: Set<AbortController>;
   /** False when no result backend is configured: nothing is built or stored then. */
   storesResults: boolean;
+  /** The app's time zone (IANA name): `date_done` and retry etas are written in it, as Celery does. */
+  timeZone: string;
 }
 
 const paramCache = new WeakMap<object, Param[]>();
@@ -53,6 +55,11 @@ function paramsOf(task: Task<never, unknown>): Param[] {
     paramCache.set(task, params);
   }
   return params;
+}
+
+/** True for anything `await` would unwrap: a Promise or any object with a `then` method. */
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value instanceof Promise || (value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function');
 }
 
 function excRepr(err: unknown): string {
@@ -98,6 +105,8 @@ class TaskRun implements TaskContextSource {
   private requestObject: TaskRequest | null = null;
   private abort: AbortController | null = null;
   private timers: NodeJS.Timeout[] | null = null;
+  /** The last Retry `self.retry()` returned in this run, if any. */
+  private requestedRetry: Retry | null = null;
 
   constructor(
     readonly ctx: ExecutionContext,
@@ -107,7 +116,7 @@ class TaskRun implements TaskContextSource {
   ) {
     const conf = ctx.app.conf;
     this.storesResult = ctx.storesResults && !message.ignoreResult && !(task.options.ignoreResult ?? conf.task_ignore_result);
-    this.metaCtx = { parentId: message.parentId, groupId: message.group };
+    this.metaCtx = { parentId: message.parentId, groupId: message.group, timeZone: ctx.timeZone };
     if (this.storesResult && conf.result_extended) {
       this.metaCtx.extended = { name: task.name, args: message.args, kwargs: message.kwargs, worker: ctx.hostname, retries: message.retries, queue: delivery.info.routingKey };
     }
@@ -145,8 +154,13 @@ class TaskRun implements TaskContextSource {
     (this.timers ??= []).push(setTimeout(fire, ms));
   }
 
-  /** `self.retry()`: schedules the next run and rejects with Retry (or the final error). */
-  async retry(options: RetryOptions = {}): Promise<never> {
+  /**
+   * `self.retry()`: publishes the message that runs the task again and
+   * returns a {@link Retry} bound to that publish (see errors.ts). Past
+   * `maxRetries` it throws `exc` (or MaxRetriesExceededError) at once, as
+   * Python's `retry()` raises, so the task fails with it however it was called.
+   */
+  retry(options: RetryOptions = {}): Retry {
     const { task, message } = this;
     const max = options.maxRetries !== undefined ? options.maxRetries : (task.options.maxRetries ?? DEFAULT_MAX_RETRIES);
     if (max !== null && message.retries >= max) {
@@ -155,13 +169,32 @@ class TaskRun implements TaskContextSource {
     const countdown = options.eta ? (options.eta.getTime() - Date.now()) / 1000 : (options.countdown ?? retryCountdown(task.options, message.retries));
     const eta = options.eta ? options.eta.getTime() : Date.now() + countdown * 1000;
     const next = retryMessage(message, eta, { args: options.args, kwargs: options.kwargs });
-    try {
-      const route = retryRoute(this.delivery.info, options.queue);
-      await this.ctx.app.broker.publish(buildTaskMessage(next), { ...route, declare: null });
-    } catch (err) {
-      throw new RetryNotPublished(`Could not publish the retry of ${task.name}[${message.id}]: ${(err as Error).message}`, { cause: err });
-    }
-    throw new Retry(`Retry in ${Math.round(countdown * 1000) / 1000}s`, options.exc ?? null, new Date(eta));
+    const publish = (async () => {
+      try {
+        const route = retryRoute(this.delivery.info, options.queue);
+        await this.ctx.app.broker.publish(buildTaskMessage(next, Date.now(), this.ctx.timeZone), { ...route, declare: null });
+      } catch (err) {
+        throw new RetryNotPublished(`Could not publish the retry of ${task.name}[${message.id}]: ${(err as Error).message}`, { cause: err });
+      }
+    })();
+    const retry = new Retry(`Retry in ${Math.round(countdown * 1000) / 1000}s`, options.exc ?? null, new Date(eta), publish);
+    this.requestedRetry = retry;
+    return retry;
+  }
+
+  /**
+   * A run that called `self.retry()` but neither threw, returned nor awaited
+   * the result still ends as that retry: the next run is already on its way,
+   * and storing this run's outcome too would report a result the retry then
+   * replaces (or, after SUCCESS, cannot replace).
+   */
+  private unclaimedRetry(instead: string): Retry {
+    const retry = this.requestedRetry!;
+    log.warning(
+      `Task ${this.task.name}[${this.message.id}] called self.retry() but then ${instead} instead of ending with the Retry; ` +
+        'the run ends as a retry (write `throw self.retry(...)`)',
+    );
+    return retry;
   }
 
   private call(args: unknown[]): unknown {
@@ -195,9 +228,11 @@ class TaskRun implements TaskContextSource {
             this.addTimer(hard * 1000, () => reject(new TimeLimitExceeded(`TimeLimitExceeded(${hard})`)));
           }),
         ]);
-      } else if (returned instanceof Promise) {
+      } else if (isThenable(returned)) {
+        // Any thenable, not only Promise instances (query builders, other promise libraries).
         value = await returned;
       }
+      if (this.requestedRetry) return await this.failed(this.unclaimedRetry('returned a value'));
       await this.store(States.SUCCESS, value);
       if (message.embed !== EMPTY_EMBED) await continueAfterSuccess(ctx.app, message, value);
       if (isEnabled('info')) {
@@ -215,9 +250,20 @@ class TaskRun implements TaskContextSource {
   private async failed(thrown: unknown): Promise<RunOutcome> {
     const { ctx, task, message } = this;
     let err = thrown;
+    if (this.requestedRetry && err !== this.requestedRetry && !(err instanceof RetryNotPublished)) err = this.unclaimedRetry('threw another error');
     const autoretry = task.options.autoretryFor;
     if (autoretry && !(err instanceof Retry) && autoretry.some((cls) => err instanceof cls)) {
-      err = await this.retry({ exc: err }).catch((e: unknown) => e);
+      try {
+        err = this.retry({ exc: err });
+      } catch (final) {
+        err = final; // out of retries: the task fails with exc
+      }
+    }
+    if (err instanceof Retry) {
+      // Settle nothing before the retry message's fate is known: acking the original
+      // (acks_late) while the retry was never confirmed would lose the task.
+      const notSent = await err.sent;
+      if (notSent) err = notSent;
     }
     if (err instanceof Retry) {
       // As Python: RETRY with the serialized exc, or a null result when retry() got none.
@@ -254,7 +300,7 @@ class BoundContext implements BoundTask {
   get signal(): AbortSignal {
     return this.run.aborter().signal;
   }
-  retry(options?: RetryOptions): Promise<never> {
+  retry(options?: RetryOptions): Retry {
     return this.run.retry(options);
   }
 }

@@ -10,6 +10,7 @@ import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
 import type { Celery } from '../app/celery.js';
 import { queueDeclaration } from '../app/routing.js';
+import { appTimezone } from '../app/timezone.js';
 import type { Task } from '../app/task.js';
 import { clampPrefetch, type Broker, type Consumer, type Delivery, type QueueDeclaration } from '../broker/types.js';
 import { ContentDisallowed, NotRegistered, TaskRevokedError } from '../errors.js';
@@ -17,7 +18,7 @@ import { parseTaskMessage, type TaskMessage } from '../protocol/message.js';
 import { buildExceptionMeta, States } from '../protocol/result-meta.js';
 import { DisabledBackend } from '../backend/disabled.js';
 import { getLogger, isEnabled } from '../support/log.js';
-import { decideAck, type AckDecision, type DeliveryEvent } from './ack-policy.js';
+import { decideAck, type AckDecision, type DeliveryEvent, type RunOutcome } from './ack-policy.js';
 import { EtaScheduler } from './eta.js';
 import { executeTask, SoftTimeLimitExceeded, type ExecutionContext } from './execute.js';
 import { ConcurrencyPool, type PoolJob } from './pool.js';
@@ -71,7 +72,25 @@ function settle(delivery: Delivery, decision: AckDecision): void {
   else if (decision === 'requeue') delivery.reject(true);
 }
 
-export class Worker extends EventEmitter {
+/** Every event a {@link Worker} emits, with its arguments. */
+export interface WorkerEvents {
+  /** Consuming every queue: `start()` is about to resolve. */
+  ready: [];
+  /** A message was rejected unread (malformed, refused content type, unregistered task); why, in a few words. */
+  rejected: [reason: string];
+  /** A task run ended (its state stored) with this outcome. */
+  'task-finished': [taskId: string, outcome: RunOutcome];
+  /**
+   * The broker gave up keeping the consumers attached (reconnect retries ran out, or a queue
+   * could not be redeclared): the worker logs it and stops warm by itself; `ts-celery worker`
+   * then exits non-zero so a supervisor restarts it.
+   */
+  fatal: [error: Error];
+  /** `stop()` finished: nothing consumes, running tasks are done and their states stored. */
+  stopped: [];
+}
+
+export class Worker extends EventEmitter<WorkerEvents> {
   readonly hostname: string;
   readonly concurrency: number;
   readonly queues: string[];
@@ -85,7 +104,10 @@ export class Worker extends EventEmitter {
   private broker!: Broker;
   private slots: ConsumerSlot[] = [];
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
+  private stopping: Promise<void> | null = null;
   private readonly aborters = new Set<AbortController>();
+  /** Parks into the broker's delay queues waiting for their confirm. */
+  private readonly parking = new Set<Promise<void>>();
   private ctx!: ExecutionContext;
   private readonly maxHoldMs: number;
 
@@ -110,12 +132,23 @@ export class Worker extends EventEmitter {
     return this.pool.active;
   }
 
-  /** Loads the app's tasks, connects, and starts consuming every queue. */
-  async start(): Promise<void> {
-    if (this.state !== 'new') throw new Error(`worker already ${this.state}`);
+  /**
+   * Loads the app's tasks, connects, and starts consuming every queue. When
+   * `stop()` is called before this finished, it resolves without the worker
+   * ever becoming ready, closing what it opened after the stop.
+   */
+  start(): Promise<void> {
+    if (this.state !== 'new') return Promise.reject(new Error(`worker already ${this.state}`));
     this.state = 'starting';
+    return this.startSteps();
+  }
+
+  /** start()'s steps; after each await, a stop() that came meanwhile ends them. */
+  private async startSteps(): Promise<void> {
     await this.app.loadTasks();
+    if (this.state !== 'starting') return;
     this.broker = this.app.broker;
+    this.broker.on('fatal', this.onBrokerFatal);
     this.results = new ResultWriter(this.app.backend);
     this.ctx = {
       app: this.app,
@@ -123,13 +156,21 @@ export class Worker extends EventEmitter {
       results: this.results,
       aborters: this.aborters,
       storesResults: !(this.app.backend instanceof DisabledBackend),
+      timeZone: appTimezone(this.app.conf),
     };
     this.slots = this.queues.map((q) => ({ declaration: queueDeclaration(this.app.conf, q), consumer: null, held: 0 }));
     for (const slot of this.slots) {
-      slot.consumer = await this.broker.consume(slot.declaration, {
+      const consumer = await this.broker.consume(slot.declaration, {
         prefetch: this.prefetch,
         onDelivery: (d) => this.onDelivery(slot, d),
       });
+      if (this.state !== 'starting') {
+        // stop() came while this consumer was being opened, and has already cancelled the
+        // ones before it: close this one too (what it delivered meanwhile went back).
+        await consumer.close();
+        return;
+      }
+      slot.consumer = consumer;
     }
     this.state = 'running';
     log.info(`${this.hostname} ready.`);
@@ -163,7 +204,7 @@ export class Worker extends EventEmitter {
       this.stats.rejected++;
       log.error(`Received unregistered task of type '${message.task}'.\nThe message has been ignored and discarded. [${describeDelivery(delivery)}]`);
       if (!message.ignoreResult) {
-        void this.results.store(buildExceptionMeta(message.id, States.FAILURE, new NotRegistered(message.task), { parentId: message.parentId }), {
+        void this.results.store(buildExceptionMeta(message.id, States.FAILURE, new NotRegistered(message.task), { parentId: message.parentId, timeZone: this.ctx.timeZone }), {
           replyTo: message.replyTo,
           correlationId: message.id,
         });
@@ -182,7 +223,9 @@ export class Worker extends EventEmitter {
     if (message.eta === null || message.eta <= now) return this.submit(delivery, message, task);
     const wait = message.eta - now;
     if (this.broker.park && (wait > this.maxHoldMs || !this.eta.hasRoom())) {
-      void this.park(slot, delivery, message, task, wait);
+      const parking = this.park(slot, delivery, message, task, wait);
+      this.parking.add(parking);
+      void parking.finally(() => this.parking.delete(parking));
       return;
     }
     this.hold(slot, delivery, message, task);
@@ -228,7 +271,7 @@ export class Worker extends EventEmitter {
     this.stats.revoked++;
     if (isEnabled('info')) log.info(`Task ${message.task}[${message.id}] expired: discarded, state REVOKED`);
     if (!message.ignoreResult) {
-      void this.results.store(buildExceptionMeta(message.id, States.REVOKED, new TaskRevokedError('expired'), { parentId: message.parentId }), {
+      void this.results.store(buildExceptionMeta(message.id, States.REVOKED, new TaskRevokedError('expired'), { parentId: message.parentId, timeZone: this.ctx.timeZone }), {
         replyTo: message.replyTo,
         correlationId: message.id,
       });
@@ -270,22 +313,43 @@ export class Worker extends EventEmitter {
    * subscriptions. The app's own connections stay open (it may still be
    * sending tasks); `app.close()` closes them.
    */
-  async stop(): Promise<void> {
-    if (this.state === 'stopping' || this.state === 'stopped') return;
-    const wasRunning = this.state === 'running';
+  stop(): Promise<void> {
+    this.stopping ??= this.stopSteps();
+    return this.stopping;
+  }
+
+  private async stopSteps(): Promise<void> {
+    const was = this.state;
+    // Stop wins over a start() still in progress: start() checks the state after each await
+    // and closes what it opens from then on. Not waiting for it keeps a stop during a long
+    // connection retry at startup immediate. Deliveries meanwhile go back (onDelivery).
     this.state = 'stopping';
-    if (wasRunning) {
+    if (was !== 'new') {
       await Promise.allSettled(this.slots.map((s) => s.consumer?.cancel()));
       const requeued = this.pool.cancelPending() + this.eta.releaseAll();
       if (requeued > 0) log.info(`Returned ${requeued} task(s) that had not started to the queue`);
+      // A park still waiting for its confirm must settle its delivery before the channel closes:
+      // closed first, RabbitMQ would requeue the original while the parked copy returns later (two runs).
+      await Promise.allSettled([...this.parking]);
       if (this.pool.active > 0) log.warning(`Waiting for ${this.pool.active} running task(s) to finish...`);
       await this.pool.idle();
-      await this.results.flush(10_000);
+      if (this.results) await this.results.flush(10_000); // undefined when stopped before start() connected
       await Promise.allSettled(this.slots.map((s) => s.consumer?.close()));
     }
+    this.broker?.off('fatal', this.onBrokerFatal);
     this.state = 'stopped';
     this.emit('stopped');
   }
+
+  /**
+   * The broker gave up keeping the consumers attached: a worker that stays up
+   * without consuming is the failure operators fear most, so say so and stop.
+   */
+  private readonly onBrokerFatal = (err: Error): void => {
+    log.critical(`consumer: ${err.message}\nNothing is consuming any more: shutting down.`);
+    this.emit('fatal', err);
+    void this.stop();
+  };
 
   /** Cold shutdown: abort running tasks' signals; the caller exits. Unacked messages are redelivered. */
   abortRunning(): void {

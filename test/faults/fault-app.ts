@@ -17,6 +17,7 @@
  *   FAULTS_REJECT_ON_WORKER_LOST=0|1   task_reject_on_worker_lost
  *   FAULTS_HEARTBEAT     broker_heartbeat (seconds)
  *   FAULTS_ETA_MAX_HOLD  worker_eta_max_hold (seconds)
+ *   FAULTS_MAX_RETRIES   broker_connection_max_retries (a number, or `null` = forever)
  *   FAULTS_TRACK_STARTED=1  task_track_started
  *   FAULTS_BROKER_CA / _CERT / _KEY    broker_use_ssl files
  *   FAULTS_BACKEND_CA / _CERT / _KEY   redis_backend_use_ssl files
@@ -48,6 +49,7 @@ const config: CeleryConfig = {
 if (env.FAULTS_REJECT_ON_WORKER_LOST) config.task_reject_on_worker_lost = env.FAULTS_REJECT_ON_WORKER_LOST === '1';
 if (env.FAULTS_HEARTBEAT) config.broker_heartbeat = Number(env.FAULTS_HEARTBEAT);
 if (env.FAULTS_ETA_MAX_HOLD) config.worker_eta_max_hold = Number(env.FAULTS_ETA_MAX_HOLD);
+if (env.FAULTS_MAX_RETRIES) config.broker_connection_max_retries = env.FAULTS_MAX_RETRIES === 'null' ? null : Number(env.FAULTS_MAX_RETRIES);
 if (env.FAULTS_DLX === '1') {
   config.task_queues = [
     { name: queue, queue_arguments: { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': `${queue}.dlq` } },

@@ -142,6 +142,31 @@ describe('ts-celery worker (process, RabbitMQ + Redis)', function () {
       expect(r.stderr).to.match(/broker_url is memory:\/\/.*Set CELERY_BROKER_URL=amqp:\/\//);
     });
 
+    it('broker_connection_retry_on_startup false: a broker down at start-up fails at once, exit 1, no retries', async () => {
+      const r = await runCli(
+        ['worker', '-A', 'test/interop/ts-app', '-Q', queue('no-startup-retry')],
+        { TSAPP_BROKER: 'amqp://guest:hunter2@127.0.0.1:1/ts-celery-test', TSAPP_RETRY_ON_STARTUP: '0' },
+        15_000,
+      );
+      expect(r.code).to.equal(1);
+      expect(r.stderr).to.match(
+        /Error: worker could not start: Cannot connect to amqp:\/\/guest:\*\*@127\.0\.0\.1:1\/ts-celery-test, and broker_connection_retry_on_startup is off: RabbitMQ refused the connection/,
+      );
+      expect(r.stdout + r.stderr).not.to.match(/Trying again/);
+    });
+
+    it('start-up retries stop after broker_connection_max_retries: exit 1 saying so', async () => {
+      const r = await runCli(
+        ['worker', '-A', 'test/interop/ts-app', '-Q', queue('startup-budget')],
+        { TSAPP_BROKER: 'amqp://guest:hunter2@127.0.0.1:1/ts-celery-test', TSAPP_MAX_RETRIES: '1' },
+        15_000,
+      );
+      expect(r.code).to.equal(1);
+      expect(r.stdout + r.stderr).to.match(/Trying again in \d+\.\d\d seconds\.\.\. \(1\/1\)/);
+      expect(r.stderr).to.match(/Error: worker could not start: Gave up connecting to amqp:\/\/guest:\*\*@127\.0\.0\.1:1\/ts-celery-test after 1 retry/);
+      expect(r.stdout + r.stderr).not.to.contain('hunter2');
+    });
+
     it('a broker that is down gives a readable message and retries; SIGTERM still exits 0', async () => {
       const worker = await startTsWorker({
         queues: [queue('down')],

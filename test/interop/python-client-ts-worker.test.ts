@@ -62,6 +62,66 @@ function suite(python: PythonKind, full: boolean): void {
       });
     });
 
+    it('throw self.retry(), await self.retry() and return self.retry() all retry, as raise self.retry() does', async () => {
+      const results = await Promise.all(['ts.retry_throw', 'ts.retry_await', 'ts.retry_return_sync', 'ts.retry_twice'].map((name) => send(name)));
+      for (const r of results) expect(r).to.deep.include({ state: 'SUCCESS', result: 2, exc_type: null });
+      for (const r of results) {
+        // Two runs each ended as a retry, logged as Celery does; none stored anything but RETRY and SUCCESS.
+        expect(worker.output().match(new RegExp(`\\[${r.id}\\] retry: Retry in 0\\.[35]s`, 'g'))).to.have.length(2);
+      }
+      expect(worker.output()).not.to.match(/Unhandled promise rejection/);
+    });
+
+    it('throw self.retry({ exc }) past maxRetries fails with exc', async () => {
+      expect(await send('ts.retry_throw_exhausted')).to.deep.include({ state: 'FAILURE', exc_type: 'SmsProviderError', exc_message: 'gave up' });
+      expect(worker.output()).not.to.match(/Unhandled promise rejection/);
+    });
+
+    it('acks_late: a thrown retry that RabbitMQ does not confirm requeues the original instead of losing it', async () => {
+      const r = await send('ts.retry_unroutable');
+      expect(r).to.deep.include({ state: 'SUCCESS', result: 'redelivered' });
+      expect(worker.output()).to.match(new RegExp(`Could not publish the retry of ts\\.retry_unroutable\\[${r.id}\\]: .*NO_ROUTE`));
+    });
+
+    it('a thrown string, plain object or promise fails with a readable message', async () => {
+      expect(await send('ts.throw_value', '--args', '["string"]')).to.deep.include({ state: 'FAILURE', exc_type: 'Exception', exc_message: 'plain text failure' });
+      // Plain data stays data, as Python's raise Exception({...}) would store it.
+      expect(await send('ts.throw_value', '--args', '["object"]')).to.deep.include({
+        state: 'FAILURE', exc_type: 'Exception', exc_message: "{'code': 42, 'reason': 'quota'}", exc_args: [{ code: 42, reason: 'quota' }],
+      });
+      expect(await send('ts.throw_value', '--args', '["map"]')).to.deep.include({
+        state: 'FAILURE', exc_type: 'Exception', exc_message: "non-Error value thrown: Map(1) { 'code' => 42 }",
+      });
+      const promise = await send('ts.throw_value', '--args', '["promise"]');
+      expect(promise.exc_message).to.match(/^a Promise was thrown instead of an Error/);
+    });
+
+    it('awaits a returned thenable that is not a Promise', async () => {
+      expect(await send('ts.thenable', '--args', '[21]')).to.deep.include({ state: 'SUCCESS', result: 42 });
+    });
+
+    it("params ['*args', '**kwargs'] takes any arguments, as Python's def f(*args, **kwargs)", async () => {
+      expect(await send('ts.var_args', '--args', '[1, "two"]', '--kwargs', '{"x": 1, "y": [2]}')).to.deep.include({
+        state: 'SUCCESS', result: { args: [1, 'two'], kwargs: { x: 1, y: [2] } },
+      });
+      expect(await send('ts.var_args')).to.deep.include({ state: 'SUCCESS', result: { args: [], kwargs: {} } });
+    });
+
+    it("named parameters before *args and **kwargs bind as in Python's def f(self, a, *args, **kwargs)", async () => {
+      expect(await send('ts.mixed_var_args', '--args', '[1, 2, 3]', '--kwargs', '{"k": "v"}')).to.deep.include({
+        state: 'SUCCESS', result: { a: 1, args: [2, 3], kwargs: { k: 'v' }, task: 'ts.mixed_var_args' },
+      });
+      expect(await send('ts.mixed_var_args', '--kwargs', '{"a": 5, "other": 1}')).to.deep.include({
+        state: 'SUCCESS', result: { a: 5, args: [], kwargs: { other: 1 }, task: 'ts.mixed_var_args' },
+      });
+      expect(await send('ts.mixed_var_args', '--kwargs', '{"other": 1}')).to.deep.include({
+        state: 'FAILURE', exc_type: 'TypeError', exc_message: "ts.mixed_var_args() missing 1 required positional argument: 'a'",
+      });
+      expect(await send('ts.mixed_var_args', '--args', '[1]', '--kwargs', '{"a": 2}')).to.deep.include({
+        state: 'FAILURE', exc_type: 'TypeError', exc_message: "ts.mixed_var_args() got multiple values for argument 'a'",
+      });
+    });
+
     it('retries exhausted: FAILURE with the original error', async () => {
       expect(await send('ts.retry_forever')).to.deep.include({ state: 'FAILURE', exc_type: 'SmsProviderError', exc_message: 'still failing' });
     });
@@ -133,3 +193,45 @@ async function waitFor(check: () => boolean, timeoutMs: number): Promise<void> {
 
 suite('pypi', true);
 suite('debian', false);
+
+describe('Python client (Celery 5.7) -> ts-celery worker with timezone and global_keyprefix (issue #9)', function () {
+  this.timeout(60_000);
+  const queue = uniqueName('pyclient-tz');
+  const env = { PYTASKS_QUEUE: queue, PYTASKS_RESULT_KEYPREFIX: 'tsx' };
+  let worker: TsWorker;
+  const send = (name: string, ...flags: string[]) =>
+    runPythonClient<unknown>(['send', name, '--queue', queue, '--get', '--timeout', '20', ...flags], { python: 'pypi', env });
+
+  before(async () => {
+    worker = await startTsWorker({ queues: [queue], concurrency: 4, env: { TSAPP_TIMEZONE: 'Asia/Shanghai', TSAPP_RESULT_KEYPREFIX: 'tsx' } });
+  });
+  after(async () => {
+    expect(await worker.stop()).to.equal(0);
+    await deleteQueues(queue);
+  });
+
+  it('stores results under the global_keyprefix, with date_done in the app timezone, and Python reads them', async () => {
+    const r = await send('ts.add', '--args', '[2, 3]');
+    expect(r).to.deep.include({ state: 'SUCCESS', result: 5 });
+    const redis = new Redis(REDIS_URL);
+    try {
+      expect(await redis.exists(`celery-task-meta-${r.id}`)).to.equal(0);
+      const stored = JSON.parse((await redis.get(`tsx_celery-task-meta-${r.id}`))!) as { date_done: string };
+      // As Celery 5.7 stores it (test/fixtures/celery-5.7/redis_date_done_timezone.json): app.now() in the zone.
+      expect(stored.date_done).to.match(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?\+08:00$/);
+      expect(Math.abs(Date.parse(stored.date_done) - Date.now())).to.be.below(60_000);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it('reads a naive eta as UTC, as a Celery 5.7 worker does, whatever the app timezone', async () => {
+    // Two seconds from now in UTC, without an offset. Read as Shanghai time it would be 8 h away.
+    const eta = new Date(Date.now() + 2000).toISOString().replace('Z', '');
+    const sent = Date.now() / 1000;
+    const r = await send('ts.now', '--eta', eta);
+    expect(r.state).to.equal('SUCCESS');
+    expect(r.result as number).to.be.at.least(Date.parse(`${eta}Z`) / 1000 - 0.01);
+    expect(r.result as number).to.be.below(sent + 15);
+  });
+});

@@ -17,7 +17,7 @@ import { encodeAmqpTable } from '../../protocol/amqp-headers.js';
 import { withoutBrokerHeaders, type WireMessage } from '../../protocol/message.js';
 import { backoffDelay, sleep } from '../../support/backoff.js';
 import { maskUrl } from '../../support/url.js';
-import type { Broker, ConsumeOptions, Consumer, Delivery, PublishRoute, QueueDeclaration } from '../types.js';
+import type { Broker, BrokerEvents, ConsumeOptions, Consumer, Delivery, PublishRoute, QueueDeclaration, ReconnectInfo } from '../types.js';
 import { delayQueueDeclaration, delayStep } from './delay-queues.js';
 import { AmqpConsumer, type ConsumerHost } from './amqp-consumer.js';
 import { ChannelSlot } from './channel-slot.js';
@@ -26,17 +26,15 @@ import { openAmqpConnection, type AmqpConnectOptions } from './connection.js';
 export interface AmqpBrokerOptions extends AmqpConnectOptions {
   /** How `publish()` retries opening a connection (`task_publish_retry_policy`); null = one attempt. */
   publishRetry: PublishRetryPolicy | null;
-  /** Consumers' reconnects (`broker_connection_retry`, `broker_connection_max_retries`; null = forever). */
-  reconnect: { enabled: boolean; maxRetries: number | null };
+  /**
+   * Consumers' connection retries: after a loss (`broker_connection_retry`), before consumers
+   * first attached (`broker_connection_retry_on_startup`), at most `maxRetries` in a row
+   * (`broker_connection_max_retries`; null = forever).
+   */
+  reconnect: { enabled: boolean; onStartup: boolean; maxRetries: number | null };
 }
 
-/** Payload of the `reconnect-scheduled` event. */
-export interface ReconnectInfo {
-  attempt: number;
-  maxRetries: number | null;
-  delayMs: number;
-  error: Error;
-}
+export type { ReconnectInfo } from '../types.js';
 
 const RECONNECT_BASE_MS = 500;
 const RECONNECT_MAX_MS = 10_000;
@@ -59,7 +57,7 @@ function describeDeclareError(err: unknown, q: QueueDeclaration): BrokerError {
   return new BrokerError(`Declaring queue ${JSON.stringify(q.name)} failed: ${msg}`, { cause: err });
 }
 
-export class AmqpBroker extends EventEmitter implements Broker, ConsumerHost {
+export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, ConsumerHost {
   readonly displayUrl: string;
   private conn: ChannelModel | null = null;
   private opening: Promise<ChannelModel> | null = null;
@@ -80,6 +78,10 @@ export class AmqpBroker extends EventEmitter implements Broker, ConsumerHost {
   private declared = new Map<string, Promise<void>>();
   private readonly consumers = new Set<AmqpConsumer>();
   private supervising: Promise<void> | null = null;
+  /** True once consumers attached: later connection failures follow broker_connection_retry. */
+  private consumedOnce = false;
+  /** Set once consumers could not be kept attached (see the `fatal` event). */
+  private fatalError: Error | null = null;
   private drained: Promise<void> | null = null;
   private closed = false;
 
@@ -134,7 +136,7 @@ export class AmqpBroker extends EventEmitter implements Broker, ConsumerHost {
       { cause: err },
     );
     this.emit('disconnected', reason);
-    if (this.consumers.size > 0) void this.supervise();
+    if (this.consumers.size > 0) this.superviseInBackground();
   }
 
   async connect(): Promise<void> {
@@ -175,7 +177,11 @@ export class AmqpBroker extends EventEmitter implements Broker, ConsumerHost {
   }
 
   private async superviseLoop(): Promise<void> {
-    const { enabled, maxRetries } = this.options.reconnect;
+    const { maxRetries } = this.options.reconnect;
+    // As Celery's consumer: until consumers have attached once, start-up rules apply.
+    const startup = !this.consumedOnce;
+    const enabled = startup ? this.options.reconnect.onStartup : this.options.reconnect.enabled;
+    const setting = startup ? 'broker_connection_retry_on_startup' : 'broker_connection_retry';
     for (let attempt = 0; !this.closed; attempt++) {
       try {
         const conn = await this.open();
@@ -185,15 +191,23 @@ export class AmqpBroker extends EventEmitter implements Broker, ConsumerHost {
           if (consumer.detached) await consumer.attach(conn);
         }
         if (reattached > 0) this.emit('resumed', this.displayUrl);
+        if (this.consumers.size > 0) this.consumedOnce = true;
         return;
       } catch (err) {
         if (this.closed) return;
         const error = err instanceof Error ? err : new Error(String(err));
+        // A queue declared differently elsewhere (406) stays so: retrying cannot help.
         if (error instanceof BrokerError && /refused to declare/.test(error.message)) throw error;
         if (error instanceof HeaderDecoderError) throw error; // the installed amqplib: retrying cannot fix it
-        if (!enabled || (maxRetries !== null && attempt >= maxRetries)) {
-          this.emit('fatal', error);
-          throw error;
+        if (!enabled) {
+          throw new BrokerError(`Cannot connect to ${this.displayUrl}, and ${setting} is off: ${error.message}`, { cause: error });
+        }
+        if (maxRetries !== null && attempt >= maxRetries) {
+          throw new BrokerError(
+            `Gave up connecting to ${this.displayUrl} after ${maxRetries} ${maxRetries === 1 ? 'retry' : 'retries'} ` +
+              `(broker_connection_max_retries; null retries forever): ${error.message}`,
+            { cause: error },
+          );
         }
         const delayMs = backoffDelay(attempt, RECONNECT_BASE_MS, RECONNECT_MAX_MS);
         const info: ReconnectInfo = { attempt: attempt + 1, maxRetries, delayMs, error };
@@ -203,13 +217,28 @@ export class AmqpBroker extends EventEmitter implements Broker, ConsumerHost {
     }
   }
 
+  /**
+   * Supervising that nobody awaits (after a connection or channel loss): when
+   * it gives up, nothing consumes any more, which is fatal for the owner.
+   */
+  private superviseInBackground(): void {
+    this.supervise().catch((err: unknown) => this.fatal(err));
+  }
+
+  /** Reports that consumers cannot be kept attached (once; not after close()). */
+  private fatal(err: unknown): void {
+    if (this.closed || this.fatalError) return;
+    this.fatalError = err instanceof Error ? err : new Error(String(err));
+    this.emit('fatal', this.fatalError);
+  }
+
   /** A consumer's channel closed; if the connection is still up, attach it again shortly. */
   consumerLost(consumer: AmqpConsumer): void {
     if (this.closed) return;
     setTimeout(() => {
       if (this.closed || !consumer.detached) return;
       // With the connection gone, the supervisor started by onConnectionLost does it.
-      if (this.conn) void this.supervise().catch(() => undefined);
+      if (this.conn) this.superviseInBackground();
     }, 250).unref();
   }
 

@@ -8,6 +8,7 @@ Configuration comes from the environment:
   PYTASKS_BROKER   default amqp://guest:guest@127.0.0.1:5672/ts-celery-test
   PYTASKS_BACKEND  default redis://127.0.0.1:6379/9
   PYTASKS_QUEUE    default celery  (becomes task_default_queue)
+  PYTASKS_RESULT_KEYPREFIX  result_backend_transport_options global_keyprefix
 
 Start a worker with (cwd = this directory):
   python -m celery -A pytasks worker -l info -Q <queue> -c 1
@@ -36,6 +37,9 @@ app.conf.update(
     # 5.3+ warns at worker start-up when this is unset; 5.2.6 ignores it.
     broker_connection_retry_on_startup=True,
 )
+if os.environ.get('PYTASKS_RESULT_KEYPREFIX'):
+    app.conf.result_backend_transport_options = {
+        'global_keyprefix': os.environ['PYTASKS_RESULT_KEYPREFIX']}
 
 
 class SmsProviderError(Exception):

@@ -4,10 +4,18 @@
  * Python clients call them by name.
  *
  * Env: TSAPP_BROKER, TSAPP_BACKEND (defaults: the test vhost and Redis DB 9; rpc:// works too), TSAPP_REDIS,
- * TSAPP_QUEUE (task_default_queue), TSAPP_ACKS_LATE=1.
+ * TSAPP_QUEUE (task_default_queue), TSAPP_ACKS_LATE=1, TSAPP_TIMEZONE (timezone),
+ * TSAPP_RESULT_KEYPREFIX (result_backend_transport_options.global_keyprefix),
+ * TSAPP_RETRY_ON_STARTUP=0|1, TSAPP_MAX_RETRIES (broker_connection_max_retries).
  */
 import { Redis } from 'ioredis';
-import { Celery } from 'ts-celery';
+import { Celery, type CeleryConfig } from 'ts-celery';
+
+const optional: CeleryConfig = {};
+if (process.env.TSAPP_TIMEZONE) optional.timezone = process.env.TSAPP_TIMEZONE;
+if (process.env.TSAPP_RESULT_KEYPREFIX) optional.result_backend_transport_options = { global_keyprefix: process.env.TSAPP_RESULT_KEYPREFIX };
+if (process.env.TSAPP_RETRY_ON_STARTUP) optional.broker_connection_retry_on_startup = process.env.TSAPP_RETRY_ON_STARTUP === '1';
+if (process.env.TSAPP_MAX_RETRIES) optional.broker_connection_max_retries = Number(process.env.TSAPP_MAX_RETRIES);
 
 export const app = new Celery('tsapp', {
   broker_url: process.env.TSAPP_BROKER ?? 'amqp://guest:guest@127.0.0.1:5672/ts-celery-test',
@@ -15,6 +23,7 @@ export const app = new Celery('tsapp', {
   task_default_queue: process.env.TSAPP_QUEUE ?? 'celery',
   task_acks_late: process.env.TSAPP_ACKS_LATE === '1',
   task_track_started: process.env.TSAPP_TRACK_STARTED === '1',
+  ...optional,
 });
 
 /** Thrown by ts.fail_custom: Python's get() raises an exception of this name. */
@@ -43,6 +52,50 @@ export const retryTwice = app.task({ name: 'ts.retry_twice', bind: true }, async
 });
 export const retryForever = app.task({ name: 'ts.retry_forever', bind: true, maxRetries: 2 }, async (self) =>
   self.retry({ exc: new SmsProviderError('still failing'), countdown: 0.3 }),
+);
+/** Celery's idiom `raise self.retry(...)`, written `throw self.retry(...)` (issue #9). */
+export const retryThrow = app.task({ name: 'ts.retry_throw', bind: true }, async (self) => {
+  if (self.request.retries < 2) throw self.retry({ countdown: 0.3 });
+  return self.request.retries;
+});
+/** `await self.retry(...)` ends the run too. */
+export const retryAwait = app.task({ name: 'ts.retry_await', bind: true }, async (self) => {
+  if (self.request.retries < 2) await self.retry({ countdown: 0.3 });
+  return self.request.retries;
+});
+/** A plain (not async) function returning `self.retry(...)`. */
+export const retryReturnSync = app.task({ name: 'ts.retry_return_sync', bind: true }, (self) => {
+  if (self.request.retries < 2) return self.retry({ countdown: 0.3 });
+  return self.request.retries;
+});
+/** `throw self.retry({ exc })` past maxRetries: the task fails with exc. */
+export const retryThrowExhausted = app.task({ name: 'ts.retry_throw_exhausted', bind: true, maxRetries: 1 }, (self) => {
+  throw self.retry({ exc: new SmsProviderError('gave up'), countdown: 0.3 });
+});
+/** acks_late: a retry RabbitMQ cannot route is never confirmed, so the original is requeued, not acked. */
+export const retryUnroutable = app.task({ name: 'ts.retry_unroutable', bind: true, acksLate: true }, (self) => {
+  if (!self.request.deliveryInfo.redelivered) throw self.retry({ countdown: 0, queue: 'ts-celery-no-such-queue' });
+  return 'redelivered';
+});
+/** Throws values that are not Errors. */
+export const throwValue = app.task({ name: 'ts.throw_value' }, (kind: string) => {
+  if (kind === 'string') throw 'plain text failure'; // eslint-disable-line no-throw-literal
+  if (kind === 'object') throw { code: 42, reason: 'quota' }; // eslint-disable-line no-throw-literal
+  if (kind === 'map') throw new Map([['code', 42]]); // eslint-disable-line no-throw-literal
+  throw Promise.resolve(1); // eslint-disable-line no-throw-literal
+});
+/** Returns a thenable that is not a Promise instance (e.g. a query builder, a Bluebird promise). */
+export const thenable = app.task({ name: 'ts.thenable' }, (value: number) => ({
+  then(resolve: (v: number) => void) {
+    setTimeout(() => resolve(value * 2), 10);
+  },
+}));
+/** Python's `def f(*args, **kwargs)`: any positional and keyword arguments. */
+export const varArgs = app.task({ name: 'ts.var_args', params: ['*args', '**kwargs'] }, (args: unknown[], kwargs: Record<string, unknown>) => ({ args, kwargs }));
+/** Python's `def f(self, a, *args, **kwargs)`. */
+export const mixedVarArgs = app.task(
+  { name: 'ts.mixed_var_args', bind: true, params: ['a', '*args', '**kwargs'] },
+  (self, a: unknown, args: unknown[], kwargs: Record<string, unknown>) => ({ a, args, kwargs, task: self.name }),
 );
 export const sleepy = app.task({ name: 'ts.sleepy' }, async (seconds: number) => {
   await new Promise((r) => setTimeout(r, seconds * 1000));

@@ -23,7 +23,7 @@ describe('settings', () => {
   });
 
   it('lets CELERY_BROKER_URL and CELERY_RESULT_BACKEND override the config', () => {
-    const saved = { ...process.env };
+    const saved = { broker: process.env.CELERY_BROKER_URL, backend: process.env.CELERY_RESULT_BACKEND };
     process.env.CELERY_BROKER_URL = 'amqp://env-host//';
     process.env.CELERY_RESULT_BACKEND = 'redis://env-host/1';
     try {
@@ -31,7 +31,11 @@ describe('settings', () => {
       expect(app.conf.broker_url).to.equal('amqp://env-host//');
       expect(app.conf.result_backend).to.equal('redis://env-host/1');
     } finally {
-      process.env = saved;
+      // Restored key by key: replacing process.env with a plain object would stop TZ changes from reaching Intl.
+      for (const [name, value] of [['CELERY_BROKER_URL', saved.broker], ['CELERY_RESULT_BACKEND', saved.backend]] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
     }
   });
 
