@@ -5,6 +5,7 @@
  */
 import yargs from 'yargs';
 import { parseLogLevel, type LogLevel } from '../support/log.js';
+import { closestName, editDistance, looseCase } from '../support/suggest.js';
 import { VERSION } from '../support/version.js';
 import { runWorker } from './worker-command.js';
 
@@ -15,6 +16,29 @@ function positiveInt(name: string) {
     if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got ${String(value)}`);
     return n;
   };
+}
+
+/**
+ * yargs' "Unknown argument: concurency" plus the closest option this command
+ * knows ("did you mean --concurrency?"): a typo in a flag costs seconds, not a
+ * trip to the docs. The known options are read off the command's own help.
+ */
+export function withSuggestions(message: string, help: string): string {
+  const unknown = /^Unknown arguments?: (.+)$/.exec(message);
+  if (!unknown) return message;
+  const known = [...new Set([...help.matchAll(/--([a-z][\w-]*)/gi)].map((m) => m[1]!))];
+  // yargs names a misspelt kebab-case flag twice (as typed, and camelCased): report it once.
+  const byName = new Map<string, string>();
+  for (const arg of unknown[1]!.split(', ')) if (!byName.has(looseCase(arg))) byName.set(looseCase(arg), arg);
+  const args = [...byName.values()];
+  const hints = args.map((arg) => {
+    const typed = looseCase(arg.replace(/^-+/, ''));
+    const best = closestName(typed, known, { normalize: looseCase });
+    // Short names are all within 3 edits of each other: only suggest a plausible typo.
+    const plausible = best !== null && editDistance(typed, looseCase(best)) <= Math.max(1, Math.floor(typed.length / 3));
+    return plausible ? `${arg} (did you mean --${best}?)` : arg;
+  });
+  return `Unknown argument${hints.length > 1 ? 's' : ''}: ${hints.join(', ')}`;
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -68,9 +92,11 @@ export async function main(argv: string[]): Promise<void> {
     .help()
     .alias('h', 'help')
     .version(VERSION)
+    .recommendCommands()
     .fail((msg, err, y) => {
-      y.showHelp();
-      process.stderr.write(`\nError: ${msg ?? err?.message}\n`);
+      // yargs passes its usage object here: help() is the failing command's help text.
+      const help = (y as unknown as { help(): string }).help();
+      process.stderr.write(`${help}\n\nError: ${withSuggestions(msg ?? err?.message ?? 'invalid arguments', help)}\n`);
       process.exit(1);
     })
     .parseAsync();

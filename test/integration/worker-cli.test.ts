@@ -112,7 +112,14 @@ describe('ts-celery worker (process, RabbitMQ + Redis)', function () {
       expect(missing.stderr).to.match(/ts-celery worker -A <app>[\s\S]*Missing required argument: app/);
       const unknown = await runCli(['worker', '-A', 'tasks', '--frobnicate']);
       expect(unknown.code).to.equal(1);
-      expect(unknown.stderr).to.match(/Unknown argument: frobnicate/);
+      expect(unknown.stderr).to.match(/Unknown argument: frobnicate\n/);
+      const typo = await runCli(['worker', '-A', 'tasks', '--concurency', '5', '--prefetch-multiplyer', '2']);
+      expect(typo.code).to.equal(1);
+      expect(typo.stderr).to.include('concurency (did you mean --concurrency?)');
+      expect(typo.stderr).to.include('prefetch-multiplyer (did you mean --prefetch-multiplier?)');
+      const command = await runCli(['wroker', '-A', 'tasks']);
+      expect(command.code).to.equal(1);
+      expect(command.stderr).to.match(/Did you mean worker\?/);
       const level = await runCli(['worker', '-A', 'tasks', '-l', 'loud']);
       expect(level.code).to.equal(1);
       expect(level.stderr).to.match(/Invalid log level "loud"/);
