@@ -7,7 +7,9 @@
 #                                       server that this script started
 #
 # What `ensure` provides:
-#   RabbitMQ  amqp://guest:guest@127.0.0.1:5672/ts-celery-test  (node rabbit@localhost)
+#   RabbitMQ  amqp://guest:guest@127.0.0.1:5672/ts-celery-test  (node rabbit@localhost),
+#             and the extra vhosts below (tests whose broadcasts must not meet
+#             other suites' workers: remote control and events)
 #   Redis     redis://127.0.0.1:6379  (no persistence)
 #   .venv/    Python 3.11 (Debian's /usr/bin/python3) with Celery 5.7 from PyPI;
 #             Debian's python3-celery 5.2.6 stays under /usr/bin/python3.
@@ -29,11 +31,18 @@ APT_PACKAGES=(rabbitmq-server redis-server python3-celery python3-eventlet
 # three top-level packages, the libraries that shape the wire are pinned too.
 PIP_REQUIREMENTS=('celery[redis]==5.7.0' 'eventlet==0.41.3' 'pika==1.4.4'
                   'kombu==5.7.0' 'amqp==5.4.2' 'redis==8.1.0' 'billiard==4.3.2'
-                  'vine==5.1.0')
+                  'vine==5.1.0'
+                  # Flower (the monitoring UI the remote-control/events tests drive) and
+                  # the libraries it runs on
+                  'flower==2.2.0' 'tornado==6.6.1' 'humanize==4.17.0'
+                  'prometheus_client==0.26.0' 'pytz==2026.6')
 VENV_PYTHON=/usr/bin/python3   # Debian's 3.11; venv support from python3-venv
 
 RABBIT_NODE=rabbit@localhost
 RABBIT_VHOST=ts-celery-test
+# Vhosts of their own for suites whose fanout/topic traffic (pidbox, celeryev) must
+# not reach workers of other suites running at the same time.
+EXTRA_VHOSTS=(ts-celery-control)
 RABBIT_PORT=5672
 REDIS_PORT=6379
 
@@ -111,8 +120,8 @@ log.console.level = info" && changed=1
 # A full AMQP login to the test vhost as guest: proves that the broker is up,
 # that it is RabbitMQ, and that the vhost and permissions exist. ~0.15 s.
 # Uses Debian's py-amqp (a dependency of python3-celery).
-amqp_vhost_ok() {
-  /usr/bin/python3 - "$RABBIT_PORT" "$RABBIT_VHOST" <<'EOF' 2>/dev/null
+amqp_vhost_ok() { # amqp_vhost_ok [VHOST] (default: the test vhost)
+  /usr/bin/python3 - "$RABBIT_PORT" "${1:-$RABBIT_VHOST}" <<'EOF' 2>/dev/null
 import sys, amqp
 c = amqp.Connection(host='127.0.0.1:%s' % sys.argv[1], userid='guest',
                     password='guest', virtual_host=sys.argv[2], connect_timeout=2)
@@ -125,9 +134,25 @@ c.close()
 EOF
 }
 
+ensure_vhost() { # ensure_vhost NAME: create it (and guest's permissions) if missing
+  if ! rmqctl list_vhosts name | grep -qx "$1"; then
+    log "creating vhost $1"
+    rmqctl add_vhost "$1" >/dev/null
+  fi
+  rmqctl set_permissions -p "$1" guest '.*' '.*' '.*' >/dev/null
+  amqp_vhost_ok "$1" || die "RabbitMQ is up but guest cannot use vhost $1"
+}
+
+ensure_extra_vhosts() {
+  local vh
+  for vh in "${EXTRA_VHOSTS[@]}"; do
+    amqp_vhost_ok "$vh" || ensure_vhost "$vh"
+  done
+}
+
 ensure_rabbitmq() {
   rabbit_config
-  if amqp_vhost_ok; then return 0; fi
+  if amqp_vhost_ok; then ensure_extra_vhosts; return 0; fi
 
   if ! port_open "$RABBIT_PORT"; then
     log "starting RabbitMQ ($RABBIT_NODE) on 127.0.0.1:$RABBIT_PORT"
@@ -158,12 +183,8 @@ ensure_rabbitmq() {
     die "RabbitMQ did not start within 90 s; log: $SVC/rabbitmq.log"
   fi
 
-  if ! rmqctl list_vhosts name | grep -qx "$RABBIT_VHOST"; then
-    log "creating vhost $RABBIT_VHOST"
-    rmqctl add_vhost "$RABBIT_VHOST" >/dev/null
-  fi
-  rmqctl set_permissions -p "$RABBIT_VHOST" guest '.*' '.*' '.*' >/dev/null
-  amqp_vhost_ok || die "RabbitMQ is up but guest cannot use vhost $RABBIT_VHOST"
+  ensure_vhost "$RABBIT_VHOST"
+  ensure_extra_vhosts
 }
 
 # --------------------------------------------------------------------------
