@@ -6,7 +6,18 @@
  */
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage, WireMessage } from '../protocol/message.js';
-import type { Broker, BrokerEvents, ConsumeOptions, Consumer, Delivery, DeliveryInfo, PublishRoute, QueueDeclaration } from './types.js';
+import type {
+  Broker,
+  BrokerEvents,
+  ConsumeOptions,
+  Consumer,
+  Delivery,
+  DeliveryInfo,
+  ExchangeDeclaration,
+  PublishOptions,
+  PublishRoute,
+  QueueDeclaration,
+} from './types.js';
 
 interface StoredMessage {
   message: IncomingMessage;
@@ -19,6 +30,10 @@ class MemoryQueue {
   readonly ready: StoredMessage[] = [];
   readonly consumers: MemoryConsumer[] = [];
   private next = 0;
+  /** Deleted (with its bindings) when its last consumer goes, as RabbitMQ does with auto-delete. */
+  autoDelete = false;
+  /** Set by the broker: removes this queue. */
+  onUnused: () => void = () => undefined;
 
   push(m: StoredMessage, front = false): void {
     if (front) this.ready.unshift(m);
@@ -59,15 +74,33 @@ class MemoryConsumer implements Consumer {
     private prefetch: number,
     private readonly onDelivery: (d: Delivery) => void,
     id: number,
+    /** `no_ack`: settled as delivered, no prefetch window. */
+    private readonly noAck = false,
   ) {
     this.consumerTag = `memory-${id}`;
   }
 
+  get consuming(): boolean {
+    return this.active;
+  }
+
   hasRoom(): boolean {
-    return this.active && (this.prefetch === 0 || this.unacked < this.prefetch);
+    return this.active && (this.noAck || this.prefetch === 0 || this.unacked < this.prefetch);
   }
 
   deliver(stored: StoredMessage): void {
+    if (this.noAck) {
+      const info: DeliveryInfo = {
+        exchange: stored.exchange,
+        routingKey: stored.routingKey,
+        redelivered: stored.redelivered,
+        consumerTag: this.consumerTag,
+        queue: this.queue,
+        priority: stored.message.priority ?? null,
+      };
+      this.onDelivery({ message: stored.message, info, live: true, ack: () => undefined, reject: () => undefined });
+      return;
+    }
     this.unacked++;
     this.tag++;
     let settled = false;
@@ -110,6 +143,7 @@ class MemoryConsumer implements Consumer {
     this.active = false;
     const i = this.q.consumers.indexOf(this);
     if (i >= 0) this.q.consumers.splice(i, 1);
+    if (i >= 0 && this.q.consumers.length === 0 && this.q.autoDelete) this.q.onUnused();
   }
 
   async close(): Promise<void> {
@@ -117,12 +151,26 @@ class MemoryConsumer implements Consumer {
   }
 }
 
+/** Does a topic binding key (`*` one word, `#` zero or more) match a routing key? */
+export function topicMatches(pattern: string, key: string): boolean {
+  const p = pattern.split('.');
+  const k = key.split('.');
+  const match = (i: number, j: number): boolean => {
+    if (i === p.length) return j === k.length;
+    if (p[i] === '#') return match(i + 1, j) || (j < k.length && match(i, j + 1));
+    return j < k.length && (p[i] === '*' || p[i] === k[j]) && match(i + 1, j + 1);
+  };
+  return match(0, 0);
+}
+
 /** Emits none of the {@link BrokerEvents}: there is no connection to lose. */
 export class MemoryBroker extends EventEmitter<BrokerEvents> implements Broker {
   readonly displayUrl = 'memory://';
   private readonly queues = new Map<string, MemoryQueue>();
-  /** exchange -> routing key -> queue names (direct exchanges only). */
+  /** exchange -> routing key -> queue names. */
   private readonly bindings = new Map<string, Map<string, Set<string>>>();
+  /** Exchange types; an exchange never declared routes as direct. */
+  private readonly exchanges = new Map<string, ExchangeDeclaration['type']>();
   private consumerIds = 0;
 
   private queue(name: string): MemoryQueue {
@@ -135,8 +183,17 @@ export class MemoryBroker extends EventEmitter<BrokerEvents> implements Broker {
   }
 
   private declare(decl: QueueDeclaration): void {
-    this.queue(decl.name);
+    const q = this.queue(decl.name);
+    if (decl.autoDelete && !q.autoDelete) {
+      q.autoDelete = true;
+      q.onUnused = () => {
+        if (this.queues.get(decl.name) !== q) return;
+        this.queues.delete(decl.name);
+        for (const keys of this.bindings.values()) for (const names of keys.values()) names.delete(decl.name);
+      };
+    }
     if (decl.exchange.name === '') return;
+    this.exchanges.set(decl.exchange.name, decl.exchange.type);
     let keys = this.bindings.get(decl.exchange.name);
     if (!keys) this.bindings.set(decl.exchange.name, (keys = new Map()));
     let names = keys.get(decl.routingKey);
@@ -146,8 +203,23 @@ export class MemoryBroker extends EventEmitter<BrokerEvents> implements Broker {
 
   async connect(): Promise<void> {}
 
-  async publish(message: WireMessage, route: PublishRoute): Promise<void> {
+  /** Queues a publish to `exchange` with `routingKey` reaches, by the exchange's type. */
+  private route(exchange: string, routingKey: string): string[] {
+    if (exchange === '') return [routingKey];
+    const keys = this.bindings.get(exchange);
+    if (!keys) return [];
+    const type = this.exchanges.get(exchange) ?? 'direct';
+    if (type === 'direct') return [...(keys.get(routingKey) ?? [])];
+    const out = new Set<string>();
+    for (const [pattern, names] of keys) {
+      if (type === 'fanout' || topicMatches(pattern, routingKey)) for (const n of names) out.add(n);
+    }
+    return [...out];
+  }
+
+  async publish(message: WireMessage, route: PublishRoute, _options?: PublishOptions): Promise<void> {
     if (route.declare) this.declare(route.declare);
+    if (route.declareExchange) this.exchanges.set(route.declareExchange.name, route.declareExchange.type);
     const incoming: IncomingMessage = {
       body: message.body,
       contentType: message.contentType,
@@ -157,11 +229,7 @@ export class MemoryBroker extends EventEmitter<BrokerEvents> implements Broker {
       replyTo: message.replyTo,
       priority: message.priority,
     };
-    const targets =
-      route.exchange === ''
-        ? [route.routingKey]
-        : [...(this.bindings.get(route.exchange)?.get(route.routingKey) ?? [])];
-    for (const name of targets) {
+    for (const name of this.route(route.exchange, route.routingKey)) {
       // Unroutable messages vanish, as on RabbitMQ without `mandatory`.
       this.queues.get(name)?.push({ message: incoming, exchange: route.exchange, routingKey: route.routingKey, redelivered: false });
     }
@@ -170,7 +238,7 @@ export class MemoryBroker extends EventEmitter<BrokerEvents> implements Broker {
   async consume(decl: QueueDeclaration, options: ConsumeOptions): Promise<Consumer> {
     this.declare(decl);
     const q = this.queue(decl.name);
-    const consumer = new MemoryConsumer(q, decl.name, options.prefetch, options.onDelivery, ++this.consumerIds);
+    const consumer = new MemoryConsumer(q, decl.name, options.prefetch, options.onDelivery, ++this.consumerIds, options.noAck ?? false);
     q.consumers.push(consumer);
     queueMicrotask(() => q.dispatch());
     return consumer;

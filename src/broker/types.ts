@@ -28,6 +28,12 @@ export interface QueueDeclaration {
   exchange: ExchangeDeclaration;
   /** Binding key between `exchange` and the queue. */
   routingKey: string;
+  /**
+   * Only the declaring connection may use the queue, and the broker deletes
+   * it when that connection closes (kombu's `exclusive`). Celery 5.7 declares
+   * its pidbox and event-receiver queues this way. Default false.
+   */
+  exclusive?: boolean;
 }
 
 /** Where one message goes. */
@@ -37,6 +43,24 @@ export interface PublishRoute {
   routingKey: string;
   /** Declared (once per connection) before publishing, as kombu does. */
   declare?: QueueDeclaration | null;
+  /**
+   * An exchange declared (once per connection) before publishing, when there
+   * is no queue to declare: the fanout/topic exchanges of remote control
+   * (`celery.pidbox`) and events (`celeryev`), declared as kombu does.
+   */
+  declareExchange?: ExchangeDeclaration | null;
+}
+
+/** How one message is published. */
+export interface PublishOptions {
+  /**
+   * `false` is fire-and-forget, for monitoring traffic (events, remote-control
+   * requests and replies), as kombu publishes it: no publisher confirm and no
+   * `mandatory`, so a message no queue takes is dropped silently. The promise
+   * then resolves once the message was handed to the connection. Default true:
+   * resolves only once the broker confirmed that a queue holds the message.
+   */
+  confirm?: boolean;
 }
 
 /** Where a delivery came from (Celery's `delivery_info`). */
@@ -70,11 +94,25 @@ export interface ConsumeOptions {
   prefetch: number;
   /** Called for every delivery, in order. Must not throw. */
   onDelivery(delivery: Delivery): void;
+  /**
+   * The broker considers a message settled as soon as it sent it (kombu's
+   * `no_ack`, used for pidbox and event queues): `ack`/`reject` are no-ops and
+   * `prefetch` is ignored. A broker without this mode may ignore it, so
+   * consumers that set it still ack every delivery. Default false.
+   */
+  noAck?: boolean;
 }
 
 /** A live subscription to one queue; it survives reconnects. */
 export interface Consumer {
   readonly queue: string;
+  /**
+   * True while the broker delivers to this subscription; false while it is
+   * detached (connection or channel lost, not yet resumed) or after it was
+   * cancelled. The worker's health check reads it. Optional: a broker that
+   * cannot tell leaves it undefined.
+   */
+  readonly consuming?: boolean;
   /** Changes how many unacked deliveries may be held, effective at once. */
   setPrefetch(count: number): Promise<void>;
   /** Stops new deliveries; deliveries already handed over can still be settled. */
@@ -127,8 +165,11 @@ export interface BrokerEvents {
 export interface Broker extends EventEmitter<BrokerEvents> {
   /** The broker URL with the password masked. */
   readonly displayUrl: string;
-  /** Resolves once the message is safely with the broker (publisher confirm). */
-  publish(message: WireMessage, route: PublishRoute): Promise<void>;
+  /**
+   * Resolves once the message is safely with the broker (publisher confirm),
+   * or, with `{ confirm: false }`, once it was handed to the connection.
+   */
+  publish(message: WireMessage, route: PublishRoute, options?: PublishOptions): Promise<void>;
   /** Declares the queue (if needed) and starts consuming it. */
   consume(queue: QueueDeclaration, options: ConsumeOptions): Promise<Consumer>;
   /**

@@ -17,7 +17,7 @@ import { encodeAmqpTable } from '../../protocol/amqp-headers.js';
 import { withoutBrokerHeaders, type WireMessage } from '../../protocol/message.js';
 import { backoffDelay, sleep } from '../../support/backoff.js';
 import { maskUrl } from '../../support/url.js';
-import type { Broker, BrokerEvents, ConsumeOptions, Consumer, Delivery, PublishRoute, QueueDeclaration, ReconnectInfo } from '../types.js';
+import type { Broker, BrokerEvents, ConsumeOptions, Consumer, Delivery, ExchangeDeclaration, PublishOptions, PublishRoute, QueueDeclaration, ReconnectInfo } from '../types.js';
 import { delayQueueDeclaration, delayStep } from './delay-queues.js';
 import { AmqpConsumer, type ConsumerHost } from './amqp-consumer.js';
 import { ChannelSlot } from './channel-slot.js';
@@ -40,7 +40,7 @@ const RECONNECT_BASE_MS = 500;
 const RECONNECT_MAX_MS = 10_000;
 
 function declarationKey(q: QueueDeclaration): string {
-  return JSON.stringify([q.name, q.durable, q.autoDelete, q.arguments, q.exchange, q.routingKey]);
+  return JSON.stringify([q.name, q.durable, q.autoDelete, q.exclusive ?? false, q.arguments, q.exchange, q.routingKey]);
 }
 
 function describeDeclareError(err: unknown, q: QueueDeclaration): BrokerError {
@@ -72,6 +72,14 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
   /** message_id of publishes RabbitMQ returned (basic.return comes before their confirm). */
   private readonly returned = new Set<string>();
   private publishSeq = 0;
+  /**
+   * A plain channel for fire-and-forget publishes (events, remote control):
+   * no confirms, no `mandatory`, as kombu sends them. Kept apart from the
+   * confirm channel so monitoring traffic never delays a task's confirm.
+   */
+  private readonly casts = new ChannelSlot<Channel>(async () => (await this.open()).createChannel());
+  /** Unconfirmed publishes wait here while the casts channel's socket buffer is full. */
+  private castsDrained: Promise<void> | null = null;
   /** Declarations live on their own channel: a 406 closes it, not the one confirms wait on. */
   private readonly topology = new ChannelSlot<Channel>(async () => (await this.open()).createChannel());
   /** Declarations done on the current connection (kombu caches them the same way). */
@@ -128,6 +136,7 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
     if (this.conn !== conn) return;
     this.conn = null;
     this.publisher.reset();
+    this.casts.reset();
     this.topology.reset();
     this.declared.clear();
     if (this.closed) return;
@@ -260,6 +269,28 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
     return done;
   }
 
+  /** Declares an exchange alone (fanout/topic exchanges of remote control and events), once per connection. */
+  declareExchange(x: ExchangeDeclaration): Promise<void> {
+    const key = JSON.stringify(['exchange', x.name, x.type, x.durable]);
+    let done = this.declared.get(key);
+    if (!done) {
+      done = (async () => {
+        const ch = await this.topology.get();
+        try {
+          await ch.assertExchange(x.name, x.type, { durable: x.durable, autoDelete: false });
+        } catch (err) {
+          throw new BrokerError(
+            `Declaring exchange ${JSON.stringify(x.name)} (${x.type}, ${x.durable ? 'durable' : 'not durable'}) failed: ${(err as Error).message}`,
+            { cause: err },
+          );
+        }
+      })();
+      this.declared.set(key, done);
+      done.catch(() => this.declared.delete(key));
+    }
+    return done;
+  }
+
   private async doDeclare(q: QueueDeclaration): Promise<void> {
     const ch = await this.topology.get();
     try {
@@ -269,7 +300,7 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
       await ch.assertQueue(q.name, {
         durable: q.durable,
         autoDelete: q.autoDelete,
-        exclusive: false,
+        exclusive: q.exclusive ?? false,
         arguments: encodeAmqpTable(q.arguments),
       });
       if (q.exchange.name !== '') await ch.bindQueue(q.name, q.exchange.name, q.routingKey);
@@ -288,8 +319,10 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
    * takes it then either, the call rejects instead of reporting a lost message
    * as sent.
    */
-  async publish(message: WireMessage, route: PublishRoute): Promise<void> {
+  async publish(message: WireMessage, route: PublishRoute, options?: PublishOptions): Promise<void> {
     if (route.declare) await this.declare(route.declare);
+    if (route.declareExchange) await this.declareExchange(route.declareExchange);
+    if (options?.confirm === false) return this.cast(message, route);
     if (await this.publishOnce(message, route)) return;
     if (route.declare) {
       await this.declare(route.declare, true);
@@ -357,6 +390,44 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
     });
   }
 
+  /**
+   * Fire-and-forget: written to the casts channel, no confirm, no `mandatory`
+   * (a message nobody is bound for is dropped, as for kombu's events and
+   * pidbox messages). Waits only while the socket buffer is full.
+   */
+  private async cast(message: WireMessage, route: PublishRoute): Promise<void> {
+    const ch = this.casts.current ?? (await this.casts.get());
+    if (this.castsDrained) await this.castsDrained;
+    const options: Options.Publish = {
+      headers: encodeAmqpTable(message.headers),
+      contentType: message.contentType,
+      contentEncoding: message.contentEncoding,
+      deliveryMode: message.deliveryMode,
+    };
+    if (message.correlationId !== undefined) options.correlationId = message.correlationId;
+    if (message.replyTo !== undefined) options.replyTo = message.replyTo;
+    if (message.priority !== undefined) options.priority = message.priority;
+    if (message.expiration !== undefined) options.expiration = message.expiration;
+    let writable: boolean;
+    try {
+      writable = ch.publish(route.exchange, route.routingKey, message.body, options);
+    } catch (err) {
+      throw new PublishError(`Cannot publish to ${this.displayUrl}: ${(err as Error).message}`, { cause: err });
+    }
+    if (!writable && !this.castsDrained) {
+      this.castsDrained = new Promise<void>((release) => {
+        const done = (): void => {
+          ch.off('drain', done);
+          ch.off('close', done);
+          this.castsDrained = null;
+          release();
+        };
+        ch.on('drain', done);
+        ch.on('close', done);
+      });
+    }
+  }
+
   /** Parks a delivered message in a delay queue (see delay-queues.ts). */
   async park(delivery: Delivery, delayMs: number): Promise<number | null> {
     const step = delayStep(delayMs);
@@ -382,7 +453,7 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
   // Consuming
 
   async consume(queue: QueueDeclaration, options: ConsumeOptions): Promise<Consumer> {
-    const consumer = new AmqpConsumer(queue, options.prefetch, options.onDelivery, this, (c) => this.consumers.delete(c));
+    const consumer = new AmqpConsumer(queue, options.prefetch, options.onDelivery, this, (c) => this.consumers.delete(c), options.noAck ?? false);
     this.consumers.add(consumer);
     try {
       await this.supervise();

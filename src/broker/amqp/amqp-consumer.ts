@@ -44,6 +44,17 @@ class AmqpDelivery implements Delivery {
   }
 }
 
+/** A delivery of a no-ack subscription: RabbitMQ settled it when it sent it. */
+class SettledDelivery implements Delivery {
+  readonly live = true;
+  constructor(
+    readonly message: IncomingMessage,
+    readonly info: DeliveryInfo,
+  ) {}
+  ack(): void {}
+  reject(): void {}
+}
+
 function toIncoming(m: ConsumeMessage): IncomingMessage {
   const p = m.properties;
   return {
@@ -71,10 +82,17 @@ export class AmqpConsumer implements Consumer {
     private readonly onDelivery: (delivery: Delivery) => void,
     private readonly host: ConsumerHost,
     private readonly onClosed: (consumer: AmqpConsumer) => void = () => undefined,
+    /** `no_ack`: RabbitMQ settles each message as it sends it (pidbox and event queues). */
+    private readonly noAck = false,
   ) {}
 
   get queue(): string {
     return this.declaration.name;
+  }
+
+  /** True while attached to a channel and not cancelled. */
+  get consuming(): boolean {
+    return this.channel !== null && this.consumerTag !== null && !this.cancelled;
   }
 
   /** True while deliveries of `generation` can still be settled. */
@@ -110,10 +128,10 @@ export class AmqpConsumer implements Consumer {
     });
     ch.on('close', () => this.onChannelClosed(generation));
     try {
-      await ch.prefetch(clampPrefetch(this.prefetch), true);
+      if (!this.noAck) await ch.prefetch(clampPrefetch(this.prefetch), true);
       // Always declared again: the queue may have been deleted while we were away.
       await this.host.declare(this.declaration, true);
-      const batcher = new AckBatcher(ch);
+      const batcher = this.noAck ? null : new AckBatcher(ch);
       this.channel = ch;
       this.batcher = batcher;
       const reply = await ch.consume(
@@ -124,7 +142,6 @@ export class AmqpConsumer implements Consumer {
             ch.close().catch(() => undefined);
             return;
           }
-          batcher.track(m.fields.deliveryTag);
           const info: DeliveryInfo = {
             exchange: m.fields.exchange,
             routingKey: m.fields.routingKey,
@@ -133,9 +150,11 @@ export class AmqpConsumer implements Consumer {
             queue: this.declaration.name,
             priority: (m.properties.priority as number | undefined) ?? null,
           };
+          if (!batcher) return this.onDelivery(new SettledDelivery(toIncoming(m), info));
+          batcher.track(m.fields.deliveryTag);
           this.onDelivery(new AmqpDelivery(toIncoming(m), info, m.fields.deliveryTag, batcher, this, generation));
         },
-        { noAck: false },
+        { noAck: this.noAck },
       );
       this.consumerTag = reply.consumerTag;
       if (this.cancelled) await ch.cancel(reply.consumerTag);
@@ -161,7 +180,7 @@ export class AmqpConsumer implements Consumer {
   async setPrefetch(count: number): Promise<void> {
     this.prefetch = count;
     const ch = this.channel;
-    if (ch) await ch.prefetch(clampPrefetch(count), true).catch(() => undefined);
+    if (ch && !this.noAck) await ch.prefetch(clampPrefetch(count), true).catch(() => undefined);
   }
 
   /** Sends acks waiting for the next flush (before a close). */
