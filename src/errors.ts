@@ -32,6 +32,17 @@ export class ContentDisallowed extends ProtocolError {
   }
 }
 
+/** A rate limit string Celery would not parse either. */
+export class InvalidRateLimit extends ImproperlyConfigured {
+  constructor(
+    readonly value: unknown,
+    /** The error Python's `rate()` raises for it, as `repr()` (what a Python worker replies). */
+    readonly pythonError: string,
+  ) {
+    super(`Invalid rate limit ${JSON.stringify(value)}: use tasks per second as a number, or "N/s", "N/m", "N/h" (${pythonError})`);
+  }
+}
+
 /** The broker could not be reached, refused us, or dropped the connection. */
 export class BrokerError extends CeleryError {}
 

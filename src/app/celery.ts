@@ -9,10 +9,15 @@ import { createBackend } from '../backend/index.js';
 import type { ResultBackend } from '../backend/types.js';
 import { createBroker } from '../broker/index.js';
 import type { Broker } from '../broker/types.js';
+import { Control } from '../control/client.js';
+import { EventDispatcher } from '../events/dispatcher.js';
+import { eventExchange } from '../events/event.js';
 import { ImproperlyConfigured } from '../errors.js';
 import { buildTaskMessage, type Embed, type Signature, type WireMessage } from '../protocol/message.js';
 import { parseIsoTime } from '../protocol/time.js';
 import { AsyncResult } from '../result/async-result.js';
+import { LamportClock } from '../support/clock.js';
+import { parseRate } from '../support/rate.js';
 import { producerOrigin } from '../support/ids.js';
 import {
   applyEnvironment,
@@ -52,12 +57,17 @@ export class Celery implements TaskHost {
   readonly tasks = new Map<string, Task<never, unknown>>();
   /** Sent as `reply_to` on every task, as Python's `app.thread_oid` (used by rpc://). */
   readonly oid: string = randomUUID();
+  /** The app's Lamport clock (Celery's `app.clock`): stamps events and remote-control messages. */
+  readonly clock = new LamportClock();
 
   private readonly loading: Promise<void>[] = [];
   private readonly discovery: DiscoverySpec[] = [];
   private isReady = true;
   private brokerInstance: Broker | null = null;
   private backendInstance: ResultBackend | null = null;
+  private controlInstance: Control | null = null;
+  /** `task-sent` events (`task_send_sent_event`), created on first use. */
+  private sentEvents: EventDispatcher | null = null;
   private readonly origin = producerOrigin();
   private warnedUnsupported = false;
 
@@ -181,6 +191,7 @@ export class Celery implements TaskHost {
     }
     checkTaskOptions(name, options);
     if (options.params) paramsFromOption(options.params); // a bad list fails here, not at the first message
+    if (options.rateLimit !== undefined) parseRate(options.rateLimit); // a bad rate fails here, not on the worker
     const existing = this.tasks.get(name);
     if (existing && existing.fn !== fn) {
       throw new ImproperlyConfigured(`A different task is already registered as ${JSON.stringify(name)}`);
@@ -208,9 +219,17 @@ export class Celery implements TaskHost {
     return this.backendInstance;
   }
 
+  /**
+   * Remote control of the workers, TypeScript and Python (Celery's
+   * `app.control`): `inspect()`, `revoke()`, `broadcast()`, `ping()`...
+   */
+  get control(): Control {
+    return (this.controlInstance ??= new Control(this));
+  }
+
   /** A result handle for any task id. */
   asyncResult<R = unknown>(id: string): AsyncResult<R> {
-    return new AsyncResult<R>(id, this.backend);
+    return new AsyncResult<R>(id, this.backend, this);
   }
 
   /**
@@ -298,11 +317,27 @@ export class Celery implements TaskHost {
     const backend = this.backend;
     if (backend.beforePublish) await backend.beforePublish();
     await this.broker.publish(wire, { exchange: route.exchange, routingKey: route.routingKey, declare: route.queue });
-    return new AsyncResult<R>(id, backend);
+    if (this.conf.task_send_sent_event) this.sendSentEvent(wire, route.queue?.name ?? null, route.exchange, route.routingKey);
+    return new AsyncResult<R>(id, backend, this);
+  }
+
+  /** Celery's `task-sent` event, sent by the producer once the message is published. */
+  private sendSentEvent(wire: WireMessage, queue: string | null, exchange: string, routingKey: string): void {
+    const h = wire.headers;
+    this.sentEvents ??= new EventDispatcher({ hostname: this.origin, broker: () => this.broker, clock: this.clock, exchange: eventExchange(this.conf) });
+    this.sentEvents.send('task-sent', {
+      uuid: h.id, root_id: h.root_id, parent_id: h.parent_id, name: h.task, args: h.argsrepr, kwargs: h.kwargsrepr,
+      retries: h.retries, eta: h.eta, expires: h.expires, queue, exchange, routing_key: routingKey,
+    });
   }
 
   /** Closes the broker connection and the backend (waits for pending confirms). */
   async close(): Promise<void> {
+    await this.sentEvents?.close();
+    this.sentEvents = null;
+    const control = this.controlInstance;
+    this.controlInstance = null;
+    await control?.close();
     // The backend first: rpc:// consumes on the broker's connection.
     const backend = this.backendInstance;
     this.backendInstance = null;

@@ -8,6 +8,7 @@
  */
 import { ImproperlyConfigured } from '../errors.js';
 import { didYouMean } from '../support/suggest.js';
+import { parseRate } from '../support/rate.js';
 import { checkQueueDefinitions } from './routing.js';
 import { checkTimezone } from './timezone.js';
 
@@ -101,6 +102,7 @@ export interface CelerySettings {
   task_publish_retry: boolean;
   task_publish_retry_policy: PublishRetryPolicy;
   task_send_sent_event: boolean;
+  task_default_rate_limit: string | number | null;
   task_always_eager: boolean;
   task_eager_propagates: boolean;
   worker_concurrency: number | null;
@@ -113,6 +115,19 @@ export interface CelerySettings {
   worker_deduplicate_successful_tasks: boolean;
   worker_max_tasks_per_child: number | null;
   worker_hijack_root_logger: boolean;
+  worker_state_db: string | null;
+  worker_disable_rate_limits: boolean;
+  control_exchange: string;
+  control_queue_ttl: number | null;
+  control_queue_expires: number | null;
+  control_queue_exclusive: boolean;
+  control_queue_durable: boolean;
+  event_exchange: string;
+  event_queue_ttl: number | null;
+  event_queue_expires: number | null;
+  event_queue_prefix: string;
+  event_queue_exclusive: boolean;
+  event_queue_durable: boolean;
   event_serializer: string;
   timezone: string | null;
   enable_utc: boolean;
@@ -120,7 +135,7 @@ export interface CelerySettings {
   include: string[];
 }
 
-type Kind = 'string' | 'bool' | 'number' | 'int' | 'object' | 'list' | 'routes' | 'tls' | 'delivery_mode';
+type Kind = 'string' | 'bool' | 'number' | 'int' | 'object' | 'list' | 'routes' | 'tls' | 'delivery_mode' | 'rate';
 
 interface SettingSpec {
   default: unknown;
@@ -222,7 +237,9 @@ export const SETTINGS: { readonly [K in keyof CelerySettings]: SettingSpec } = {
     default: { max_retries: 3, interval_start: 0, interval_step: 0.2, interval_max: 1 },
     kind: 'object',
   },
-  task_send_sent_event: { default: false, kind: 'bool', unsupported: 'events are not implemented yet' },
+  task_send_sent_event: { default: false, kind: 'bool' },
+  // A task's own rateLimit option wins; this applies to tasks without one ('10/s', '100/m', '1000/h', or a number per second).
+  task_default_rate_limit: { default: null, kind: 'rate', nullable: true },
   task_always_eager: { default: false, kind: 'bool', unsupported: 'use the memory:// broker with an in-process worker instead' },
   task_eager_propagates: { default: false, kind: 'bool', unsupported: 'eager mode is not implemented' },
   worker_concurrency: { default: null, kind: 'int', nullable: true },
@@ -232,12 +249,27 @@ export const SETTINGS: { readonly [K in keyof CelerySettings]: SettingSpec } = {
   // ts-celery's own: ETA tasks due later than this (seconds) are parked in RabbitMQ delay queues
   // instead of being held unacked; keep it well under RabbitMQ's consumer_timeout (30 min).
   worker_eta_max_hold: { default: 900, kind: 'number' },
-  worker_send_task_events: { default: false, kind: 'bool', unsupported: 'events are not implemented yet' },
-  worker_enable_remote_control: { default: true, kind: 'bool', unsupported: 'remote control (inspect/control) is not implemented yet' },
+  worker_send_task_events: { default: false, kind: 'bool' },
+  worker_enable_remote_control: { default: true, kind: 'bool' },
   worker_cancel_long_running_tasks_on_connection_loss: { default: false, kind: 'bool', unsupported: 'running tasks always finish; under acks_late their messages are redelivered' },
   worker_deduplicate_successful_tasks: { default: false, kind: 'bool', unsupported: 'not implemented' },
   worker_max_tasks_per_child: { default: null, kind: 'int', nullable: true, unsupported: 'the async pool has no child processes' },
   worker_hijack_root_logger: { default: true, kind: 'bool', unsupported: 'there is no root logger to hijack in Node' },
+  // `-S`/`--statedb`: the file that keeps revoked task ids across restarts (JSON, not Python's shelve).
+  worker_state_db: { default: null, kind: 'string', nullable: true },
+  worker_disable_rate_limits: { default: false, kind: 'bool' },
+  // Remote control (kombu's pidbox) and events, declared as Celery 5.7 declares them.
+  control_exchange: { default: 'celery', kind: 'string' },
+  control_queue_ttl: { default: 300, kind: 'number', nullable: true },
+  control_queue_expires: { default: 10, kind: 'number', nullable: true },
+  control_queue_exclusive: { default: true, kind: 'bool' },
+  control_queue_durable: { default: false, kind: 'bool' },
+  event_exchange: { default: 'celeryev', kind: 'string' },
+  event_queue_ttl: { default: 5, kind: 'number', nullable: true },
+  event_queue_expires: { default: 60, kind: 'number', nullable: true },
+  event_queue_prefix: { default: 'celeryev', kind: 'string' },
+  event_queue_exclusive: { default: true, kind: 'bool' },
+  event_queue_durable: { default: false, kind: 'bool' },
   event_serializer: { default: 'json', kind: 'string', oneOf: ['json'] },
   // Celery 5.7: null = UTC with enable_utc (the default), else the system's zone; see timezone.ts.
   timezone: { default: null, kind: 'string', nullable: true, check: (value) => checkTimezone(value as string) },
@@ -286,6 +318,13 @@ function checkValue(key: string, spec: SettingSpec, value: unknown): void {
         return typeof value === 'boolean' || (value !== null && typeof value === 'object');
       case 'delivery_mode':
         return value === 1 || value === 2 || value === 'persistent' || value === 'transient';
+      case 'rate':
+        try {
+          parseRate(value as string | number);
+          return typeof value === 'string' || typeof value === 'number';
+        } catch {
+          return false;
+        }
     }
   })();
   if (!ok || (spec.oneOf && !spec.oneOf.includes(value))) throw typeError(key, spec, value);

@@ -59,6 +59,12 @@ export interface TaskOptions {
   /** Default expiry in seconds for messages of this task. */
   expires?: number;
   /**
+   * Most tasks of this kind a worker starts, as Celery's `rate_limit`: `'10/s'`,
+   * `'100/m'`, `'1000/h'`, or a number per second. Per worker, not global;
+   * tasks over the limit wait on the worker (their messages stay unacked).
+   */
+  rateLimit?: string | number;
+  /**
    * Parameter names, for mapping kwargs from Python callers onto positional
    * parameters. Read from the function's source when not given.
    */
@@ -103,7 +109,7 @@ export interface ApplyOptions {
 const TASK_OPTION_NAMES = [
   'name', 'bind', 'maxRetries', 'defaultRetryDelay', 'retryBackoff', 'retryBackoffMax', 'retryJitter', 'autoretryFor',
   'acksLate', 'rejectOnWorkerLost', 'ignoreResult', 'trackStarted', 'timeLimit', 'softTimeLimit', 'queue', 'routingKey',
-  'priority', 'expires', 'params',
+  'priority', 'expires', 'rateLimit', 'params',
 ] as const satisfies ReadonlyArray<keyof TaskOptions>;
 
 /** Every {@link ApplyOptions} key. */

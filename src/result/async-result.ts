@@ -6,6 +6,8 @@
  * the remote exception type, message, module and traceback.
  */
 import type { ResultBackend } from '../backend/types.js';
+import type { NodeReply, RevokeOptions } from '../control/client.js';
+import { ImproperlyConfigured } from '../errors.js';
 import { deserializeException } from '../protocol/exceptions.js';
 import { PROPAGATE_STATES, READY_STATES, States, type ResultMeta, type State } from '../protocol/result-meta.js';
 
@@ -16,12 +18,28 @@ export interface GetOptions {
   propagate?: boolean;
 }
 
+/** What `revoke()` needs: an app's remote control. */
+export interface RevokeHost {
+  readonly control: { revoke(taskId: string, options?: RevokeOptions): Promise<NodeReply[]> };
+}
+
 export class AsyncResult<R = unknown> {
   constructor(
     /** The task id. */
     readonly id: string,
     private readonly backend: ResultBackend,
+    private readonly app: RevokeHost | null = null,
   ) {}
+
+  /**
+   * Revokes the task on every worker (Celery's `AsyncResult.revoke`): if it
+   * has not run yet it never will, and with `terminate` a running one is
+   * stopped. State REVOKED.
+   */
+  revoke(options: RevokeOptions = {}): Promise<NodeReply[]> {
+    if (!this.app) throw new ImproperlyConfigured('This AsyncResult has no app: use app.asyncResult(id).revoke() or app.control.revoke(id)');
+    return this.app.control.revoke(this.id, options);
+  }
 
   /** The stored meta, or null while PENDING (never stored). */
   meta(): Promise<ResultMeta | null> {

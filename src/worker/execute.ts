@@ -7,13 +7,14 @@ import type { Celery } from '../app/celery.js';
 import { runInTaskContext, type TaskContextSource } from '../app/context.js';
 import type { BoundTask, RetryOptions, Task, TaskRequest } from '../app/task.js';
 import type { Delivery } from '../broker/types.js';
-import { CeleryError, Retry } from '../errors.js';
+import { CeleryError, Retry, TaskRevokedError } from '../errors.js';
 import { serializeException } from '../protocol/exceptions.js';
 import { buildTaskMessage, EMPTY_EMBED, type TaskMessage } from '../protocol/message.js';
 import { pyRepr } from '../protocol/repr.js';
 import { buildExceptionMeta, buildResultMeta, States, type MetaContext } from '../protocol/result-meta.js';
 import { getLogger, isEnabled } from '../support/log.js';
 import type { RunOutcome } from './ack-policy.js';
+import type { TaskLifecycle } from './lifecycle.js';
 import { continueAfterFailure, continueAfterSuccess } from './canvas.js';
 import { bindArguments, paramsFromOption, readParams, type Param } from './arguments.js';
 import type { ResultWriter } from './results.js';
@@ -43,6 +44,22 @@ export interface ExecutionContext {
   storesResults: boolean;
   /** The app's time zone (IANA name): `date_done` and retry etas are written in it, as Celery does. */
   timeZone: string;
+  /** Where the run reports succeeded/failed/retried/revoked (the worker's lifecycle). */
+  lifecycle: TaskLifecycle;
+  /** Runs in progress by task id: `revoke(terminate=True)` finds them here. */
+  running: Map<string, RunHandle>;
+  /** Time limits set at run time (`time_limit` command) by task name; they replace the task's own. */
+  timeLimits: Map<string, { soft: number | null; hard: number | null }>;
+}
+
+/** A run in progress, as remote control sees it. */
+export interface RunHandle {
+  /**
+   * Stops the run now: its `self.signal` aborts with `TaskRevokedError('terminated')`,
+   * its slot is freed, and REVOKED is stored. The promise itself cannot be
+   * killed (there is no preemption in JS); whatever it does later is ignored.
+   */
+  terminate(signum: number): void;
 }
 
 const paramCache = new WeakMap<object, Param[]>();
@@ -99,7 +116,7 @@ export function executeTask(ctx: ExecutionContext, task: Task<never, unknown>, m
  * allocation in the worker, and most tasks need neither `self`, nor a
  * request object, nor an AbortController; those are built on first use.
  */
-class TaskRun implements TaskContextSource {
+class TaskRun implements TaskContextSource, RunHandle {
   private readonly storesResult: boolean;
   private readonly metaCtx: MetaContext;
   private requestObject: TaskRequest | null = null;
@@ -107,6 +124,12 @@ class TaskRun implements TaskContextSource {
   private timers: NodeJS.Timeout[] | null = null;
   /** The last Retry `self.retry()` returned in this run, if any. */
   private requestedRetry: Retry | null = null;
+  /** Rejects the awaited task promise early: a hard time limit or a terminate. */
+  private interrupt: ((reason: Error) => void) | null = null;
+  /** Why the run was stopped early, once it was. */
+  private stopReason: Error | null = null;
+  /** Set by terminate(): the signal number asked for. */
+  private terminatedWith: number | null = null;
 
   constructor(
     readonly ctx: ExecutionContext,
@@ -152,6 +175,30 @@ class TaskRun implements TaskContextSource {
 
   private addTimer(ms: number, fire: () => void): void {
     (this.timers ??= []).push(setTimeout(fire, ms));
+  }
+
+  /** Awaits the task's promise, unless stop() comes first (the slot is then freed). */
+  private interruptible(returned: PromiseLike<unknown>): Promise<unknown> {
+    if (this.stopReason) return Promise.reject(this.stopReason);
+    return new Promise((resolve, reject) => {
+      this.interrupt = reject;
+      returned.then(resolve, reject);
+    });
+  }
+
+  /** Ends the wait for the task's promise with `reason` (first reason wins). */
+  private stop(reason: Error): void {
+    if (this.stopReason) return;
+    this.stopReason = reason;
+    this.interrupt?.(reason);
+  }
+
+  terminate(signum: number): void {
+    if (this.terminatedWith !== null || this.stopReason) return;
+    this.terminatedWith = signum;
+    const reason = new TaskRevokedError('terminated');
+    this.aborter().abort(reason);
+    this.stop(reason);
   }
 
   /**
@@ -206,50 +253,57 @@ class TaskRun implements TaskContextSource {
     const { ctx, task, message } = this;
     const conf = ctx.app.conf;
     const started = performance.now();
+    ctx.running.set(message.id, this);
     if (this.storesResult && (task.options.trackStarted ?? conf.task_track_started)) {
       await this.store(States.STARTED, { pid: process.pid, hostname: ctx.hostname });
     }
     const [hardOverride, softOverride] = message.timeLimit;
-    const hard = hardOverride ?? task.options.timeLimit ?? conf.task_time_limit;
-    const soft = softOverride ?? task.options.softTimeLimit ?? conf.task_soft_time_limit;
+    const changed = ctx.timeLimits.size > 0 ? ctx.timeLimits.get(task.name) : undefined;
+    const hard = hardOverride ?? (changed ? changed.hard : (task.options.timeLimit ?? conf.task_time_limit));
+    const soft = softOverride ?? (changed ? changed.soft : (task.options.softTimeLimit ?? conf.task_soft_time_limit));
     if (soft) {
       const controller = this.aborter();
       this.addTimer(soft * 1000, () => controller.abort(new SoftTimeLimitExceeded(`SoftTimeLimitExceeded(${soft})`)));
     }
     try {
+      if (this.stopReason) throw this.stopReason;
+      if (hard) {
+        // The promise cannot be killed; the slot is freed and its late result ignored.
+        this.addTimer(hard * 1000, () => this.stop(new TimeLimitExceeded(`TimeLimitExceeded(${hard})`)));
+      }
       const args = bindArguments(task.name, paramsOf(task), message.args, message.kwargs);
       const returned = this.call(args);
-      let value: unknown = returned;
-      if (hard) {
-        value = await Promise.race([
-          returned,
-          new Promise<never>((_, reject) => {
-            // The promise cannot be killed; the slot is freed and its late result ignored.
-            this.addTimer(hard * 1000, () => reject(new TimeLimitExceeded(`TimeLimitExceeded(${hard})`)));
-          }),
-        ]);
-      } else if (isThenable(returned)) {
-        // Any thenable, not only Promise instances (query builders, other promise libraries).
-        value = await returned;
-      }
-      if (this.requestedRetry) return await this.failed(this.unclaimedRetry('returned a value'));
+      // Any thenable, not only Promise instances (query builders, other promise libraries); awaited so
+      // that a hard time limit or a terminate can end the wait.
+      const value = isThenable(returned) ? await this.interruptible(returned) : returned;
+      if (this.requestedRetry) return await this.failed(this.unclaimedRetry('returned a value'), started);
       await this.store(States.SUCCESS, value);
       if (message.embed !== EMPTY_EMBED) await continueAfterSuccess(ctx.app, message, value);
+      const runtime = (performance.now() - started) / 1000;
       if (isEnabled('info')) {
-        log.info(`Task ${task.name}[${message.id}] succeeded in ${((performance.now() - started) / 1000).toFixed(6)}s: ${pyRepr(value)}`);
+        log.info(`Task ${task.name}[${message.id}] succeeded in ${runtime.toFixed(6)}s: ${pyRepr(value)}`);
       }
+      ctx.lifecycle.emit('task-succeeded', message, value, runtime);
       return 'success';
     } catch (thrown) {
-      return this.failed(thrown);
+      return this.failed(thrown, started);
     } finally {
       if (this.timers) for (const t of this.timers) clearTimeout(t);
       if (this.abort) ctx.aborters.delete(this.abort);
+      if (ctx.running.get(message.id) === this) ctx.running.delete(message.id);
     }
   }
 
-  private async failed(thrown: unknown): Promise<RunOutcome> {
+  private async failed(thrown: unknown, started: number): Promise<RunOutcome> {
     const { ctx, task, message } = this;
     let err = thrown;
+    if (this.terminatedWith !== null) {
+      // revoke(terminate=True): REVOKED 'terminated', as Python's _announce_revoked stores it.
+      await this.storeException(States.REVOKED, new TaskRevokedError('terminated'));
+      log.info(`Task ${task.name}[${message.id}] terminated (revoked with terminate, signal ${this.terminatedWith}): state REVOKED`);
+      ctx.lifecycle.emit('task-revoked', message, { terminated: true, signum: this.terminatedWith, expired: false });
+      return 'terminated';
+    }
     if (this.requestedRetry && err !== this.requestedRetry && !(err instanceof RetryNotPublished)) err = this.unclaimedRetry('threw another error');
     const autoretry = task.options.autoretryFor;
     if (autoretry && !(err instanceof Retry) && autoretry.some((cls) => err instanceof cls)) {
@@ -269,15 +323,18 @@ class TaskRun implements TaskContextSource {
       // As Python: RETRY with the serialized exc, or a null result when retry() got none.
       await (err.exc != null ? this.storeException(States.RETRY, err.exc) : this.store(States.RETRY, null));
       if (isEnabled('info')) log.info(`Task ${task.name}[${message.id}] retry: ${err.message}${err.exc != null ? `: ${excRepr(err.exc)}` : ''}`);
+      ctx.lifecycle.emit('task-retried', message, err.exc);
       return 'retry';
     }
     if (err instanceof RetryNotPublished) {
       log.error(err.message);
+      // Requeued by the ack policy: the worker reports it as task-rejected.
       return 'retry-not-published';
     }
     await this.storeException(States.FAILURE, err);
     if (message.embed.errbacks) await continueAfterFailure(ctx.app, message);
     log.error(`Task ${task.name}[${message.id}] raised unexpected: ${excRepr(err)}\n${err instanceof Error ? (err.stack ?? '') : ''}`);
+    ctx.lifecycle.emit('task-failed', message, err, (performance.now() - started) / 1000);
     return err instanceof TimeLimitExceeded ? 'time-limit' : 'failure';
   }
 }

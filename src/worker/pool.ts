@@ -19,8 +19,34 @@ export class ConcurrencyPool {
   /** Bound once: settling a job costs one promise reaction, not a closure per job. */
   private readonly onJobDone = (): void => this.finished();
 
-  constructor(readonly limit: number) {
-    if (!(limit >= 1)) throw new RangeError(`concurrency must be at least 1, got ${limit}`);
+  constructor(private max: number) {
+    if (!(max >= 1)) throw new RangeError(`concurrency must be at least 1, got ${max}`);
+  }
+
+  /** Jobs that may run at once. */
+  get limit(): number {
+    return this.max;
+  }
+
+  /**
+   * Changes the limit now (`pool_grow`/`pool_shrink`). Growing starts waiting
+   * jobs at once; shrinking lets running jobs finish and starts new ones only
+   * below the new limit.
+   */
+  resize(limit: number): void {
+    if (!(limit >= 1) || !Number.isInteger(limit)) throw new RangeError(`concurrency must be a whole number of at least 1, got ${limit}`);
+    this.max = limit;
+    while (this.running < this.max && this.head < this.waiting.length) this.startNext();
+  }
+
+  private startNext(): void {
+    const next = this.waiting[this.head]!;
+    this.waiting[this.head++] = undefined as unknown as PoolJob;
+    if (this.head > 1024 && this.head * 2 > this.waiting.length) {
+      this.waiting.splice(0, this.head);
+      this.head = 0;
+    }
+    this.start(next);
   }
 
   /** Jobs running now. */
@@ -34,7 +60,7 @@ export class ConcurrencyPool {
   }
 
   submit(job: PoolJob): void {
-    if (this.running < this.limit) this.start(job);
+    if (this.running < this.max) this.start(job);
     else this.waiting.push(job);
   }
 
@@ -53,13 +79,8 @@ export class ConcurrencyPool {
   private finished(): void {
     this.running--;
     if (this.head < this.waiting.length) {
-      const next = this.waiting[this.head]!;
-      this.waiting[this.head++] = undefined as unknown as PoolJob;
-      if (this.head > 1024 && this.head * 2 > this.waiting.length) {
-        this.waiting.splice(0, this.head);
-        this.head = 0;
-      }
-      this.start(next);
+      // After a shrink, more than the new limit may still be running: start nothing until below it.
+      if (this.running < this.max) this.startNext();
     } else if (this.running === 0) {
       for (const resolve of this.idleWaiters.splice(0)) resolve();
     }
