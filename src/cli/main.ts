@@ -7,6 +7,9 @@ import yargs from 'yargs';
 import { parseLogLevel, type LogLevel } from '../support/log.js';
 import { closestName, editDistance, looseCase } from '../support/suggest.js';
 import { VERSION } from '../support/version.js';
+import { EX_USAGE, listCommands, runControl, runInspect, runStatus, UsageError, type RemoteArgs } from './control-command.js';
+import { runEventsDump } from './events-command.js';
+import { AppLoadError } from './load-app.js';
 import { runWorker } from './worker-command.js';
 
 function positiveInt(name: string) {
@@ -41,6 +44,71 @@ export function withSuggestions(message: string, help: string): string {
   return `Unknown argument${hints.length > 1 ? 's' : ''}: ${hints.join(', ')}`;
 }
 
+/** Options every remote-control command takes, as Celery's. */
+function remoteOptions<T>(y: import('yargs').Argv<T>) {
+  return y
+    .option('app', { alias: 'A', type: 'string', describe: 'The app (for its broker settings); else -b or CELERY_BROKER_URL' })
+    .option('broker', { alias: 'b', type: 'string', describe: 'Broker URL' })
+    .option('timeout', { alias: 't', type: 'number', default: 1.0, describe: 'Timeout in seconds waiting for reply.' })
+    .option('destination', { alias: 'd', type: 'string', describe: 'Comma separated list of destination node names.' })
+    .option('json', { alias: 'j', type: 'boolean', default: false, describe: 'Use json as output format.' })
+    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: "Don't print the node count." });
+}
+
+function remoteArgs(a: { app?: string; broker?: string; timeout: number; destination?: string; json: boolean; quiet: boolean }): RemoteArgs {
+  return {
+    app: a.app,
+    broker: a.broker,
+    timeout: a.timeout,
+    destination: a.destination ? a.destination.split(',').map((d) => d.trim()).filter(Boolean) : undefined,
+    json: a.json,
+    quiet: a.quiet,
+  };
+}
+
+/** Runs a client command; usage errors print click-style (exit 2), the rest exit with the command's code. */
+async function exitWith(run: () => Promise<number>, usage: string): Promise<never> {
+  try {
+    process.exitCode = await run();
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof AppLoadError) {
+      process.stderr.write(`Usage: ${usage}\nTry 'ts-celery --help' for help.\n\nError: ${err.message}\n`);
+      process.exitCode = EX_USAGE;
+    } else {
+      process.stderr.write(`Error: ${(err as Error).message}\n`);
+      process.exitCode = 1;
+    }
+  }
+  // Flush stdout/stderr, then leave: sockets still closing must not keep the command alive.
+  await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+  process.exit();
+}
+
+function remoteCommand(type: 'inspect' | 'control') {
+  return [
+    `${type} <command> [args..]`,
+    type === 'inspect'
+      ? 'Inspect the workers by sending them the COMMAND inspect command (ping, stats, active, registered...)'
+      : 'Send the COMMAND control command to the workers (revoke, rate_limit, add_consumer, shutdown...)',
+    (y: import('yargs').Argv) =>
+      remoteOptions(y)
+        .usage(`$0 ${type} [OPTIONS] COMMAND [ARGS]`)
+        .positional('command', { type: 'string', describe: `The ${type} command` })
+        .positional('args', { type: 'string', array: true, describe: 'Its arguments' })
+        .option('list', { type: 'boolean', describe: `List available ${type} commands and exit.` })
+        .parserConfiguration({ 'unknown-options-as-args': false }),
+    async (a: Record<string, unknown>) => {
+      if (a.list) {
+        process.stdout.write(`${listCommands(type)}\n`);
+        return;
+      }
+      const words = ((a.args as unknown[]) ?? []).map(String);
+      const run = type === 'inspect' ? runInspect : runControl;
+      await exitWith(() => run(String(a.command), words, remoteArgs(a as never)), `ts-celery ${type} [OPTIONS] COMMAND`);
+    },
+  ] as const;
+}
+
 export async function main(argv: string[]): Promise<void> {
   await yargs(argv)
     .scriptName('ts-celery')
@@ -64,6 +132,14 @@ export async function main(argv: string[]): Promise<void> {
             default: true,
             describe: 'Shut down warm when the launching process exits (npx and npm do not pass SIGTERM on); --no-exit-with-parent keeps running',
           })
+          .option('task-events', { alias: 'E', type: 'boolean', describe: 'Send task-related events that can be captured by monitors like Flower and `celery events`' })
+          .option('statedb', { alias: 'S', type: 'string', describe: 'File that keeps revoked task ids across restarts (worker_state_db)' })
+          .option('without-heartbeat', { type: 'boolean', describe: 'Send no worker-heartbeat events' })
+          .option('heartbeat-interval', { type: 'number', describe: 'Seconds between worker-heartbeat events (default 2)' })
+          .option('without-gossip', { type: 'boolean', describe: 'Accepted for compatibility: a TypeScript worker never gossips' })
+          .option('without-mingle', { type: 'boolean', describe: "Accepted for compatibility: a TypeScript worker does not mingle at start-up (it answers other workers' hello)" })
+          .option('metrics-port', { type: 'number', describe: 'Serve Prometheus /metrics and a /healthz check on this port' })
+          .option('metrics-host', { type: 'string', default: '0.0.0.0', describe: 'Address for --metrics-port' })
           .check((a) => {
             if (!parseLogLevel(String(a.loglevel))) throw new Error(`Invalid log level ${JSON.stringify(a.loglevel)}: use debug, info, warning, error or critical`);
             positiveInt('--concurrency')(a.concurrency);
@@ -71,6 +147,10 @@ export async function main(argv: string[]): Promise<void> {
               throw new Error('--prefetch-multiplier must be an integer >= 0');
             }
             if (a.queues !== undefined && !String(a.queues).split(',').some((q) => q.trim())) throw new Error('-Q needs at least one queue name');
+            if (a['metrics-port'] !== undefined && !(Number.isInteger(a['metrics-port']) && a['metrics-port'] >= 0 && a['metrics-port'] <= 65535)) {
+              throw new Error('--metrics-port must be a port number (0-65535)');
+            }
+            if (a['heartbeat-interval'] !== undefined && !(a['heartbeat-interval'] > 0)) throw new Error('--heartbeat-interval must be a positive number of seconds');
             return true;
           }),
       async (a) => {
@@ -84,7 +164,41 @@ export async function main(argv: string[]): Promise<void> {
           broker: a.broker,
           resultBackend: a['result-backend'],
           exitWithParent: a['exit-with-parent'],
+          taskEvents: a['task-events'],
+          statedb: a.statedb,
+          heartbeatInterval: a['without-heartbeat'] ? null : a['heartbeat-interval'],
+          metricsPort: a['metrics-port'],
+          metricsHost: a['metrics-host'],
         });
+      },
+    )
+    .command(...remoteCommand('inspect'))
+    .command(...remoteCommand('control'))
+    .command(
+      'status',
+      'Show list of workers that are online.',
+      (y) => remoteOptions(y),
+      async (a) => {
+        await exitWith(() => runStatus(remoteArgs(a)), 'ts-celery status [OPTIONS]');
+      },
+    )
+    .command(
+      'events',
+      'Event-stream utilities: --dump prints every event as it happens',
+      (y) =>
+        y
+          .option('app', { alias: 'A', type: 'string', describe: 'The app (for its broker settings); else -b or CELERY_BROKER_URL' })
+          .option('broker', { alias: 'b', type: 'string', describe: 'Broker URL' })
+          .option('dump', { alias: 'd', type: 'boolean', describe: 'Dump events to stdout.' }),
+      async (a) => {
+        await exitWith(async () => {
+          if (!a.dump) throw new UsageError('only --dump is supported (the curses monitor and --camera are not implemented; Flower shows the same events)');
+          const stop = new Promise((resolve) => {
+            process.once('SIGINT', resolve);
+            process.once('SIGTERM', resolve);
+          });
+          return runEventsDump({ app: a.app, broker: a.broker }, stop, { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`) });
+        }, 'ts-celery events [OPTIONS]');
       },
     )
     .demandCommand(1, 'Choose a command, e.g.: ts-celery worker -A tasks -l info')

@@ -31,6 +31,14 @@ export interface WorkerArgs {
   resultBackend?: string | undefined;
   /** Shut down warm when the launching parent process exits (default true; `--no-exit-with-parent`). */
   exitWithParent?: boolean | undefined;
+  /** `-E` */
+  taskEvents?: boolean | undefined;
+  /** `-S` */
+  statedb?: string | undefined;
+  /** Seconds between heartbeats; null = `--without-heartbeat`. */
+  heartbeatInterval?: number | null | undefined;
+  metricsPort?: number | undefined;
+  metricsHost?: string | undefined;
 }
 
 /** Expands Celery's node-name variables: %h host, %n name part, %d domain. */
@@ -91,6 +99,10 @@ export async function runWorker(args: WorkerArgs): Promise<void> {
     concurrency: args.concurrency,
     queues: args.queues,
     prefetchMultiplier: args.prefetchMultiplier,
+    ...(args.taskEvents !== undefined ? { taskEvents: args.taskEvents } : {}),
+    ...(args.statedb !== undefined ? { statedb: args.statedb } : {}),
+    ...(args.heartbeatInterval !== undefined ? { heartbeatInterval: args.heartbeatInterval } : {}),
+    ...(args.metricsPort !== undefined ? { metricsPort: args.metricsPort, metricsHost: args.metricsHost ?? '0.0.0.0' } : {}),
   });
 
   let signals = 0;
@@ -125,6 +137,12 @@ export async function runWorker(args: WorkerArgs): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // A remote `shutdown` (celery control shutdown, Flower) is a warm shutdown, exit code 0.
+  worker.on('shutdown-requested', () => {
+    signals++;
+    log.warning('worker: Warm shutdown (MainProcess) on a remote shutdown command');
+    warmShutdown();
+  });
   if (args.exitWithParent !== false) {
     // npx/npm exit on SIGTERM without passing it on: their exit is this worker's SIGTERM.
     watchParent((pid) => {
