@@ -52,7 +52,7 @@ const REDIS_BACKEND = DEFAULT_REDIS;
 
 /** Which systems each workload compares, in the order of the first repetition. */
 const PLAN: Array<{ workload: WorkloadId; systems: string[] }> = [
-  { workload: 'noop', systems: ['raw', 'ts', 'py-eventlet', 'py-prefork', 'bullmq'] },
+  { workload: 'noop', systems: ['raw', 'ts', 'ts-events', 'py-eventlet', 'py-prefork', 'bullmq'] },
   { workload: 'noop-redis', systems: ['ts', 'py-eventlet', 'py-prefork'] },
   { workload: 'sleep100', systems: ['raw', 'ts', 'py-eventlet', 'bullmq'] },
   { workload: 'producer-rate', systems: ['raw', 'ts', 'python', 'bullmq'] },

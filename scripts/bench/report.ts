@@ -109,6 +109,7 @@ export function checkTargets(records: RunRecord[], groups: Group[]): Target[] {
   };
   ratioTarget('no-op, no backend: ts-celery >= 80 % of the raw ceiling', pairedRatio(records, ['noop', 'ts'], ['noop', 'raw'], rate), 0.8, '');
   ratioTarget('no-op, no backend: ts-celery >= BullMQ', pairedRatio(records, ['noop', 'ts'], ['noop', 'bullmq'], rate), 1, 'ts/BullMQ');
+  ratioTarget('no-op with task events on (-E) >= 80 % of the rate with events off', pairedRatio(records, ['noop', 'ts-events'], ['noop', 'ts'], rate), 0.8, 'events on/off');
   const pyRates = [g('noop', 'py-eventlet')?.rate?.median, g('noop', 'py-prefork')?.rate?.median].filter((v): v is number => v !== undefined);
   const bestPy = pyRates.length ? Math.max(...pyRates) : Number.NaN;
   const pyX = (g('noop', 'ts')?.rate?.median ?? Number.NaN) / bestPy;
@@ -216,4 +217,5 @@ export const NOTES = [
   'Celery -P prefork -c 2 is left out of the 100-ms workload: two processes run at most 20 such tasks per second by construction.',
   'BullMQ uses Redis as its queue (jobs removed on completion); its RabbitMQ-free path is a comparison, not a ceiling.',
   'RSS and CPU are summed over the worker process tree (prefork: parent and children; shared pages count per process).',
+  'ts-celery -E sends task-received/started/succeeded for every task, batched as Celery does (task.multi lists of up to 24); no receiver is bound during the run, so RabbitMQ routes and drops them.',
 ];

@@ -3,6 +3,7 @@
  *
  *   raw          plain amqplib consumer, prefetch 1000 (the ceiling)       raw-worker.ts
  *   ts           ts-celery worker -c 1000 -l warning                        bin/ts-celery.js + bench-app.ts
+ *   ts-events    the same with -E: task events (3 per task, batched)  on   bin/ts-celery.js + bench-app.ts
  *   py-eventlet  Debian's Celery 5.2.6, -P eventlet -c 1000 (the tutorial)  pybench.py
  *   py-prefork   Debian's Celery 5.2.6, -P prefork -c 2                     pybench.py
  *   bullmq       BullMQ Worker, concurrency 1000 (Redis, not RabbitMQ)      bullmq-worker.ts
@@ -16,7 +17,7 @@ import { join } from 'node:path';
 import { BENCH_DIR, PYTHON, ROOT } from './config.js';
 import { startProc, type Proc } from './procs.js';
 
-export type SystemId = 'raw' | 'ts' | 'py-eventlet' | 'py-prefork' | 'bullmq';
+export type SystemId = 'raw' | 'ts' | 'ts-events' | 'py-eventlet' | 'py-prefork' | 'bullmq';
 /** Who produces for a system: Node clients (producers.ts) or Python's delay() (pybench.py). */
 export type ProducerId = 'raw' | 'ts' | 'python' | 'bullmq';
 
@@ -31,6 +32,7 @@ export interface SystemDef {
 export const SYSTEMS: Record<SystemId, SystemDef> = {
   raw: { id: 'raw', label: 'raw amqplib (ceiling)', transport: 'amqp', producer: 'raw' },
   ts: { id: 'ts', label: 'ts-celery -c 1000', transport: 'amqp', producer: 'ts' },
+  'ts-events': { id: 'ts-events', label: 'ts-celery -c 1000 -E (task events)', transport: 'amqp', producer: 'ts' },
   'py-eventlet': { id: 'py-eventlet', label: 'Celery 5.2.6 -P eventlet -c 1000', transport: 'amqp', producer: 'python' },
   'py-prefork': { id: 'py-prefork', label: 'Celery 5.2.6 -P prefork -c 2', transport: 'amqp', producer: 'python' },
   bullmq: { id: 'bullmq', label: 'BullMQ concurrency 1000', transport: 'redis', producer: 'bullmq' },
@@ -83,9 +85,12 @@ export function startWorker(system: SystemId, spec: WorkerSpec): Proc {
       return startProc(node, ['--import', 'tsx', join(BENCH_DIR, 'raw-worker.ts')], { cwd: ROOT, env });
     case 'bullmq':
       return startProc(node, ['--import', 'tsx', join(BENCH_DIR, 'bullmq-worker.ts')], { cwd: ROOT, env });
-    case 'ts': {
+    case 'ts':
+    case 'ts-events': {
       const prof = spec.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${spec.profileDir}`] : [];
-      const args = ['worker', '-A', 'scripts/bench/bench-app.ts', '-c', '1000', '-Q', spec.queue, '-l', 'warning', '-n', nodeName('ts')];
+      // -E: task-received/started/succeeded per task, published to celeryev (nobody bound: RabbitMQ drops them).
+      const events = system === 'ts-events' ? ['-E'] : [];
+      const args = ['worker', '-A', 'scripts/bench/bench-app.ts', '-c', '1000', '-Q', spec.queue, '-l', 'warning', '-n', nodeName(system), ...events];
       return startProc(node, [...prof, join(ROOT, 'bin', 'ts-celery.js'), ...args], { cwd: ROOT, env });
     }
     case 'py-eventlet':

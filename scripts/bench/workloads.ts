@@ -234,8 +234,9 @@ function phases(record: RunRecord, reset = true): (name: string) => void {
  * seconds Celery's warm shutdown takes.
  */
 async function stopWorker(ctx: BenchContext, system: SystemId, worker: Proc, record: RunRecord): Promise<void> {
-  await worker.stop(system === 'ts' ? 15_000 : 0);
-  if (ctx.profileDir && system === 'ts') record.profile = worker.pid;
+  const isTs = system === 'ts' || system === 'ts-events';
+  await worker.stop(isTs ? 15_000 : 0);
+  if (ctx.profileDir && isTs) record.profile = worker.pid;
 }
 
 /**
