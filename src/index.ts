@@ -43,7 +43,12 @@ export {
   MaxRetriesExceededError,
   TaskRevokedError,
   Retry,
+  InvalidRateLimit,
 } from './errors.js';
+export { Control, Inspect, type BroadcastOptions, type ControlCallOptions, type NodeReply, type RevokeOptions, type TargetOptions } from './control/client.js';
+export { EventReceiver, type EventReceiverOptions } from './events/receiver.js';
+export type { CeleryEvent } from './events/event.js';
+export type { TaskLifecycle, TaskLifecycleEvents, RevokedInfo } from './worker/lifecycle.js';
 export type { Broker, Delivery, DeliveryInfo } from './broker/types.js';
 export type { ResultBackend } from './backend/types.js';
 export { getLogger, setLogLevel, type Logger, type LogLevel } from './support/log.js';
