@@ -3,9 +3,12 @@
  * the hostname, UTC offset, pid and the app's Lamport clock, and published
  * fire-and-forget (no confirm) to the `celeryev` topic exchange. Events of
  * the groups in `bufferGroups` (a worker's `task` events) are collected and
- * sent as one list with routing key `<group>.multi`: after 24 events, or at
- * the end of the current turn of the event loop, whichever comes first, as
- * Celery's worker flushes on its next loop iteration.
+ * sent as one list with routing key `<group>.multi`, as Celery's worker
+ * batches them: after 24 events (Celery's `buffer_limit`), or
+ * {@link FLUSH_DELAY_MS} after the first one waiting, whichever comes first.
+ * Celery flushes on its event loop's next iteration; a short delay instead
+ * keeps batches full while the worker is busy (one publish per 24 events,
+ * not one per loop turn), and events no later than a monitor notices.
  *
  * When the broker cannot take a message (connection down), the events are
  * kept (at most {@link MAX_OUTBOUND}) and sent with the next flush, as
@@ -22,6 +25,8 @@ const log = getLogger('MainProcess');
 export const MAX_OUTBOUND = 10_000;
 /** Celery's `buffer_limit`. */
 export const BUFFER_LIMIT = 24;
+/** Longest a buffered event waits for its batch to fill. */
+export const FLUSH_DELAY_MS = 20;
 
 export interface EventDispatcherOptions {
   /** Sender name: the worker's nodename, or `gen<pid>@host` for a producer. */
@@ -131,10 +136,10 @@ export class EventDispatcher {
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setImmediate(() => {
+    setTimeout(() => {
       this.flushScheduled = false;
       this.flushBuffers();
-    });
+    }, FLUSH_DELAY_MS).unref();
   }
 
   private publishBuffer(group: string, buffer: string[]): void {

@@ -173,7 +173,11 @@ export class WorkerEvents {
   }
 }
 
-/** JSON text of a string (or null). */
+/** What JSON.stringify would escape in a string. */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** JSON text of a string (or null); ids and names rarely need escaping, so skip the serializer then. */
 function json(v: string | null): string {
-  return v === null ? 'null' : JSON.stringify(v);
+  if (v === null) return 'null';
+  return NEEDS_ESCAPE.test(v) ? JSON.stringify(v) : `"${v}"`;
 }

@@ -74,6 +74,8 @@ describe('events', () => {
       await (await app.sendTask('fail', [])).get({ timeout: 2000, propagate: false });
       await (await app.sendTask('again', [])).get({ timeout: 2000 });
       await app.sendTask('add', [1, 1], {}, { expires: new Date(Date.now() - 1000) });
+      const quoted = await app.sendTask('add', ['say "hi"\\\n', 'ü']);
+      await quoted.get({ timeout: 2000 });
       await tick(100);
       await worker.stop();
       await tick(50);
@@ -88,6 +90,9 @@ describe('events', () => {
         if (type !== 'worker-heartbeat') expect(keys, type).to.deep.equal(Object.keys(py));
       }
       expect(byType.get('task-succeeded')).to.deep.include({ uuid: ok.id, result: '5' });
+      // Escaping survives the hand-written JSON: quotes, backslashes, newlines, non-ASCII.
+      expect(events.find((e) => e.type === 'task-received' && e.uuid === quoted.id)!.args).to.equal(`('say "hi"\\\\\\n', 'ü')`);
+      expect(events.find((e) => e.type === 'task-succeeded' && e.uuid === quoted.id)!.result).to.equal(`'say "hi"\\\\\\nü'`);
       expect(byType.get('task-failed')!.exception).to.equal("RangeError('nope')");
       expect(byType.get('task-retried')!.exception).to.equal("Error('once')");
       expect(byType.get('task-revoked')).to.deep.include({ terminated: false, signum: null, expired: true });
