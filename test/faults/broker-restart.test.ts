@@ -130,9 +130,12 @@ describe('fault: RabbitMQ restart under load (5,000 tasks, acks_late)', function
       expect(out).to.match(/consuming resumed/);
       assertNoSecrets(out, [rabbit.password], 'worker output');
     }
-    // Prefetch restored: each worker's consumer channel has its basic.qos again.
+    // Prefetch restored: each worker's task consumer channel has its basic.qos again. Each worker
+    // also consumes its remote-control mailbox (no acks, so no basic.qos), resumed as well.
     const consumerChannels = (await rabbit.channels()).filter((c) => c.consumers > 0);
-    expect(consumerChannels.length).to.equal(2);
-    for (const c of consumerChannels) expect(c.globalPrefetch, `prefetch on ${c.connection}`).to.equal(PREFETCH);
+    expect(consumerChannels.length).to.equal(4);
+    const taskChannels = consumerChannels.filter((c) => c.globalPrefetch !== 0);
+    expect(taskChannels.length).to.equal(2);
+    for (const c of taskChannels) expect(c.globalPrefetch, `prefetch on ${c.connection}`).to.equal(PREFETCH);
   });
 });

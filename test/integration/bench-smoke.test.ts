@@ -73,7 +73,7 @@ describe('npm run bench -- --quick (smoke)', function () {
   it('runs every workload against every system it compares', () => {
     const seen = new Set(json.records.map((r) => `${r.workload}/${r.system}`));
     const expected = [
-      'noop/raw', 'noop/ts', 'noop/py-eventlet', 'noop/py-prefork', 'noop/bullmq',
+      'noop/raw', 'noop/ts', 'noop/ts-events', 'noop/py-eventlet', 'noop/py-prefork', 'noop/bullmq',
       'noop-redis/ts', 'noop-redis/py-eventlet', 'noop-redis/py-prefork',
       'sleep100/raw', 'sleep100/ts', 'sleep100/py-eventlet', 'sleep100/bullmq',
       'producer-rate/raw', 'producer-rate/ts', 'producer-rate/python', 'producer-rate/bullmq',
