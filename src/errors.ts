@@ -179,6 +179,22 @@ export class Retry extends CeleryError implements PromiseLike<never> {
   }
 }
 
+/**
+ * Thrown inside a task to end the run without storing a state (`self.replace()`
+ * raises it after sending the replacement). Mirrors `celery.exceptions.Ignore`.
+ */
+export class Ignore extends CeleryError {
+  static readonly pythonModule = 'celery.exceptions';
+}
+
+/**
+ * A chord's header failed (or its body could not be sent): stored as the
+ * body's FAILURE, as Python does. Mirrors `celery.exceptions.ChordError`.
+ */
+export class ChordError extends CeleryError {
+  static readonly pythonModule = 'celery.exceptions';
+}
+
 /** Python's `str(exc)` for an exception built from `args`. */
 export function formatExcArgs(args: unknown[]): string {
   if (args.length === 0) return '';

@@ -25,7 +25,7 @@ export type DeliveryEvent =
   | { kind: 'finished'; acksLate: boolean; outcome: RunOutcome; acksOnFailureOrTimeout: boolean };
 
 /** How a run ended. */
-export type RunOutcome = 'success' | 'failure' | 'time-limit' | 'retry' | 'retry-not-published';
+export type RunOutcome = 'success' | 'failure' | 'time-limit' | 'retry' | 'retry-not-published' | 'ignored';
 
 export type AckDecision = 'ack' | 'reject' | 'requeue' | 'keep';
 
@@ -60,6 +60,9 @@ export function decideAck(event: DeliveryEvent): AckDecision {
           return 'ack';
         case 'retry':
           // The retry message is confirmed by the broker; this one is done.
+          return 'ack';
+        case 'ignored':
+          // Replaced (self.replace): the replacement is confirmed by the broker and carries on.
           return 'ack';
         case 'retry-not-published':
           // The retry could not be scheduled: requeue the original so the task is not lost.

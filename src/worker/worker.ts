@@ -15,10 +15,12 @@ import type { Task } from '../app/task.js';
 import { clampPrefetch, type Broker, type Consumer, type Delivery, type QueueDeclaration } from '../broker/types.js';
 import { ContentDisallowed, NotRegistered, TaskRevokedError } from '../errors.js';
 import { parseTaskMessage, type TaskMessage } from '../protocol/message.js';
+import { serializeException } from '../protocol/exceptions.js';
 import { buildExceptionMeta, States } from '../protocol/result-meta.js';
 import { DisabledBackend } from '../backend/disabled.js';
 import { getLogger, isEnabled } from '../support/log.js';
 import { decideAck, type AckDecision, type DeliveryEvent, type RunOutcome } from './ack-policy.js';
+import { chordPartReturn } from './canvas.js';
 import { EtaScheduler } from './eta.js';
 import { executeTask, SoftTimeLimitExceeded, type ExecutionContext } from './execute.js';
 import { ConcurrencyPool, type PoolJob } from './pool.js';
@@ -276,6 +278,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
         correlationId: message.id,
       });
     }
+    // A chord member that will never run still counts, or the chord would wait forever (as Celery's mark_as_revoked).
+    if (message.embed.chord) void chordPartReturn(this.app, this.results, message, States.REVOKED, serializeException(new TaskRevokedError('expired')));
     this.apply(delivery, { kind: 'expired' });
   }
 
@@ -295,7 +299,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const acksLate = task.options.acksLate ?? this.app.conf.task_acks_late;
     this.apply(delivery, { kind: 'starting', acksLate });
     const outcome = await executeTask(this.ctx, task, message, delivery);
-    if (outcome === 'success') this.stats.succeeded++;
+    if (outcome === 'success' || outcome === 'ignored') this.stats.succeeded++;
     else if (outcome === 'retry') this.stats.retried++;
     else this.stats.failed++;
     this.apply(delivery, {
