@@ -81,21 +81,26 @@ export async function sendCallbacks(app: Celery, message: TaskMessage, value: un
   await Promise.all(jobs);
 }
 
-/** The failure a chord reports: its body is stored FAILURE with it and its errbacks are called. */
+/**
+ * A chord header member finished (SUCCESS, FAILURE or REVOKED): the backend
+ * counts it, and the last one sends the body (or fails it). Never rejects:
+ * the member's own outcome is already stored.
+ */
 export async function chordPartReturn(app: Celery, sink: StateSink, message: TaskMessage, state: string, result: unknown): Promise<void> {
   const backend = app.backend;
   const chord = message.embed.chord;
   if (!chord || !backend.onChordPartReturn || !message.group) return;
-  await chordPart(app, sink, { groupId: message.group, taskId: message.id, groupIndex: message.groupIndex, state, result }, chord);
+  const part = { groupId: message.group, taskId: message.id, groupIndex: message.groupIndex, state, result };
+  await logged(`Task ${who(message)}: chord ${message.group}`, () => chordPart(app, sink, part, chord));
 }
 
 async function chordPart(app: Celery, sink: StateSink, part: ChordPart, chord: SignatureDict | Signature): Promise<void> {
-  const callback = maybeSignature(chord, app);
+  // Only the last member needs the body as a signature: built then, not for every member.
   await app.backend.onChordPartReturn!(part, {
     fire: async (results) => {
-      await callback.apply([results], {}, {});
+      await maybeSignature(chord, app).apply([results], {}, {});
     },
-    fail: (error) => chordErrorFromStack(app, sink, callback, error),
+    fail: (error) => chordErrorFromStack(app, sink, maybeSignature(chord, app), error),
   });
 }
 
@@ -166,7 +171,7 @@ function storeFailure(sink: StateSink, taskId: string, error: unknown, ctx: Meta
  */
 export async function continueAfterFailure(app: Celery, sink: StateSink, message: TaskMessage, error: unknown): Promise<void> {
   const { chord, chain, errbacks } = message.embed;
-  if (chord) await logged(`Task ${who(message)}: chord`, () => chordPartReturn(app, sink, message, States.FAILURE, serializeException(error)));
+  if (chord) await chordPartReturn(app, sink, message, States.FAILURE, serializeException(error));
   if (chain?.length) await logged(`Task ${who(message)}: failing its chain`, () => failChain(app, sink, chain, error));
   if (errbacks?.length) {
     await logged(`Task ${who(message)}: could not send its errbacks`, () =>
