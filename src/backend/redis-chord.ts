@@ -37,11 +37,13 @@ local tid, value, ordered, score = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local expires, group_expires = tonumber(ARGV[5]), tonumber(ARGV[6])
 local claim_expires = tonumber(ARGV[7])
 local claim_token = ARGV[8]
+
 -- Prevent late duplicates from recreating chord state after successful cleanup.
 local done_marker = redis.call('GET', ckey)
 if done_marker == 'done' then
     return {-1, 0, 0, 0}
 end
+
 -- Key the check on the task id and header index, so it doesn't merge two
 -- header entries that share the task id of a reused frozen signature.
 local member = tid .. ':' .. score
@@ -67,6 +69,7 @@ if expires > 0 then
         redis.call('EXPIRE', gkey, group_expires)
     end
 end
+
 local totaldiff = redis.call('GET', tkey)
 local size = redis.call('GET', skey)
 local claimed = 0
@@ -75,6 +78,7 @@ if size and readycount == tonumber(size) + tonumber(totaldiff or 0) then
         claimed = 1
     end
 end
+
 return {readycount, totaldiff, size, claimed}
 `;
 
@@ -87,6 +91,7 @@ local skey = KEYS[4]
 local dkey = KEYS[5]
 local token = ARGV[1]
 local done_expires = tonumber(ARGV[2])
+
 if redis.call('GET', ckey) == token then
     redis.call('DEL', jkey, tkey, skey, dkey)
     if done_expires and done_expires > 0 then

@@ -359,9 +359,15 @@ type ResultHandleOf<S> = S extends Signature<any, any, infer Res> ? Res : AsyncR
  */
 export function chain(): Signature<null, any, null>;
 export function chain<const S extends readonly AnySig[]>(...tasks: S & ValidChain<S>): Signature<ResultOf<LastOf<S>>, any, ResultHandleOf<LastOf<S>>>;
-export function chain(...tasks: AnySig[]): Signature {
-  const list = tasks.length === 1 && Array.isArray(tasks[0]) ? (tasks[0] as AnySig[]) : tasks;
-  if (list.length === 0) return new Chain([]);
-  const folded = foldChain(list as Signature[]);
-  return folded;
+/** `chain([a, b, c])`: the steps as one list (not type-checked step by step). */
+export function chain(tasks: AnySig[]): Signature;
+export function chain(...tasks: Array<AnySig | AnySig[]>): Signature {
+  if (tasks.length === 1 && Array.isArray(tasks[0])) {
+    const list = tasks[0] as Signature[];
+    return list.length === 0 ? new Chain([]) : foldChain(list);
+  }
+  if (tasks.length === 0) return new Chain([]);
+  // As Celery: chain(x) of one signature wraps it (nothing to fold); more are folded like x | y | z.
+  if (tasks.length === 1) return new Chain([tasks[0] as Signature]);
+  return foldChain(tasks as Signature[]);
 }

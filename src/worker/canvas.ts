@@ -21,7 +21,9 @@ import { Chord } from '../canvas/chord.js';
 import { Group } from '../canvas/group.js';
 import { maybeSignature, Signature } from '../canvas/signature.js';
 import { ChordError } from '../errors.js';
-import { serializeException } from '../protocol/exceptions.js';
+import type { Task } from '../app/task.js';
+import { formatTraceback, serializeException } from '../protocol/exceptions.js';
+import { bindArguments, paramsOfTask } from './arguments.js';
 import type { SignatureDict, TaskMessage } from '../protocol/message.js';
 import { buildExceptionMeta, PROPAGATE_STATES, States, type MetaContext } from '../protocol/result-meta.js';
 import { getLogger } from '../support/log.js';
@@ -115,7 +117,10 @@ export async function chordErrorFromStack(app: Celery, sink: StateSink, callback
     await failGroupBody(app, sink, callback, error);
   } else {
     const callbackId = (callback.id ??= randomUUID());
-    await callErrbacks(app, { id: callbackId, rootId: null }, asList(callback.options.link_error));
+    const fakeRequest: FailedRequest & Record<string, unknown> = {
+      id: callbackId, rootId: null, task: callback.task, args: callback.args, kwargs: callback.kwargs, errbacks: asList(callback.options.link_error),
+    };
+    await callErrbacks(app, fakeRequest, error, null, asList(callback.options.link_error));
     // As Python: stored without a request, so with the children of the running task (the errbacks just sent).
     await storeFailure(sink, callbackId, error, { children: currentTaskContext()?.children?.() ?? [] });
   }
@@ -137,7 +142,7 @@ async function failGroupBody(app: Celery, sink: StateSink, body: Group, error: C
     for (const eb of [...(byId.get(result.id) ?? []), ...groupErrbacks]) {
       if (!errbacks.some((e) => JSON.stringify(e) === JSON.stringify(eb))) errbacks.push(eb);
     }
-    await logged(`Chord group body ${result.id}`, () => callErrbacks(app, { id: result.id, rootId: null }, errbacks));
+    await logged(`Chord group body ${result.id}`, () => callErrbacks(app, { id: result.id, rootId: null }, original, null, errbacks));
     await storeFailure(sink, result.id, original, {});
   }
   await storeFailure(sink, frozen.id, original, {});
@@ -169,27 +174,71 @@ function storeFailure(sink: StateSink, taskId: string, error: unknown, ctx: Meta
  * of the chain fails too, and the errbacks are sent with the task's id, in
  * the order Celery's `mark_as_failure` does it.
  */
-export async function continueAfterFailure(app: Celery, sink: StateSink, message: TaskMessage, error: unknown): Promise<void> {
+export async function continueAfterFailure(
+  app: Celery,
+  sink: StateSink,
+  message: TaskMessage,
+  error: unknown,
+  request?: FailedRequest,
+): Promise<void> {
   const { chord, chain, errbacks } = message.embed;
   if (chord) await chordPartReturn(app, sink, message, States.FAILURE, serializeException(error));
   if (chain?.length) await logged(`Task ${who(message)}: failing its chain`, () => failChain(app, sink, chain, error));
   if (errbacks?.length) {
     await logged(`Task ${who(message)}: could not send its errbacks`, () =>
-      callErrbacks(app, { id: message.id, rootId: message.rootId }, errbacks),
+      callErrbacks(app, request ?? { id: message.id, rootId: message.rootId }, error, formatTraceback(error), errbacks),
     );
   }
 }
 
+/** What an errback called inline gets as its `request`: the failed task's request (or, for a chord, a stand-in). */
+export interface FailedRequest {
+  id: string;
+  rootId: string | null;
+}
+
 /**
- * Errbacks are sent as one group, with the failed task's id as their
- * argument (Celery's old-style errbacks). Python calls errbacks that take
- * (request, exc, traceback) inline; a TypeScript worker cannot call Python
- * code, so all are sent (see the README's differences).
+ * Calls the errbacks of a failed task as Celery's `_call_task_errbacks`
+ * does: an errback registered here whose function takes more than the one
+ * argument (`(request, exc, traceback)`, a "new-style" errback) is called
+ * inline with them; every other one (old-style, bound, or registered only
+ * on another worker, e.g. in Python) is sent, all in one group, with the
+ * failed task's id as its argument.
  */
-async function callErrbacks(app: Celery, failed: { id: string; rootId: string | null }, errbacks: unknown[]): Promise<void> {
+async function callErrbacks(app: Celery, failed: FailedRequest, exc: unknown, traceback: string | null, errbacks: unknown[]): Promise<void> {
   if (!errbacks.length) return;
-  const sigs = errbacks.map((e) => maybeSignature(e, app));
-  await new Group(sigs, {}, app).apply([failed.id], {}, { parent_id: failed.id, root_id: failed.rootId ?? failed.id });
+  const sent: Signature[] = [];
+  for (const e of errbacks) {
+    const sig = maybeSignature(e, app);
+    const task = app.tasks.get(sig.task);
+    if (!task || !takesRequestExcTraceback(task, sig)) {
+      sent.push(sig);
+      continue;
+    }
+    try {
+      const [args, kwargs] = sig.merge([failed, exc, traceback], {}, null);
+      const fn = task.fn as (...a: unknown[]) => unknown;
+      await fn(...bindArguments(task.name, paramsOfTask(task), args, kwargs));
+    } catch (err) {
+      log.error(`Errback ${sig.task} raised an exception: ${(err as Error).message}`);
+    }
+  }
+  if (sent.length) await new Group(sent, {}, app).apply([failed.id], {}, { parent_id: failed.id, root_id: failed.rootId ?? failed.id });
+}
+
+/**
+ * Celery's test for a new-style errback: a plain (not bound) task whose
+ * function still takes more than one positional argument once the
+ * signature's own args and kwargs are bound (from the left, as `partial` does).
+ */
+function takesRequestExcTraceback(task: Task<never, unknown>, sig: Signature): boolean {
+  if (task.bound) return false;
+  let params = paramsOfTask(task).filter((p) => !p.kwargs);
+  if (params.some((p) => p.rest)) return true;
+  if (!sig.immutable && (sig.args.length || Object.keys(sig.kwargs).length)) {
+    params = params.slice(sig.args.length).filter((p) => p.name === null || !(p.name in sig.kwargs));
+  }
+  return params.length > 1;
 }
 
 /**

@@ -298,7 +298,7 @@ class TaskRun implements TaskContextSource {
       return 'ignored';
     }
     await this.storeException(States.FAILURE, err);
-    if (message.embed !== EMPTY_EMBED) await this.inContext(() => continueAfterFailure(ctx.app, ctx.results, message, err));
+    if (message.embed !== EMPTY_EMBED) await this.inContext(() => continueAfterFailure(ctx.app, ctx.results, message, err, this.request));
     log.error(`Task ${task.name}[${message.id}] raised unexpected: ${excRepr(err)}\n${err instanceof Error ? (err.stack ?? '') : ''}`);
     return err instanceof TimeLimitExceeded ? 'time-limit' : 'failure';
   }

@@ -16,6 +16,10 @@ describe('canvas on the memory broker', () => {
     errbackRuns.push(taskId);
     return taskId;
   });
+  const inline: Array<[string, string, boolean]> = [];
+  const onErrorNew = app.task({ name: 'on_error_new' }, (request: { id: string }, exc: Error, traceback: string | null) => {
+    inline.push([request.id, exc.message, typeof traceback === 'string']);
+  });
   const ids = app.task({ name: 'ids', bind: true }, (self, i: number) => [self.request.rootId, self.request.parentId, i]);
   const replaced = app.task({ name: 'add_replaced', bind: true }, (self, x: number, y: number) => self.replace(add.s(x, y)));
   const toAll = app.task({ name: 'add_to_all', bind: true }, (self, nums: number[], val: number) => self.replace(group(nums.map((n) => add.s(n, val)))));
@@ -74,6 +78,14 @@ describe('canvas on the memory broker', () => {
     const deadline = Date.now() + 2000;
     while (!errbackRuns.includes(r.id) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
     expect(errbackRuns).to.include(r.id);
+  });
+
+  it('an errback taking (request, exc, traceback) is called inline, as Celery calls new-style errbacks', async () => {
+    const r = await fail.s('inline please').onError(onErrorNew.s()).applyAsync();
+    await r.get({ timeout: 2000 }).catch(() => undefined);
+    const deadline = Date.now() + 2000;
+    while (!inline.some(([id]) => id === r.id) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
+    expect(inline.find(([id]) => id === r.id)).to.deep.equal([r.id, 'inline please', true]);
   });
 
   it('a failed chain step fails the later steps, so waiting on the chain ends', async () => {
