@@ -14,7 +14,10 @@ export class CeleryError extends Error {
 }
 
 /** A setting is unknown, has the wrong type, or a config module could not be loaded. */
-export class ImproperlyConfigured extends CeleryError {}
+export class ImproperlyConfigured extends CeleryError {
+  /** Stored for Python as Celery's own class (e.g. "Cannot replace with an empty chain"). */
+  static readonly pythonModule = 'celery.exceptions';
+}
 
 /** A message could not be encoded or decoded (bad JSON, wrong body shape, missing header...). */
 export class ProtocolError extends CeleryError {}

@@ -110,7 +110,7 @@ export class Group<R = unknown> extends Signature<R[], any, GroupResult<R>> {
     const [opts, groupId, rootId] = this.freezeGid(rest);
     const prepared = this.prepared(this.tasks, [], groupId, rootId, app);
     const results = await this.applyTasks(prepared, app, args, kwargs, opts);
-    let result: GroupResult<R> = new GroupResult<R>(groupId, results, app.backend);
+    let result: GroupResult<R> = new GroupResult<R>(groupId, results, app.backend, app);
     // group(a | group(b, c)): the result is that of the inner group.
     if (results.length === 1 && results[0] instanceof GroupResult) result = results[0] as GroupResult<R>;
     if (add_to_parent !== false) currentTaskContext()?.addChild?.(result);
@@ -177,7 +177,7 @@ export class Group<R = unknown> extends Signature<R[], any, GroupResult<R>> {
   /** Fixes the group's and every member's ids (see {@link Signature.freeze}); returns the GroupResult. */
   override freeze(_id?: string | null, f: FreezeOptions = {}): GroupResult<R> {
     const [gid, results] = this.freezeGroupTasks(f);
-    return new GroupResult<R>(gid, results, this.app.backend);
+    return new GroupResult<R>(gid, results, this.app.backend, this.app);
   }
 
   /** @internal Celery's `_freeze_group_tasks`: the group id and the members' frozen results. */

@@ -70,7 +70,8 @@ export function buildResultMeta(
   // Key order follows Python's so stored documents look the same.
   return {
     status,
-    result,
+    // A JS function that returns nothing stores null, as Python's None: a missing key breaks Python readers.
+    result: result === undefined ? null : result,
     traceback,
     children: ctx.children ?? [],
     date_done: READY_STATES.has(status) ? formatIsoTime(now, ctx.timeZone) : null,

@@ -5,7 +5,7 @@
  * restored here and the other way round.
  */
 import type { ResultBackend } from '../backend/types.js';
-import { BackendError, TimeoutError } from '../errors.js';
+import { BackendError, ImproperlyConfigured, TimeoutError } from '../errors.js';
 import { READY_STATES, States, type ResultMeta } from '../protocol/result-meta.js';
 import type { ResultTuple } from '../protocol/result-tuple.js';
 import { AsyncResult, setResultFromTuple, type GetOptions, type ResultNode } from './async-result.js';
@@ -19,6 +19,11 @@ export function resultFromTuple(tuple: ResultTuple, backend: ResultBackend): Res
   return node;
 }
 setResultFromTuple(resultFromTuple);
+
+/** What `revoke()` needs from the app: its remote control (Celery's `app.control`). */
+interface RevokeHost {
+  readonly control?: { revoke(taskIds: string[], options?: Record<string, unknown>): Promise<unknown> };
+}
 
 function notSupported(backend: ResultBackend, what: string): BackendError {
   return new BackendError(`The result backend ${backend.displayUrl} cannot ${what}: use a redis:// result backend`);
@@ -34,6 +39,8 @@ export class GroupResult<R = unknown> {
     /** One result per task, in the group's order (a nested group stays a GroupResult). */
     readonly results: ResultNode[],
     private readonly backend: ResultBackend,
+    /** The app, for `revoke()`. */
+    private readonly app: object | null = null,
   ) {}
 
   /**
@@ -46,7 +53,7 @@ export class GroupResult<R = unknown> {
     const tuple = await backend.restoreGroup(id);
     if (!tuple) return null;
     const node = resultFromTuple(tuple, backend);
-    return node instanceof GroupResult ? (node as GroupResult<R>) : new GroupResult<R>(id, [node], backend);
+    return new GroupResult<R>(id, node instanceof GroupResult ? node.results : [node], backend, app);
   }
 
   /** The number of results. */
@@ -157,6 +164,19 @@ export class GroupResult<R = unknown> {
         : (r as AsyncResult<R>).get({ ...(timeout === undefined ? {} : { timeout }), propagate: false });
     });
     return (await Promise.all(values)) as Array<R | Error>;
+  }
+
+  /**
+   * Revokes every task of the group on every worker, as Celery's
+   * `GroupResult.revoke()` (a `revoke` broadcast; `terminate`, `signal`
+   * as `app.control.revoke`). Needs the app's remote control.
+   */
+  async revoke(options: { terminate?: boolean; signal?: string } = {}): Promise<unknown> {
+    const control = (this.app as RevokeHost | null)?.control;
+    if (!control) {
+      throw new ImproperlyConfigured('GroupResult.revoke() needs the app\'s remote control (app.control), which this GroupResult has no access to');
+    }
+    return control.revoke(this.leaves().map((r) => r.id), options);
   }
 
   /** Celery's result tuple: `[[id, parent], [member tuples]]`. */
