@@ -12,7 +12,7 @@ import { GroupResult } from '../result/group-result.js';
 import { Chord, firstTaskOptions, stripChordHeaderLinks } from './chord.js';
 import { Group, type ResultOf } from './group.js';
 import { type CeleryOptions } from './options.js';
-import { dropEmpty, maybeSignature, registerSignatureType, Signature, type FreezeOptions } from './signature.js';
+import { dropEmpty, maybeSignature, registerSignatureType, setPipeImplementation, Signature, type FreezeOptions } from './signature.js';
 
 function isEmptyGroup(task: unknown): boolean {
   return task instanceof Group && task.tasks.length === 0;
@@ -285,7 +285,7 @@ function pipeChain(self: Chain, other0: Signature): Signature {
   return new Chain([...self.unchainTasks(), other], {}, app);
 }
 
-registerSignatureType('__or__', pipeSignatures as never);
+setPipeImplementation(pipeSignatures);
 
 /** Celery's `_merge_chain_step`: adds `other` to `steps` by the rules of `|`; returns steps, or what replaces them. */
 function mergeStep(steps: Signature[], other0: Signature, cloneOther: boolean): Signature[] | Signature {

@@ -34,6 +34,14 @@ export function registerSignatureType(name: string, fromDict: FromDict): void {
   TYPES.set(name, fromDict);
 }
 
+/** Python's `|` for every kind of signature; set by chain.ts (which knows chains, groups and chords). */
+let pipeImplementation: ((a: Signature, b: Signature) => Signature) | null = null;
+
+/** @internal */
+export function setPipeImplementation(fn: (a: Signature, b: Signature) => Signature): void {
+  pipeImplementation = fn;
+}
+
 /** Options whose value a merge must not change once set: they tie a task to its group (Celery's `_IMMUTABLE_OPTIONS`). */
 const IMMUTABLE_OPTIONS = new Set(['group_id', 'stamped_headers']);
 
@@ -317,9 +325,8 @@ export class Signature<R = unknown, In = any, Res = unknown> {
 
   /** Python's `|`: this, then `other` (a chain; a group becomes a chord's header). */
   pipe(other: Signature): Signature {
-    const or = TYPES.get('__or__');
-    if (!or) throw new Error('canvas not loaded');
-    return (or as unknown as (a: Signature, b: Signature) => Signature)(this as Signature, other);
+    if (!pipeImplementation) throw new Error('the canvas is not loaded: import it from ts-celery');
+    return pipeImplementation(this as Signature, other);
   }
 
   /** `add(2, 2)`, for logs. */
