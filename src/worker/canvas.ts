@@ -55,6 +55,7 @@ async function logged(what: string, fn: () => Promise<unknown>): Promise<void> {
  */
 export async function sendCallbacks(app: Celery, message: TaskMessage, value: unknown): Promise<void> {
   const { callbacks, chain } = message.embed;
+  if (!callbacks?.length && !chain?.length) return;
   const parentId = message.id;
   const rootId = message.rootId ?? message.id;
   const priority = app.conf.task_inherit_parent_priority ? message.priority : null;
@@ -93,7 +94,11 @@ export async function chordPartReturn(app: Celery, sink: StateSink, message: Tas
   const chord = message.embed.chord;
   if (!chord || !backend.onChordPartReturn || !message.group) return;
   const part = { groupId: message.group, taskId: message.id, groupIndex: message.groupIndex, state, result };
-  await logged(`Task ${who(message)}: chord ${message.group}`, () => chordPart(app, sink, part, chord));
+  try {
+    await chordPart(app, sink, part, chord);
+  } catch (err) {
+    log.error(`Task ${who(message)}: chord ${message.group}: ${(err as Error).message}`);
+  }
 }
 
 async function chordPart(app: Celery, sink: StateSink, part: ChordPart, chord: SignatureDict | Signature): Promise<void> {

@@ -249,7 +249,8 @@ class TaskRun implements TaskContextSource {
       if (this.requestedRetry) return await this.failed(this.unclaimedRetry('returned a value'));
       // As Celery: callbacks and the next chain step are sent before the state is stored (it lists them as
       // children); a chord member is counted after, so the body never runs before the member's result exists.
-      if (message.embed !== EMPTY_EMBED) await this.inContext(() => sendCallbacks(ctx.app, message, value));
+      const { callbacks, chain } = message.embed;
+      if (callbacks?.length || chain?.length) await this.inContext(() => sendCallbacks(ctx.app, message, value));
       await this.store(States.SUCCESS, value);
       if (message.embed.chord) await this.inContext(() => chordPartReturn(ctx.app, ctx.results, message, States.SUCCESS, value));
       if (isEnabled('info')) {
