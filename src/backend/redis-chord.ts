@@ -15,7 +15,7 @@
  *
  * The three Lua scripts are Celery 5.7's, character for character.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { ChordError } from '../errors.js';
 import { deserializeException, exceptionRepr, serializeException } from '../protocol/exceptions.js';
@@ -159,7 +159,13 @@ export function dependencyError(taskId: string, exc: unknown): ChordError {
   return new ChordError(`Dependency ${taskId} raised ${exceptionRepr(exc)}`, { cause });
 }
 
+/** A chord's keys: the saved group, `.j`, `.t`, `.s`, `.d`, `.c`. */
+type ChordKeys = [string, string, string, string, string, string];
+
 export class RedisChords {
+  /** The keys of the chords being counted lately: every member of a chord uses the same six. */
+  private readonly keys = new Map<string, ChordKeys>();
+
   constructor(
     private readonly host: ChordHost,
     private readonly settings: ChordSettings,
@@ -167,6 +173,16 @@ export class RedisChords {
 
   private get client(): RedisWithChordScripts {
     return this.host.client;
+  }
+
+  private keysOf(gid: string): ChordKeys {
+    let keys = this.keys.get(gid);
+    if (!keys) {
+      keys = [key(gid), key(gid, '.j'), key(gid, '.t'), key(gid, '.s'), key(gid, '.d'), key(gid, '.c')];
+      if (this.keys.size >= 1000) this.keys.delete(this.keys.keys().next().value as string);
+      this.keys.set(gid, keys);
+    }
+    return keys;
   }
 
   /** Header results and a saved group are read by users too: never kept for less than result_expires. */
@@ -200,16 +216,16 @@ export class RedisChords {
     const { groupId: gid, taskId: tid } = part;
     if (!gid || !tid) return;
     const score = part.groupIndex ?? '+inf';
-    const [jkey, tkey, skey, dkey, ckey] = [key(gid, '.j'), key(gid, '.t'), key(gid, '.s'), key(gid, '.d'), key(gid, '.c')];
+    const [gkey, jkey, tkey, skey, dkey, ckey] = this.keysOf(gid);
     // Python's json.dumps([1, tid, state, result]) (same spacing; any JSON reads back the same).
     const encoded = `[1, ${JSON.stringify(tid)}, ${JSON.stringify(part.state)}, ${JSON.stringify(part.result ?? null)}]`;
     // The claim is tied to the join timeout, for crash recovery: a worker that dies while
     // sending the body loses it, and a redelivered member can claim it again.
     const claimExpires = Math.max(5, Math.floor(this.settings.joinTimeout * 2));
-    const token = randomUUID().replace(/-/g, '');
+    const token = randomBytes(16).toString('hex');
     const doneExpires = Math.floor(Math.max(claimExpires * 2, 300));
     const [readycount, totaldiff, size, claimed] = await this.client.chordPartReturn(
-      jkey, tkey, skey, dkey, key(gid), ckey,
+      jkey, tkey, skey, dkey, gkey, ckey,
       tid, encoded, this.settings.ordered ? '1' : '0', score,
       this.settings.chordExpires, this.chordResultExpires, claimExpires, token,
     );

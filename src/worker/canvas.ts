@@ -89,25 +89,42 @@ export async function sendCallbacks(app: Celery, message: TaskMessage, value: un
  * counts it, and the last one sends the body (or fails it). Never rejects:
  * the member's own outcome is already stored.
  */
-export async function chordPartReturn(app: Celery, sink: StateSink, message: TaskMessage, state: string, result: unknown): Promise<void> {
+export async function chordPartReturn(
+  app: Celery,
+  sink: StateSink,
+  message: TaskMessage,
+  state: string,
+  result: unknown,
+  asTask: <T>(fn: () => Promise<T>) => Promise<T> = (fn) => fn(),
+): Promise<void> {
   const backend = app.backend;
   const chord = message.embed.chord;
   if (!chord || !backend.onChordPartReturn || !message.group) return;
   const part = { groupId: message.group, taskId: message.id, groupIndex: message.groupIndex, state, result };
   try {
-    await chordPart(app, sink, part, chord);
+    await chordPart(app, sink, part, chord, asTask);
   } catch (err) {
     log.error(`Task ${who(message)}: chord ${message.group}: ${(err as Error).message}`);
   }
 }
 
-async function chordPart(app: Celery, sink: StateSink, part: ChordPart, chord: SignatureDict | Signature): Promise<void> {
-  // Only the last member needs the body as a signature: built then, not for every member.
+/**
+ * `asTask` runs the body's dispatch as the finished member (its parent, as in
+ * Celery); only the member that completes the chord needs it, and the body as
+ * a signature, so neither is built for every member.
+ */
+async function chordPart(
+  app: Celery,
+  sink: StateSink,
+  part: ChordPart,
+  chord: SignatureDict | Signature,
+  asTask: <T>(fn: () => Promise<T>) => Promise<T> = (fn) => fn(),
+): Promise<void> {
   await app.backend.onChordPartReturn!(part, {
-    fire: async (results) => {
+    fire: (results) => asTask(async () => {
       await maybeSignature(chord, app).apply([results], {}, {});
-    },
-    fail: (error) => chordErrorFromStack(app, sink, maybeSignature(chord, app), error),
+    }),
+    fail: (error) => asTask(() => chordErrorFromStack(app, sink, maybeSignature(chord, app), error)),
   });
 }
 

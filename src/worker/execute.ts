@@ -139,6 +139,9 @@ class TaskRun implements TaskContextSource {
     return runInTaskContext(this, fn);
   }
 
+  /** {@link inContext}, bound (handed to the chord join, which calls it only to send the body). */
+  readonly asTask = <T>(fn: () => Promise<T>): Promise<T> => runInTaskContext(this, fn);
+
   /** The run's AbortController, created when first asked for (self.signal, a soft limit). */
   aborter(): AbortController {
     if (!this.abort) {
@@ -252,7 +255,7 @@ class TaskRun implements TaskContextSource {
       const { callbacks, chain } = message.embed;
       if (callbacks?.length || chain?.length) await this.inContext(() => sendCallbacks(ctx.app, message, value));
       await this.store(States.SUCCESS, value);
-      if (message.embed.chord) await this.inContext(() => chordPartReturn(ctx.app, ctx.results, message, States.SUCCESS, value));
+      if (message.embed.chord) await chordPartReturn(ctx.app, ctx.results, message, States.SUCCESS, value, this.asTask);
       if (isEnabled('info')) {
         log.info(`Task ${task.name}[${message.id}] succeeded in ${((performance.now() - started) / 1000).toFixed(6)}s: ${pyRepr(value)}`);
       }
