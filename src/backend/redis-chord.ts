@@ -149,9 +149,6 @@ export interface ChordHost {
   waitForReady(taskId: string, timeoutMs: number | null): Promise<ResultMeta>;
 }
 
-function key(gid: string, suffix = ''): string {
-  return GROUP_KEY_PREFIX + gid + suffix;
-}
 
 /** The failure of a header member, as Celery words it: `Dependency <id> raised ValueError('...')`. */
 export function dependencyError(taskId: string, exc: unknown): ChordError {
@@ -169,7 +166,13 @@ export class RedisChords {
   constructor(
     private readonly host: ChordHost,
     private readonly settings: ChordSettings,
+    /** `celery-taskset-meta-`, after the backend's global key prefix when one is set. */
+    private readonly groupPrefix: string = GROUP_KEY_PREFIX,
   ) {}
+
+  private key(gid: string, suffix = ''): string {
+    return this.groupPrefix + gid + suffix;
+  }
 
   private get client(): RedisWithChordScripts {
     return this.host.client;
@@ -178,7 +181,7 @@ export class RedisChords {
   private keysOf(gid: string): ChordKeys {
     let keys = this.keys.get(gid);
     if (!keys) {
-      keys = [key(gid), key(gid, '.j'), key(gid, '.t'), key(gid, '.s'), key(gid, '.d'), key(gid, '.c')];
+      keys = [this.key(gid), this.key(gid, '.j'), this.key(gid, '.t'), this.key(gid, '.s'), this.key(gid, '.d'), this.key(gid, '.c')];
       if (this.keys.size >= 1000) this.keys.delete(this.keys.keys().next().value as string);
       this.keys.set(gid, keys);
     }
@@ -198,18 +201,18 @@ export class RedisChords {
 
   /** `.s` = size; a reapplied frozen chord reuses its group id but is a new run, so `.c` goes. */
   async setChordSize(gid: string, size: number): Promise<void> {
-    await this.client.del(key(gid, '.c'));
-    await this.setKey(key(gid, '.s'), String(size));
+    await this.client.del(this.key(gid, '.c'));
+    await this.setKey(this.key(gid, '.s'), String(size));
   }
 
   /** Saves the header's tuple when it nests groups, so the join keeps that structure. */
   async applyChord(gid: string, header: ResultTuple): Promise<void> {
     const nodes = header[1] ?? [];
-    if (nodes.some((n) => n[1] !== null)) await this.setKey(key(gid), JSON.stringify({ result: header }));
+    if (nodes.some((n) => n[1] !== null)) await this.setKey(this.key(gid), JSON.stringify({ result: header }));
   }
 
   async addToChord(gid: string): Promise<void> {
-    await this.client.incr(key(gid, '.t'));
+    await this.client.incr(this.key(gid, '.t'));
   }
 
   async onChordPartReturn(part: ChordPart, join: ChordJoin): Promise<void> {
@@ -263,7 +266,7 @@ export class RedisChords {
 
   /** The header's results in order; throws ChordError for the first failed member. */
   private async join(gid: string, jkey: string, total: number): Promise<unknown[]> {
-    const saved = await this.client.get(key(gid));
+    const saved = await this.client.get(this.key(gid));
     if (saved !== null) {
       const doc = decodeJson(saved) as { result?: unknown };
       if (isResultTuple(doc.result)) return this.joinTuple(doc.result) as Promise<unknown[]>;

@@ -138,7 +138,7 @@ export class RedisBackend implements ResultBackend {
       ordered: true,
       publishSeconds: 0,
       ...options.chords,
-    });
+    }, this.groupPrefix);
   }
 
   private describe(err: unknown, what: string): BackendError {

@@ -24,8 +24,8 @@ async function callInline(app: Celery, self: BoundTask, sig: unknown, args: unkn
 /** Registers the built-in tasks on `app` (hidden from the worker banner, as in Celery). */
 export function registerBuiltinTasks(app: Celery): void {
   app.task(
-    { name: 'celery.accumulate', bind: true, params: ['**kwargs', '...args'] },
-    (_self, kwargs: Record<string, unknown>, ...args: unknown[]) => {
+    { name: 'celery.accumulate', bind: true, params: ['*args', '**kwargs'] },
+    (_self, args: unknown[], kwargs: Record<string, unknown>) => {
       const index = kwargs.index;
       return typeof index === 'number' ? args[index] : args;
     },

@@ -255,8 +255,9 @@ async function callErrbacks(app: Celery, failed: FailedRequest, exc: unknown, tr
  */
 function takesRequestExcTraceback(task: Task<never, unknown>, sig: Signature): boolean {
   if (task.bound) return false;
-  let params = paramsOfTask(task).filter((p) => !p.kwargs);
-  if (params.some((p) => p.rest)) return true;
+  // Python's arity: positional parameters; *args (or ...rest) takes any number.
+  if (paramsOfTask(task).some((p) => p.kind === 'spread' || p.kind === 'varargs')) return true;
+  let params = paramsOfTask(task).filter((p) => p.kind === 'positional');
   if (!sig.immutable && (sig.args.length || Object.keys(sig.kwargs).length)) {
     params = params.slice(sig.args.length).filter((p) => p.name === null || !(p.name in sig.kwargs));
   }

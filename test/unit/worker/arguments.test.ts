@@ -55,15 +55,6 @@ describe("mapping args and kwargs with Python's rules", () => {
   it('lets a rest parameter take any number of positional args', () => {
     expect(bindArguments('t', readParams((...all: unknown[]) => all), [1, 2, 3], {})).to.deep.equal([1, 2, 3]);
   });
-  it("collects Python's **kwargs into an object parameter, before a rest parameter", () => {
-    const withKw = paramsFromOption(['x', '**kw']);
-    expect(bindArguments('t', withKw, [1], { a: 2, b: 3 })).to.deep.equal([1, { a: 2, b: 3 }]);
-    expect(bindArguments('t', withKw, [], { x: 1 })).to.deep.equal([1, {}]);
-    // celery.accumulate(*args, **kwargs): (kwargs, ...args) in JavaScript.
-    const accumulate = paramsFromOption(['**kwargs', '...args']);
-    expect(bindArguments('t', accumulate, [5, 6], { index: 0 })).to.deep.equal([{ index: 0 }, 5, 6]);
-    expect(() => bindArguments('t', withKw, [1, 2], {})).to.throw(TypeError, 't() takes 1 positional argument but 2 were given');
-  });
 });
 
 describe("binding Python's *args and **kwargs", () => {
