@@ -14,7 +14,10 @@ export class CeleryError extends Error {
 }
 
 /** A setting is unknown, has the wrong type, or a config module could not be loaded. */
-export class ImproperlyConfigured extends CeleryError {}
+export class ImproperlyConfigured extends CeleryError {
+  /** Stored for Python as Celery's own class (e.g. "Cannot replace with an empty chain"). */
+  static readonly pythonModule = 'celery.exceptions';
+}
 
 /** A message could not be encoded or decoded (bad JSON, wrong body shape, missing header...). */
 export class ProtocolError extends CeleryError {}
@@ -188,6 +191,22 @@ export class Retry extends CeleryError implements PromiseLike<never> {
       })
       .then(onfulfilled, onrejected);
   }
+}
+
+/**
+ * Thrown inside a task to end the run without storing a state (`self.replace()`
+ * raises it after sending the replacement). Mirrors `celery.exceptions.Ignore`.
+ */
+export class Ignore extends CeleryError {
+  static readonly pythonModule = 'celery.exceptions';
+}
+
+/**
+ * A chord's header failed (or its body could not be sent): stored as the
+ * body's FAILURE, as Python does. Mirrors `celery.exceptions.ChordError`.
+ */
+export class ChordError extends CeleryError {
+  static readonly pythonModule = 'celery.exceptions';
 }
 
 /** Python's `str(exc)` for an exception built from `args`. */

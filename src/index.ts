@@ -23,8 +23,23 @@ export type {
   TaskRequest,
   TaskRoutes,
 } from './app/index.js';
-export { AsyncResult, type GetOptions } from './result/async-result.js';
-export { signature, type Signature } from './app/signature.js';
+export { AsyncResult, type GetOptions, type ResultNode } from './result/async-result.js';
+export { GroupResult } from './result/group-result.js';
+export {
+  Signature,
+  Chain,
+  Group,
+  Chord,
+  MapSignature,
+  ChunksSignature,
+  chain,
+  group,
+  chord,
+  maybeSignature,
+  signature,
+  type SignatureOptions,
+} from './canvas/index.js';
+export type { SignatureDict } from './protocol/message.js';
 export { States, READY_STATES, type State, type ResultMeta } from './protocol/result-meta.js';
 export {
   CeleryError,
@@ -44,6 +59,8 @@ export {
   TaskRevokedError,
   Retry,
   InvalidRateLimit,
+  Ignore,
+  ChordError,
 } from './errors.js';
 export { Control, Inspect, type BroadcastOptions, type ControlCallOptions, type NodeReply, type RevokeOptions, type TargetOptions } from './control/client.js';
 export { EventReceiver, type EventReceiverOptions } from './events/receiver.js';

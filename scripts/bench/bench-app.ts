@@ -7,6 +7,7 @@
  *   bench.noop(run, n)             count the completion (see marker.ts)
  *   bench.sleep100(run, n)         await 100 ms (a slow SMS provider), then count
  *   bench.stamp(run, n, sentAt)    record send -> start latency, then count
+ *   bench.chord_body(values, run)  a chord's body: records when it ran and how many results it got
  *
  * Settings from the environment: BENCH_BROKER (default the test vhost),
  * BENCH_BACKEND (empty or unset = no result backend), BENCH_QUEUE
@@ -43,7 +44,10 @@ export function createBenchApp(options: BenchAppOptions) {
   const stamp = app.task({ name: 'bench.stamp' }, async (run: string, n: number, sentAt: number) => {
     await marker.stamp(run, n, sentAt, nowMs());
   });
-  return { app, marker, tasks: { noop, sleep100, stamp } };
+  const chordBody = app.task({ name: 'bench.chord_body' }, async (values: unknown[], run: string) => {
+    await marker.body(run, values.length);
+  });
+  return { app, marker, tasks: { noop, sleep100, stamp, chordBody } };
 }
 
 const env = process.env;

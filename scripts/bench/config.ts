@@ -38,6 +38,8 @@ export interface Sizes {
   /** Workload 4: tasks sent at `e2eRate` per second. */
   e2e: number;
   e2eRate: number;
+  /** Workload 6: header tasks of the chord (and plain tasks it is compared with). */
+  chord: number;
   /** Workload 5: the long run for RSS growth (0 = skipped). */
   long: number;
   /** Give up on a drain when the count has not moved for this long. */
@@ -55,6 +57,7 @@ export const FULL: Sizes = {
   gapMs: 2,
   e2e: 1_000,
   e2eRate: 100,
+  chord: 10_000,
   long: 100_000,
   stallMs: 30_000,
 };
@@ -70,6 +73,7 @@ export const QUICK: Sizes = {
   gapMs: 1,
   e2e: 100,
   e2eRate: 100,
+  chord: 1_000,
   long: 0,
   stallMs: 15_000,
 };

@@ -28,7 +28,7 @@ import { epochToMonotonicUs, formatHot, hotFunctions, profileOf } from './profil
 import { captureShape, connectRaw } from './raw.js';
 import { checkTargets, formatTables, groupRecords, labelOf, NOTES } from './report.js';
 import type { ProducerId, SystemId } from './systems.js';
-import { drain, e2e, producer, type BenchContext, type RunRecord, type WorkloadId } from './workloads.js';
+import { chordDrain, drain, e2e, producer, type BenchContext, type RunRecord, type WorkloadId } from './workloads.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -58,12 +58,13 @@ const PLAN: Array<{ workload: WorkloadId; systems: string[] }> = [
   { workload: 'producer-rate', systems: ['raw', 'ts', 'python', 'bullmq'] },
   { workload: 'producer-single', systems: ['raw', 'ts', 'python', 'bullmq'] },
   { workload: 'e2e', systems: ['raw', 'ts', 'py-eventlet', 'py-prefork', 'bullmq'] },
+  { workload: 'chord', systems: ['ts', 'ts-plain', 'py-prefork'] },
 ];
 
 function wanted(workload: WorkloadId, system: string): boolean {
   if (only && !only.has(workload)) return false;
   // Producer ids: `python` follows the Python systems, the others share their system's name.
-  const asSystem = system === 'python' ? ['py-eventlet', 'py-prefork', 'python'] : [system];
+  const asSystem = system === 'python' ? ['py-eventlet', 'py-prefork', 'python'] : system === 'ts-plain' ? ['ts'] : [system];
   return !onlySystems || asSystem.some((s) => onlySystems.has(s));
 }
 
@@ -82,6 +83,8 @@ function runOne(ctx: BenchContext, workload: WorkloadId, system: string, rep: nu
       return producer(ctx, workload, system as ProducerId, rep);
     case 'e2e':
       return e2e(ctx, system as SystemId, rep);
+    case 'chord':
+      return chordDrain(ctx, system as 'ts' | 'ts-plain' | 'py-prefork', rep, sizes.chord, REDIS_BACKEND);
   }
 }
 

@@ -6,6 +6,7 @@
  *   bench:<run>:count  INCR    one per completed task (exact completion count)
  *   bench:<run>:last   SET     the time the counter reached n (the last completion)
  *   bench:<run>:lat    RPUSH   for `stamp` tasks: ms from the producer's send to the task's start
+ *   bench:<run>:body   RPUSH   for a chord's body: `<time it ran>|<results it got>` (one entry per run)
  *
  * Times are epoch milliseconds with sub-ms precision. The Redis client
  * auto-pipelines, so 1,000 concurrent tasks share round trips.
@@ -18,8 +19,8 @@ export function nowMs(): number {
 }
 
 /** Redis keys of one measured run. */
-export function runKeys(run: string): { first: string; count: string; last: string; lat: string } {
-  return { first: `bench:${run}:first`, count: `bench:${run}:count`, last: `bench:${run}:last`, lat: `bench:${run}:lat` };
+export function runKeys(run: string): { first: string; count: string; last: string; lat: string; body: string } {
+  return { first: `bench:${run}:first`, count: `bench:${run}:count`, last: `bench:${run}:last`, lat: `bench:${run}:lat`, body: `bench:${run}:body` };
 }
 
 export class Marker {
@@ -48,6 +49,11 @@ export class Marker {
   async stamp(run: string, n: number, sentAt: number, startedAt: number): Promise<void> {
     void this.redis.rpush(runKeys(run).lat, (startedAt - sentAt).toFixed(3));
     await this.done(run, n, startedAt);
+  }
+
+  /** A chord's body ran with `results` header results. */
+  async body(run: string, results: number): Promise<void> {
+    await this.redis.rpush(runKeys(run).body, `${nowMs().toFixed(3)}|${results}`);
   }
 
   async close(): Promise<void> {

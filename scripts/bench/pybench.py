@@ -9,6 +9,7 @@ As a producer (Python's delay(), one process), printing one JSON line:
   pybench.py rate   --run R --n N --warmup W            delay() calls per second
   pybench.py single --run R --n N --warmup W --gap-ms G latency of one delay() at a time
   pybench.py e2e    --run R --n N --rate 100            stamp tasks at a steady rate
+  pybench.py chord  --run R --n N                       apply a chord of N bench.noop, body bench.chord_body
 
 Environment: BENCH_BROKER (default the test vhost), BENCH_BACKEND (empty =
 no result backend), BENCH_QUEUE (task_default_queue), BENCH_REDIS (where
@@ -101,12 +102,17 @@ def close_connections():
     return closed
 
 
+@app.task(name='bench.chord_body')
+def chord_body(values, run):
+    redis_client().rpush('bench:%s:body' % run, '%.3f|%d' % (now_ms(), len(values)))
+
+
 TASKS = {'bench.noop': noop, 'bench.sleep100': sleep100, 'bench.stamp': stamp}
 
 
 def main(argv):
     p = argparse.ArgumentParser()
-    p.add_argument('command', choices=['fill', 'rate', 'single', 'e2e'])
+    p.add_argument('command', choices=['fill', 'rate', 'single', 'e2e', 'chord'])
     p.add_argument('--task', default='bench.noop')
     p.add_argument('--run', required=True)
     p.add_argument('--n', type=int, required=True)
@@ -118,7 +124,12 @@ def main(argv):
     out = {'n': a.n}
     for _ in range(a.warmup):
         noop.delay(a.run + '-warmup', a.n)
-    if a.command == 'fill':
+    if a.command == 'chord':
+        from celery import chord
+        t0 = time.perf_counter()
+        chord([noop.s(a.run, a.n) for _ in range(a.n)])(chord_body.s(a.run))
+        out['seconds'] = time.perf_counter() - t0
+    elif a.command == 'fill':
         t0 = time.perf_counter()
         for _ in range(a.n):
             task.delay(a.run, a.n)

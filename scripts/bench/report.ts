@@ -38,10 +38,18 @@ const TITLES: Record<WorkloadId, string> = {
   'producer-single': 'Workload 3b: latency of a single call, one at a time',
   e2e: 'Workload 4: end-to-end latency, send -> task start, at 100 tasks/s',
   long: 'Workload 5b: RSS over a long run (ts-celery, 100-ms tasks, Redis backend)',
+  chord: 'Workload 6: a chord of no-op tasks, Redis backend (applied first, then drained; until the body ran)',
+};
+
+const CHORD_LABELS: Record<string, string> = {
+  ts: 'ts-celery -c 1000: chord',
+  'ts-plain': 'ts-celery -c 1000: the same number of plain tasks',
+  'py-prefork': 'Celery 5.2.6 -P prefork -c 2: chord',
 };
 
 export function labelOf(workload: WorkloadId, system: string): string {
   if (workload === 'producer-rate' || workload === 'producer-single') return PRODUCER_LABELS[system as ProducerId] ?? system;
+  if (workload === 'chord') return CHORD_LABELS[system] ?? system;
   return SYSTEMS[system as SystemId]?.label ?? system;
 }
 
@@ -147,6 +155,14 @@ export function checkTargets(records: RunRecord[], groups: Group[]): Target[] {
     const v = e2e?.[which]?.median;
     targets.push({ text: `delay() -> task start at 100 tasks/s: ${which} <= ${limit} ms`, measured: v === undefined ? 'not measured' : `${fmt(v, 3)} ms`, pass: v === undefined ? null : v <= limit });
   }
+  const chordN = fmt(records.find((r) => r.workload === 'chord')?.n);
+  const chordVsPy = pairedRatio(records, ['chord', 'ts'], ['chord', 'py-prefork'], rate);
+  targets.push({
+    text: `chord of ${chordN} no-op tasks: ts-celery >= 5x Celery -P prefork -c 2`,
+    measured: Number.isFinite(chordVsPy) ? `${chordVsPy.toFixed(1)}x` : 'not measured',
+    pass: Number.isFinite(chordVsPy) ? chordVsPy >= 5 : null,
+  });
+  ratioTarget(`chord of ${chordN} no-op tasks: ts-celery >= 50 % of the same number of plain tasks (Redis backend)`, pairedRatio(records, ['chord', 'ts'], ['chord', 'ts-plain'], rate), 0.5, '');
   const rss = g('sleep100', 'ts')?.rssPeakMb?.max;
   targets.push({ text: 'worker RSS < 150 MB with 1,000 tasks in flight', measured: rss === undefined ? 'not measured' : `${fmt(rss)} MB peak`, pass: rss === undefined ? null : rss < 150 });
   const long = records.find((r) => r.workload === 'long' && r.ok);
@@ -186,6 +202,13 @@ export function formatTables(records: RunRecord[], groups: Group[], targets: Tar
       });
       const head = w === 'sleep100' ? ['system', 'tasks/s', 'min–max', 'of ideal', 'of raw (1000 in flight)'] : ['system', 'tasks/s', 'min–max', 'of raw ceiling'];
       out.push(table([...head, 'CPU µs/task', 'peak RSS MB'], rows));
+    } else if (w === 'chord') {
+      const rows = gs.map((x) => [
+        x.label + incomplete(x), fmt(x.rate?.median), range(x.rate),
+        x.system === 'ts-plain' ? '–' : pct(pairedRatio(records, [w, x.system], [w, 'ts-plain'], rate)),
+        fmt(x.cpuUsPerTask?.median, 1), fmt(x.rssPeakMb?.median),
+      ]);
+      out.push(table(['system', 'header tasks/s', 'min–max', 'of plain tasks', 'CPU µs/task', 'peak RSS MB'], rows));
     } else if (w === 'producer-rate') {
       const rows = gs.map((x) => [x.label + incomplete(x), fmt(x.rate?.median), range(x.rate), pct(pairedRatio(records, [w, x.system], [w, 'raw'], rate))]);
       out.push(table(['producer', 'calls/s', 'min–max', 'of raw confirms'], rows));

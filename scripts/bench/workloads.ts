@@ -9,6 +9,9 @@
  *             time; every send is then checked to be in the queue.         workload 3
  *   e2e       a running worker; stamp tasks sent at a steady rate carry their send time,
  *             the task records start - send.                               workload 4
+ *   chord     a chord of n no-op header tasks (Redis backend) applied first, then the
+ *             worker starts; time from the first header task start to the body's run.
+ *             Compared with n plain no-op tasks on the same worker.       workload 6
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -23,8 +26,10 @@ import { fill, openProducer, type TaskKind } from './producers.js';
 import type { MessageShape } from './raw.js';
 import { latencySummary, percentile } from './stats.js';
 import { pythonEnv, startWorker, SYSTEMS, type ProducerId, type SystemId } from './systems.js';
+import { createBenchApp } from './bench-app.js';
+import { chord } from 'ts-celery';
 
-export type WorkloadId = 'noop' | 'noop-redis' | 'sleep100' | 'producer-rate' | 'producer-single' | 'e2e' | 'long';
+export type WorkloadId = 'noop' | 'noop-redis' | 'sleep100' | 'producer-rate' | 'producer-single' | 'e2e' | 'long' | 'chord';
 
 /** One measurement of one system in one workload. */
 export interface RunRecord {
@@ -131,18 +136,20 @@ async function cleanup(ctx: BenchContext, transport: 'amqp' | 'redis', queue: st
   }
   for (const r of [run, `${run}-warmup`]) {
     const k = runKeys(r);
-    await ctx.redis.del(k.first, k.count, k.last, k.lat);
+    await ctx.redis.del(k.first, k.count, k.last, k.lat, k.body);
   }
 }
 
-/** Deletes the result backend's keys (the benchmark owns Redis DB 11). */
+/** Deletes the result backend's keys, chords' included (the benchmark owns Redis DB 11). */
 export async function deleteResults(redis: Redis): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', 'celery-task-meta-*', 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.unlink(...keys);
-  } while (cursor !== '0');
+  for (const pattern of ['celery-task-meta-*', 'celery-taskset-meta-*']) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await redis.unlink(...keys);
+    } while (cursor !== '0');
+  }
 }
 
 /** Queues n tasks with the system's own producer: Node in-process, Python's delay() in a Python process. */
@@ -171,15 +178,19 @@ interface Progress {
   error?: string;
 }
 
-/** Waits for bench:<run>:count to reach n; gives up when it stalls or the worker exits. */
-async function waitForCount(ctx: BenchContext, run: string, n: number, worker: Proc): Promise<Progress> {
+/**
+ * Waits for bench:<run>:count to reach n (with `withBody`, the count plus the chord body's runs:
+ * n header tasks + 1 body); gives up when it stalls or the worker exits.
+ */
+async function waitForCount(ctx: BenchContext, run: string, n: number, worker: Proc, withBody = false): Promise<Progress> {
   const key = runKeys(run).count;
+  const bodyKey = runKeys(run).body;
   const trace: Array<[number, number]> = [];
   let count = 0;
   let changedAt = Date.now();
   for (;;) {
     const now = Date.now();
-    const c = Number((await ctx.redis.get(key)) ?? 0);
+    const c = Number((await ctx.redis.get(key)) ?? 0) + (withBody ? await ctx.redis.llen(bodyKey) : 0);
     if (c !== count) {
       count = c;
       changedAt = now;
@@ -394,6 +405,78 @@ export async function e2e(ctx: BenchContext, system: SystemId, rep: number): Pro
   } finally {
     if (worker) await stopWorker(ctx, system, worker, record);
     await cleanup(ctx, def.transport, queue, run).catch(() => undefined);
+  }
+  return record;
+}
+
+/** Applies the chord with the system's own producer: n `bench.noop` header tasks, body `bench.chord_body`. */
+async function applyChord(ctx: BenchContext, producer: ProducerId, queue: string, run: string, n: number, backend: string): Promise<void> {
+  if (producer === 'python') {
+    await runJsonClient(PYTHON, [join(BENCH_DIR, 'pybench.py'), 'chord', '--run', run, '--n', String(n)], {
+      cwd: BENCH_DIR,
+      env: pythonEnv({ queue, broker: ctx.broker, redis: ctx.redisUrl, backend }),
+      timeoutMs: 600_000,
+    });
+    return;
+  }
+  const { app, tasks } = createBenchApp({ broker: ctx.broker, queue, redis: ctx.redisUrl, backend });
+  try {
+    const header = Array.from({ length: n }, () => tasks.noop.s(run, n));
+    await chord(header, tasks.chordBody.s(run)).applyAsync();
+  } finally {
+    await app.close();
+  }
+}
+
+/**
+ * Workload 6: a chord of n no-op tasks with the Redis backend, applied before the worker
+ * starts; the time runs from the first header task's start to the body's. `plain` measures
+ * the same n no-op tasks without the chord, on the same worker and backend, for comparison.
+ */
+export async function chordDrain(ctx: BenchContext, system: 'ts' | 'ts-plain' | 'py-prefork', rep: number, n: number, backend: string): Promise<RunRecord> {
+  const workerSystem: SystemId = system === 'ts-plain' ? 'ts' : system;
+  const def = SYSTEMS[workerSystem];
+  const { run, queue } = names('chord', system);
+  const record: RunRecord = { workload: 'chord', system, rep, n, completed: 0, ok: false };
+  let worker: Proc | null = null;
+  try {
+    const phase = phases(record);
+    await prepare(ctx, def.transport, queue);
+    if (system === 'ts-plain') await fillQueue(ctx, def.producer, queue, run, 'noop', n, backend);
+    else await applyChord(ctx, def.producer, queue, run, n, backend);
+    const ready = await expectQueued(ctx, def.transport, queue, n);
+    if (ready !== n) throw new Error(`expected ${n} messages queued before the drain, found ${ready}`);
+    phase('fill');
+    worker = startWorker(workerSystem, { queue, broker: ctx.broker, redis: ctx.redisUrl, backend, profileDir: ctx.profileDir });
+    const sampler = new ProcSampler(worker.pid, 20).start();
+    const progress = await waitForCount(ctx, run, system === 'ts-plain' ? n : n + 1, worker, system !== 'ts-plain');
+    sampler.sample();
+    sampler.stop();
+    phase('run');
+    record.completed = Math.min(progress.completed, n);
+    if (progress.error) throw new Error(progress.error);
+    const first = Number(await ctx.redis.get(runKeys(run).first));
+    let last: number;
+    if (system === 'ts-plain') {
+      last = (await firstAndLast(ctx, run)).last;
+    } else {
+      const bodies = await ctx.redis.lrange(runKeys(run).body, 0, -1);
+      const [at = '0', results = '0'] = (bodies[0] ?? '').split('|');
+      if (bodies.length !== 1 || Number(results) !== n) throw new Error(`the body ran ${bodies.length} time(s), with ${results} results (expected once, with ${n})`);
+      last = Number(at);
+    }
+    record.window = { from: first, to: last };
+    record.seconds = (last - first) / 1000;
+    record.rate = n / record.seconds;
+    record.cpuUsPerTask = (sampler.cpuBetween(first, last) * 1000) / n;
+    record.rssPeakMb = sampler.peakRss(first, last);
+    record.ok = record.completed === n;
+  } catch (err) {
+    record.error = (err as Error).message;
+  } finally {
+    if (worker) await stopWorker(ctx, workerSystem, worker, record);
+    await cleanup(ctx, def.transport, queue, run).catch(() => undefined);
+    await deleteResults(ctx.redis).catch(() => undefined);
   }
   return record;
 }

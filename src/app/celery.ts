@@ -13,7 +13,10 @@ import { Control } from '../control/client.js';
 import { EventDispatcher } from '../events/dispatcher.js';
 import { eventExchange } from '../events/event.js';
 import { ImproperlyConfigured } from '../errors.js';
-import { buildTaskMessage, type Embed, type Signature, type WireMessage } from '../protocol/message.js';
+import { registerBuiltinTasks } from '../canvas/builtins.js';
+import { signature as makeSignature, type Signature } from '../canvas/index.js';
+import type { SignatureLike, SignatureOptions } from '../canvas/options.js';
+import { buildTaskMessage, type Embed, type SignatureDict, type WireMessage } from '../protocol/message.js';
 import { parseIsoTime } from '../protocol/time.js';
 import { AsyncResult } from '../result/async-result.js';
 import { LamportClock } from '../support/clock.js';
@@ -26,7 +29,7 @@ import {
   unsupportedSettings,
   type CelerySettings,
 } from './config.js';
-import { currentTaskRequest } from './context.js';
+import { currentTaskContext } from './context.js';
 import { callerDirectory, importFile, loadConfigModule, resolveModuleFile } from './modules.js';
 import { resolveRoute } from './routing.js';
 import { appTimezone } from './timezone.js';
@@ -79,6 +82,7 @@ export class Celery implements TaskHost {
     this.main = main;
     applyEnvironment(this.conf);
     if (config !== undefined) this.configFromObject(config);
+    registerBuiltinTasks(this);
   }
 
   /**
@@ -247,12 +251,11 @@ export class Celery implements TaskHost {
   }
 
   /**
-   * @internal Used by the worker to continue a chain: sends `sig` as the next
-   * step with the remaining `chain` embedded, as Celery does.
+   * A signature of a task by name, bound to this app, e.g. a task defined
+   * only in Python: `app.signature('tasks.add', [1, 2], {}, { queue: 'py' })`.
    */
-  sendChainStep<R = unknown>(name: string, args: unknown[], kwargs: Record<string, unknown>, options: ApplyOptions, chain: Signature[]): Promise<AsyncResult<R>> {
-    const known = this.tasks.get(name) as Task<never, R> | undefined;
-    return this.send<R>(name, known?.options ?? {}, args, kwargs, options, chain);
+  signature<R = unknown>(name: string, args: unknown[] = [], kwargs: Record<string, unknown> = {}, options: SignatureOptions = {}): Signature<R, any, AsyncResult<R>> {
+    return makeSignature<R>(name, args, kwargs, options, this);
   }
 
   /** @internal used by `Task.delay`/`applyAsync`. */
@@ -266,7 +269,6 @@ export class Celery implements TaskHost {
     args: unknown[],
     kwargs: Record<string, unknown>,
     options: ApplyOptions,
-    chain: Signature[] | null = null,
   ): Promise<AsyncResult<R>> {
     checkApplyOptions(options);
     if (!this.isReady) await this.ready();
@@ -277,17 +279,20 @@ export class Celery implements TaskHost {
     const expiresOpt = options.expires ?? taskOptions.expires;
     const expires =
       expiresOpt === undefined ? null : typeof expiresOpt === 'number' ? now + expiresOpt * 1000 : toEpochMs(expiresOpt, 'expires');
-    const route = resolveRoute(this.conf, name, args, kwargs, options, taskOptions);
-    const parent = currentTaskRequest();
+    const route = resolveRoute(this.conf, options.routeName ?? name, args, kwargs, options, taskOptions);
+    const context = currentTaskContext();
+    const parent = context?.request;
     const embed: Embed | undefined =
-      options.link || options.linkError || chain
+      options.link || options.linkError || options.chain || options.chord
         ? {
-            callbacks: options.link ? ([] as Signature[]).concat(options.link) : null,
-            errbacks: options.linkError ? ([] as Signature[]).concat(options.linkError) : null,
-            chain,
-            chord: null,
+            callbacks: options.link ? asDicts(options.link) : null,
+            errbacks: options.linkError ? asDicts(options.linkError) : null,
+            chain: options.chain ? asDicts(options.chain) : null,
+            chord: options.chord ? (options.chord as SignatureDict) : null,
           }
         : undefined;
+    const nesting = options.replacedTaskNesting;
+    const headers = nesting ? { ...options.headers, replaced_task_nesting: nesting } : (options.headers ?? {});
     let wire: WireMessage = buildTaskMessage(
       {
         id,
@@ -302,9 +307,11 @@ export class Celery implements TaskHost {
         timeLimit: [options.timeLimit ?? null, options.softTimeLimit ?? null],
         ignoreResult: options.ignoreResult ?? taskOptions.ignoreResult ?? this.conf.task_ignore_result,
         origin: this.origin,
-        replyTo: this.oid,
+        replyTo: options.replyTo ?? this.oid,
         priority: route.priority,
-        extraHeaders: options.headers ?? {},
+        extraHeaders: headers,
+        group: options.groupId ?? null,
+        groupIndex: options.groupIndex ?? null,
         ...(embed ? { embed } : {}),
       },
       now,
@@ -318,7 +325,10 @@ export class Celery implements TaskHost {
     if (backend.beforePublish) await backend.beforePublish();
     await this.broker.publish(wire, { exchange: route.exchange, routingKey: route.routingKey, declare: route.queue });
     if (this.conf.task_send_sent_event) this.sendSentEvent(wire, route.queue?.name ?? null, route.exchange, route.routingKey);
-    return new AsyncResult<R>(id, backend, this);
+    const result = new AsyncResult<R>(id, backend, this);
+    // As Celery's add_trail: the sending task stores it among its children.
+    if (context?.addChild && options.addToParent !== false) context.addChild(result);
+    return result;
   }
 
   /** Celery's `task-sent` event, sent by the producer once the message is published. */
@@ -346,6 +356,11 @@ export class Celery implements TaskHost {
     this.brokerInstance = null;
     await broker?.close();
   }
+}
+
+/** Signatures (instances or dicts) as the list a message embeds; instances serialize themselves. */
+function asDicts(v: SignatureLike | SignatureLike[]): SignatureDict[] {
+  return (Array.isArray(v) ? v : [v]) as SignatureDict[];
 }
 
 /** zlib-compresses the body, as Python's `compression='zlib'` does. */

@@ -76,6 +76,9 @@ export interface CelerySettings {
   result_expires: number | null;
   result_extended: boolean;
   result_persistent: boolean;
+  result_chord_expires: number | null;
+  result_chord_join_timeout: number;
+  result_chord_retry_interval: number;
   result_serializer: string;
   result_accept_content: string[] | null;
   task_serializer: string;
@@ -103,6 +106,8 @@ export interface CelerySettings {
   task_publish_retry_policy: PublishRetryPolicy;
   task_send_sent_event: boolean;
   task_default_rate_limit: string | number | null;
+  task_inherit_parent_priority: boolean;
+  task_allow_error_cb_on_chord_header: boolean;
   task_always_eager: boolean;
   task_eager_propagates: boolean;
   worker_concurrency: number | null;
@@ -204,6 +209,15 @@ export const SETTINGS: { readonly [K in keyof CelerySettings]: SettingSpec } = {
   result_expires: { default: 86_400, kind: 'number', nullable: true },
   result_extended: { default: false, kind: 'bool' },
   result_persistent: { default: false, kind: 'bool' },
+  // Chords (Redis): TTL of the join keys (null = result_expires), and how long the last header
+  // member waits for a nested header's results; twice this is the body-dispatch claim's lifetime.
+  result_chord_expires: { default: null, kind: 'number', nullable: true },
+  result_chord_join_timeout: { default: 3.0, kind: 'number' },
+  result_chord_retry_interval: {
+    default: 1.0,
+    kind: 'number',
+    unsupported: 'chords are joined by the result backend (Redis), never by polling with celery.chord_unlock',
+  },
   result_serializer: { default: 'json', kind: 'string', oneOf: ['json'] },
   result_accept_content: { default: null, kind: 'list', nullable: true },
   task_serializer: { default: 'json', kind: 'string', oneOf: ['json'] },
@@ -240,6 +254,8 @@ export const SETTINGS: { readonly [K in keyof CelerySettings]: SettingSpec } = {
   task_send_sent_event: { default: false, kind: 'bool' },
   // A task's own rateLimit option wins; this applies to tasks without one ('10/s', '100/m', '1000/h', or a number per second).
   task_default_rate_limit: { default: null, kind: 'rate', nullable: true },
+  task_inherit_parent_priority: { default: false, kind: 'bool' },
+  task_allow_error_cb_on_chord_header: { default: false, kind: 'bool' },
   task_always_eager: { default: false, kind: 'bool', unsupported: 'use the memory:// broker with an in-process worker instead' },
   task_eager_propagates: { default: false, kind: 'bool', unsupported: 'eager mode is not implemented' },
   worker_concurrency: { default: null, kind: 'int', nullable: true },

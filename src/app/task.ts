@@ -6,8 +6,11 @@
  * function's (awaited) return type.
  */
 import type { DeliveryInfo } from '../broker/types.js';
-import type { Signature } from '../protocol/message.js';
-import type { AsyncResult } from '../result/async-result.js';
+import { ChunksSignature, MapSignature } from '../canvas/maps.js';
+import type { SignatureLike, SignatureOptions } from '../canvas/options.js';
+import { Signature, signature } from '../canvas/signature.js';
+import type { SignatureDict } from '../protocol/message.js';
+import type { AsyncResult, ResultNode } from '../result/async-result.js';
 import type { Celery } from './celery.js';
 import { ImproperlyConfigured, type Retry } from '../errors.js';
 import { didYouMean, looseCase } from '../support/suggest.js';
@@ -100,9 +103,26 @@ export interface ApplyOptions {
   /** Root task id of the workflow. */
   rootId?: string;
   /** Tasks to run with this task's return value prepended to their args, on success (Celery's `link`). */
-  link?: Signature | Signature[];
+  link?: SignatureLike | SignatureLike[];
   /** Tasks to run with this task's id, on failure (Celery's `link_error`). */
-  linkError?: Signature | Signature[];
+  linkError?: SignatureLike | SignatureLike[];
+  // Canvas fields: set by chains, groups and chords (and by Python producers).
+  /** The group this task belongs to (header `group`). */
+  groupId?: string;
+  /** Its position in the group (header `group_index`). */
+  groupIndex?: number;
+  /** The chord body to run once this task, a chord header member, and its siblings finished (`embed.chord`). */
+  chord?: SignatureLike;
+  /** The chain steps after this task, last step first (`embed.chain`). */
+  chain?: SignatureLike[];
+  /** Where rpc:// replies go (default: this app's reply queue). */
+  replyTo?: string;
+  /** How many times the task was replaced with `self.replace()` (header `replaced_task_nesting`). */
+  replacedTaskNesting?: number;
+  /** Record the result in the sending task's `children` (default true, inside a task). */
+  addToParent?: boolean;
+  /** Route as if the task had this name (`celery.starmap` messages route as their task). */
+  routeName?: string;
 }
 
 /** Every {@link TaskOptions} key (the compiler checks the list is complete). */
@@ -116,6 +136,7 @@ const TASK_OPTION_NAMES = [
 const APPLY_OPTION_NAMES = [
   'taskId', 'countdown', 'eta', 'expires', 'queue', 'routingKey', 'exchange', 'priority', 'ignoreResult', 'timeLimit',
   'softTimeLimit', 'shadow', 'headers', 'parentId', 'rootId', 'link', 'linkError',
+  'groupId', 'groupIndex', 'chord', 'chain', 'replyTo', 'replacedTaskNesting', 'addToParent', 'routeName',
 ] as const satisfies ReadonlyArray<keyof ApplyOptions>;
 
 // Compile-time: adding an option to an interface without listing it above is an error here.
@@ -172,6 +193,20 @@ export interface TaskRequest {
   timeLimit: [number | null, number | null];
   /** Headers beyond Celery's standard ones (custom `headers`, stamps...). */
   headers: Record<string, unknown>;
+  /** The group id (Celery's `request.group`; same as `groupId`). */
+  group: string | null;
+  /** The task's position in its group or chord header (`group_index`). */
+  groupIndex: number | null;
+  /** The chord body, when this task is a chord header member (`request.chord`). */
+  chord: SignatureDict | null;
+  /** Callbacks (`link`) of this task. */
+  callbacks: SignatureDict[] | null;
+  /** Errbacks (`link_error`) of this task. */
+  errbacks: SignatureDict[] | null;
+  /** The chain steps after this task, last step first. */
+  chain: SignatureDict[] | null;
+  /** How many replacements led to this task (`replaced_task_nesting`). */
+  replacedTaskNesting: number;
 }
 
 /** `self.retry(...)` options, as in Celery. */
@@ -209,7 +244,29 @@ export interface BoundTask {
    * once and the task fails.
    */
   retry(options?: RetryOptions): Retry;
+  /**
+   * Replaces this task with `sig` (a task, chain, group or chord), as Celery's
+   * `self.replace()`: the replacement keeps this task's id, group, chord and
+   * place in its chain, and whoever waits for this task gets its result. Ends
+   * the run (rejects with `Ignore`); `return` or `await` it.
+   */
+  replace(sig: Signature<any, any, any>): Promise<never>;
+  /**
+   * Adds `sig` to the chord this task is a header member of: the body then
+   * also waits for it. Sends it unless `lazy`. Needs the Redis backend.
+   */
+  addToChord(sig: Signature<any, any, any>, options?: { lazy?: boolean }): Promise<Signature | ResultNode>;
 }
+
+/** Every suffix of a parameter list: what `s()` may bind (the previous result fills the first missing parameter). */
+type Suffixes<A extends unknown[]> = A extends [unknown, ...infer Rest] ? A | Suffixes<Rest> : A;
+type DropLast<A extends unknown[], P extends unknown[]> = P extends [unknown, ...infer PR]
+  ? A extends [...infer H, unknown]
+    ? DropLast<H, PR>
+    : []
+  : A;
+/** The parameter a previous step's result fills: the one before the bound suffix (unknown when it cannot be told). */
+type PrependedInput<A extends unknown[], P extends unknown[]> = DropLast<A, P> extends [...unknown[], infer L] ? L : unknown;
 
 /** A task function as the worker calls it. */
 export type TaskFunction = (...args: never[]) => unknown;
@@ -248,14 +305,38 @@ export class Task<A extends unknown[] = unknown[], R = unknown> {
     return this.app.sendTaskFrom<R>(this as unknown as Task<never, R>, (args ?? []) as unknown[], kwargs ?? {}, options);
   }
 
-  /** A signature of this task (`add.s(2)`), e.g. for `link`: the parent's result is prepended to `args`. */
-  s(...args: Partial<A> | []): Signature {
-    return { task: this.name, args: args as unknown[], kwargs: {}, options: {}, subtask_type: null, immutable: false };
+  /**
+   * A signature of this task (`add.s(2)`), bound to the app: in a chain or as
+   * a `link`, the previous result is prepended to `args` (so `args` are the
+   * task's last parameters).
+   */
+  s<const P extends Suffixes<A>>(...args: P): Signature<R, PrependedInput<A, P>, AsyncResult<R>> {
+    return new Signature<R, PrependedInput<A, P>, AsyncResult<R>>(this.name, [...args], {}, {}, {}, this.app);
   }
 
   /** An immutable signature (`add.si(2, 3)`): called with exactly these args, ignoring the parent's result. */
-  si(...args: A): Signature {
-    return { task: this.name, args, kwargs: {}, options: {}, subtask_type: null, immutable: true };
+  si(...args: A): Signature<R, unknown, AsyncResult<R>> {
+    return new Signature<R, unknown, AsyncResult<R>>(this.name, [...args], {}, {}, { immutable: true }, this.app);
+  }
+
+  /** A signature with keyword arguments and options (Python's `task.signature(args, kwargs, **options)`). */
+  signature(args: unknown[] = [], kwargs: Record<string, unknown> = {}, options: SignatureOptions = {}): Signature<R, any, AsyncResult<R>> {
+    return signature<R>(this.name, args, kwargs, options, this.app);
+  }
+
+  /** One message that runs this task once per item, resolving with the list of results (`celery.map`). */
+  map(it: Array<A[0]>): MapSignature<R> {
+    return new MapSignature<R>('xmap', this.signature(), it, {}, this.app);
+  }
+
+  /** One message that runs this task once per argument list (`celery.starmap`). */
+  starmap(it: A[]): MapSignature<R> {
+    return new MapSignature<R>('xstarmap', this.signature(), it, {}, this.app);
+  }
+
+  /** `it` split into parts of `n` argument lists, each part one `celery.starmap` message, all in a group. */
+  chunks(it: A[], n: number): ChunksSignature<R> {
+    return new ChunksSignature<R>(this.signature(), it, n, {}, this.app);
   }
 
   /** A result handle for an id of this task. */

@@ -1,5 +1,5 @@
 /** No result backend configured: storing is a no-op, reading says how to configure one. */
-import { NoResultBackend } from '../errors.js';
+import { ImproperlyConfigured, NoResultBackend } from '../errors.js';
 import type { ResultMeta } from '../protocol/result-meta.js';
 import type { ResultBackend } from './types.js';
 
@@ -13,5 +13,10 @@ export class DisabledBackend implements ResultBackend {
     throw new NoResultBackend();
   }
   async forget(_taskId: string): Promise<void> {}
+  ensureChordsAllowed(): void {
+    throw new ImproperlyConfigured(
+      'Chords need a result backend to count their header (result_backend is not set): set result_backend to a redis:// URL',
+    );
+  }
   async close(): Promise<void> {}
 }

@@ -19,9 +19,11 @@ import type { TlsOptions } from '../app/config.js';
 import { BackendError } from '../errors.js';
 import { decodeJson } from '../protocol/json.js';
 import { READY_STATES, type ResultMeta } from '../protocol/result-meta.js';
+import { isResultTuple, type ResultTuple } from '../protocol/result-tuple.js';
 import { tlsConnectOptions } from '../support/tls.js';
 import { maskUrl, safeCause } from '../support/url.js';
-import type { ResultBackend } from './types.js';
+import { defineChordScripts, GROUP_KEY_PREFIX, RedisChords, type ChordSettings, type RedisWithChordScripts } from './redis-chord.js';
+import type { ChordJoin, ChordPart, ResultBackend } from './types.js';
 import { ReadyWaiters } from './waiters.js';
 
 export const TASK_KEY_PREFIX = 'celery-task-meta-';
@@ -32,8 +34,13 @@ export const TASK_KEY_PREFIX = 'celery-task-meta-';
  * joined by `_` unless it already ends with one of `:_-.`, as Celery does.
  */
 export function taskKeyPrefix(globalKeyprefix?: string | null): string {
-  if (!globalKeyprefix) return TASK_KEY_PREFIX;
-  return `${globalKeyprefix}${':_-.'.includes(globalKeyprefix.at(-1)!) ? '' : '_'}${TASK_KEY_PREFIX}`;
+  return withGlobalKeyprefix(TASK_KEY_PREFIX, globalKeyprefix);
+}
+
+/** `prefix` after Celery's `global_keyprefix` (joined with `_` unless it ends in one of `:_-.`). */
+export function withGlobalKeyprefix(prefix: string, globalKeyprefix?: string | null): string {
+  if (!globalKeyprefix) return prefix;
+  return `${globalKeyprefix}${':_-.'.includes(globalKeyprefix.at(-1)!) ? '' : '_'}${prefix}`;
 }
 
 /** KEYS[1] = key; ARGV[1] = meta JSON; ARGV[2] = TTL in ms (0 = none). */
@@ -68,12 +75,14 @@ export interface RedisBackendOptions {
    * rejects with `BackendError` (milliseconds; default 5000).
    */
   outageTimeoutMs?: number;
+  /** Chord settings (seconds); Celery's defaults when absent. */
+  chords?: Partial<ChordSettings>;
 }
 
 /** ioredis, loaded when a Redis backend is made: `import 'ts-celery'` stays quick without one. */
 const loadRedis = (): typeof Redis => (createRequire(import.meta.url)('ioredis') as typeof import('ioredis')).Redis;
 
-type RedisWithStore = Redis & {
+type RedisWithStore = RedisWithChordScripts & {
   celeryStore(key: string, value: string, ttlMs: number): Promise<number>;
 };
 
@@ -97,12 +106,16 @@ function redisOptions(opts: RedisBackendOptions): RedisOptions {
 
 export class RedisBackend implements ResultBackend {
   readonly displayUrl: string;
-  private readonly client: RedisWithStore;
+  /** @internal The command connection (the chord join runs its scripts on it). */
+  readonly client: RedisWithStore;
+  private readonly chords: RedisChords;
   private subscriber: Redis | null = null;
   /** Waiting get() calls by key; an idle key is unsubscribed. */
   private readonly waiters = new ReadyWaiters((key) => this.subscriber?.unsubscribe(key).catch(() => undefined));
   private readonly ttlMs: number;
   private readonly keyPrefix: string;
+  /** `celery-taskset-meta-`, after the global key prefix when one is set. */
+  private readonly groupPrefix: string;
   private lastError: Error | null = null;
   private outageTimer: NodeJS.Timeout | null = null;
 
@@ -110,11 +123,22 @@ export class RedisBackend implements ResultBackend {
     this.displayUrl = maskUrl(options.url);
     this.ttlMs = options.expires ? Math.round(options.expires * 1000) : 0;
     this.keyPrefix = taskKeyPrefix(options.globalKeyprefix);
+    this.groupPrefix = withGlobalKeyprefix(GROUP_KEY_PREFIX, options.globalKeyprefix);
     this.client = new (loadRedis())(options.url, redisOptions(options)) as RedisWithStore;
     this.client.defineCommand('celeryStore', { numberOfKeys: 1, lua: STORE_SCRIPT });
+    defineChordScripts(this.client);
     this.client.on('error', (err: Error) => {
       this.lastError = err;
     });
+    const expires = options.expires ?? 0;
+    this.chords = new RedisChords(this, {
+      chordExpires: expires,
+      resultExpires: expires,
+      joinTimeout: 3,
+      ordered: true,
+      publishSeconds: 0,
+      ...options.chords,
+    }, this.groupPrefix);
   }
 
   private describe(err: unknown, what: string): BackendError {
@@ -207,9 +231,9 @@ export class RedisBackend implements ResultBackend {
     this.waiters.settle(key, meta);
   }
 
-  waitForReady(taskId: string, timeoutMs: number | null): Promise<ResultMeta> {
+  waitForReady(taskId: string, timeoutMs: number | null, signal?: AbortSignal): Promise<ResultMeta> {
     const key = this.keyPrefix + taskId;
-    const wait = this.waiters.wait(key, timeoutMs);
+    const wait = this.waiters.wait(key, timeoutMs, signal);
     const sub = this.subscriberClient();
     // Subscribe first, then read: a result stored in between is caught by one or the other.
     (wait.first ? sub.subscribe(key) : Promise.resolve())
@@ -221,6 +245,75 @@ export class RedisBackend implements ResultBackend {
       })
       .catch((err: unknown) => wait.fail(this.describe(err, `read task ${taskId}`)));
     return wait.promise;
+  }
+
+  async getMany(taskIds: string[]): Promise<Array<ResultMeta | null>> {
+    if (taskIds.length === 0) return [];
+    let raws: Array<string | null>;
+    try {
+      raws = await this.client.mget(taskIds.map((id) => this.keyPrefix + id));
+    } catch (err) {
+      throw this.describe(err, `read ${taskIds.length} task results`);
+    }
+    return raws.map((raw) => (raw === null ? null : (decodeJson(raw) as ResultMeta)));
+  }
+
+  /** `celery-taskset-meta-<id>` = `{"result": tuple}`, with the results' TTL, published like a state. */
+  async saveGroup(groupId: string, tuple: ResultTuple): Promise<void> {
+    const value = JSON.stringify({ result: tuple });
+    try {
+      await this.client.celeryStore(this.groupPrefix + groupId, value, this.ttlMs);
+    } catch (err) {
+      throw this.describe(err, `save group ${groupId}`);
+    }
+  }
+
+  async restoreGroup(groupId: string): Promise<ResultTuple | null> {
+    let raw: string | null;
+    try {
+      raw = await this.client.get(this.groupPrefix + groupId);
+    } catch (err) {
+      throw this.describe(err, `restore group ${groupId}`);
+    }
+    if (raw === null) return null;
+    const doc = decodeJson(raw) as { result?: unknown };
+    return isResultTuple(doc?.result) ? doc.result : null;
+  }
+
+  async deleteGroup(groupId: string): Promise<void> {
+    try {
+      await this.client.del(this.groupPrefix + groupId);
+    } catch (err) {
+      throw this.describe(err, `delete group ${groupId}`);
+    }
+  }
+
+  async setChordSize(groupId: string, size: number): Promise<void> {
+    try {
+      await this.chords.setChordSize(groupId, size);
+    } catch (err) {
+      throw this.describe(err, `store the size of chord ${groupId}`);
+    }
+  }
+
+  async applyChord(groupId: string, header: ResultTuple): Promise<void> {
+    try {
+      await this.chords.applyChord(groupId, header);
+    } catch (err) {
+      throw this.describe(err, `store the header of chord ${groupId}`);
+    }
+  }
+
+  async addToChord(groupId: string): Promise<void> {
+    try {
+      await this.chords.addToChord(groupId);
+    } catch (err) {
+      throw this.describe(err, `add to chord ${groupId}`);
+    }
+  }
+
+  onChordPartReturn(part: ChordPart, join: ChordJoin): Promise<void> {
+    return this.chords.onChordPartReturn(part, join);
   }
 
   async forget(taskId: string): Promise<void> {

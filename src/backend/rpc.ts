@@ -9,7 +9,7 @@
  * {@link MAX_KEPT} task ids), as in Celery.
  */
 import type { Broker, Consumer } from '../broker/types.js';
-import { BackendError } from '../errors.js';
+import { BackendError, ImproperlyConfigured } from '../errors.js';
 import { decodeJson } from '../protocol/json.js';
 import { READY_STATES, type ResultMeta } from '../protocol/result-meta.js';
 import { buildRpcReply, rpcReplyQueue } from '../protocol/rpc.js';
@@ -87,16 +87,25 @@ export class RpcBackend implements ResultBackend {
     }
   }
 
+  /** As Celery's rpc backend: no chords (nothing stores the header's results for the last member to join). */
+  ensureChordsAllowed(): void {
+    throw new ImproperlyConfigured(
+      'The rpc:// result backend does not support chords (result_backend = "rpc://"): a chord needs a result ' +
+        'store that every worker can read, to count its header. Note that a group chained with a task is also ' +
+        'upgraded to a chord. Set result_backend to a redis:// URL to use chords.',
+    );
+  }
+
   async get(taskId: string): Promise<ResultMeta | null> {
     await this.beforePublish();
     return this.states.get(taskId) ?? null;
   }
 
-  async waitForReady(taskId: string, timeoutMs: number | null): Promise<ResultMeta> {
+  async waitForReady(taskId: string, timeoutMs: number | null, signal?: AbortSignal): Promise<ResultMeta> {
     await this.beforePublish();
     const known = this.states.get(taskId);
     if (known && READY_STATES.has(known.status)) return known;
-    return this.waiters.wait(taskId, timeoutMs).promise;
+    return this.waiters.wait(taskId, timeoutMs, signal).promise;
   }
 
   async forget(taskId: string): Promise<void> {

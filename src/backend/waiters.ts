@@ -35,8 +35,11 @@ export class ReadyWaiters {
     return [...this.byId.keys()];
   }
 
-  /** Starts waiting for `id`; rejects with `TimeoutError` after `timeoutMs` (null = never). */
-  wait(id: string, timeoutMs: number | null): Wait {
+  /**
+   * Starts waiting for `id`; rejects with `TimeoutError` after `timeoutMs` (null = never),
+   * or with the reason of `signal` when it aborts.
+   */
+  wait(id: string, timeoutMs: number | null, signal?: AbortSignal): Wait {
     let set = this.byId.get(id);
     const first = !set;
     if (!set) this.byId.set(id, (set = new Set()));
@@ -58,6 +61,11 @@ export class ReadyWaiters {
       if (timeoutMs !== null) timer = setTimeout(() => waiter.reject(new TimeoutError('The operation timed out.')), timeoutMs);
       waiters.add(waiter);
       fail = waiter.reject;
+      if (signal) {
+        const onAbort = (): void => waiter.reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+        if (signal.aborted) onAbort();
+        else signal.addEventListener('abort', onAbort, { once: true });
+      }
     });
     return { promise, first, fail };
   }

@@ -11,7 +11,8 @@ export function banner(worker: Worker): string {
     const d = queueDeclaration(conf, q);
     return `                .> ${q.padEnd(16)} exchange=${d.exchange.name}(${d.exchange.type}) key=${d.routingKey}`;
   });
-  const tasks = [...app.tasks.keys()].sort().map((name) => `  . ${name}`);
+  // As Celery's banner: the built-in celery.* tasks (canvas helpers) are not listed.
+  const tasks = [...app.tasks.keys()].filter((name) => !name.startsWith('celery.')).sort().map((name) => `  . ${name}`);
   const now = new Date().toISOString().replace('T', ' ').slice(0, 19);
   return [
     '',

@@ -14,6 +14,7 @@
  */
 import { inspect } from 'node:util';
 import { TaskError } from '../errors.js';
+import { pyRepr } from './repr.js';
 
 /** Celery's serialized exception. */
 export interface SerializedException {
@@ -134,4 +135,19 @@ export function deserializeException(
     excModule: typeof module === 'string' ? module : null,
     ...context,
   });
+}
+
+/**
+ * Python's `repr()` of a stored exception: `ValueError('header failed')`,
+ * as Celery writes it into messages such as a chord's
+ * `Dependency <id> raised ValueError('header failed')`.
+ */
+export function exceptionRepr(exc: unknown): string {
+  const { exc_type, exc_message } = isSerializedException(exc) ? normalizeArgs(exc) : serializeException(exc);
+  return `${exc_type}(${exc_message.map((a) => pyRepr(a)).join(', ')})`;
+}
+
+function normalizeArgs(exc: SerializedException): SerializedException {
+  const raw = (exc as { exc_message?: unknown }).exc_message;
+  return { ...exc, exc_message: Array.isArray(raw) ? raw : raw === undefined || raw === null ? [] : [raw] };
 }

@@ -6,3 +6,4 @@ export * from './json.js';
 export * from './time.js';
 export * from './repr.js';
 export * from './amqp-headers.js';
+export * from './result-tuple.js';

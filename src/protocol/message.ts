@@ -15,8 +15,11 @@ import { formatIsoTime, parseOptionalTime } from './time.js';
 
 export const JSON_CONTENT_TYPE = 'application/json';
 
-/** A canvas signature as Celery serializes it (`link=`, chains, chords). */
-export interface Signature {
+/**
+ * A canvas signature as Celery serializes it (`link=`, chains, chords): the
+ * wire form. `options` use Celery's option names (`task_id`, `link_error`...).
+ */
+export interface SignatureDict {
   task: string;
   args: unknown[];
   kwargs: Record<string, unknown>;
@@ -28,10 +31,10 @@ export interface Signature {
 
 /** The third element of a v2 body. */
 export interface Embed {
-  callbacks: Signature[] | null;
-  errbacks: Signature[] | null;
-  chain: Signature[] | null;
-  chord: Signature | null;
+  callbacks: SignatureDict[] | null;
+  errbacks: SignatureDict[] | null;
+  chain: SignatureDict[] | null;
+  chord: SignatureDict | null;
 }
 
 /** Everything a task message says, transport-neutral, in TypeScript's naming. */
@@ -270,10 +273,10 @@ function parseTimeLimit(v: unknown): [number | null, number | null] {
 function parseEmbed(v: unknown): Embed {
   if (v === null || v === undefined) return EMPTY_EMBED;
   if (!isPlainObject(v)) throw new ProtocolError('body[2] (embed) must be an object or null');
-  const list = (x: unknown, field: string): Signature[] | null => {
+  const list = (x: unknown, field: string): SignatureDict[] | null => {
     if (x === null || x === undefined) return null;
     if (!Array.isArray(x) || !x.every(isPlainObject)) throw new ProtocolError(`embed.${field} must be a list`);
-    return x as Signature[];
+    return x as SignatureDict[];
   };
   const chord = v.chord;
   if (chord !== null && chord !== undefined && !isPlainObject(chord)) {
@@ -283,7 +286,7 @@ function parseEmbed(v: unknown): Embed {
   const errbacks = list(v.errbacks, 'errbacks');
   const chainSteps = list(v.chain, 'chain');
   if (!callbacks && !errbacks && !chainSteps?.length && !chord) return EMPTY_EMBED; // the common case
-  return { callbacks, errbacks, chain: chainSteps, chord: (chord as Signature | null | undefined) ?? null };
+  return { callbacks, errbacks, chain: chainSteps, chord: (chord as SignatureDict | null | undefined) ?? null };
 }
 
 function parseArgs(args: unknown, kwargs: unknown): [unknown[], Record<string, unknown>] {

@@ -48,6 +48,8 @@ export interface MetaContext {
   parentId?: string | null;
   /** The app's time zone (IANA name) for `date_done`, as Celery 5.7's `app.now()`; default UTC. */
   timeZone?: string;
+  /** Result tuples of what the task sent while it ran (Celery's `children`). */
+  children?: unknown[] | null;
   /** With `result_extended`: the request's fields. */
   extended?: { name: string; args: unknown[]; kwargs: Record<string, unknown>; worker: string; retries: number; queue: string };
 }
@@ -68,9 +70,10 @@ export function buildResultMeta(
   // Key order follows Python's so stored documents look the same.
   return {
     status,
-    result,
+    // A JS function that returns nothing stores null, as Python's None: a missing key breaks Python readers.
+    result: result === undefined ? null : result,
     traceback,
-    children: [],
+    children: ctx.children ?? [],
     date_done: READY_STATES.has(status) ? formatIsoTime(now, ctx.timeZone) : null,
     ...(ctx.groupId ? { group_id: ctx.groupId } : {}),
     ...(ctx.parentId ? { parent_id: ctx.parentId } : {}),

@@ -25,7 +25,7 @@ export type DeliveryEvent =
   | { kind: 'finished'; acksLate: boolean; outcome: RunOutcome; acksOnFailureOrTimeout: boolean };
 
 /** How a run ended. */
-export type RunOutcome = 'success' | 'failure' | 'time-limit' | 'retry' | 'retry-not-published' | 'terminated';
+export type RunOutcome = 'success' | 'failure' | 'time-limit' | 'retry' | 'retry-not-published' | 'terminated' | 'ignored';
 
 export type AckDecision = 'ack' | 'reject' | 'requeue' | 'keep';
 
@@ -64,6 +64,9 @@ export function decideAck(event: DeliveryEvent): AckDecision {
         case 'terminated':
           // revoke(terminate=True): REVOKED is stored; Python's _announce_revoked acks it. Requeueing
           // would run a task the operator stopped.
+          return 'ack';
+        case 'ignored':
+          // Replaced (self.replace): the replacement is confirmed by the broker and carries on.
           return 'ack';
         case 'retry-not-published':
           // The retry could not be scheduled: requeue the original so the task is not lost.

@@ -242,3 +242,16 @@ export function bindArguments(taskName: string, params: readonly Param[], args: 
   }
   return out;
 }
+
+const paramCache = new WeakMap<object, Param[]>();
+
+/** A task's parameters (from its `params` option, else its source; without `self`), cached. */
+export function paramsOfTask(task: { fn: (...args: never[]) => unknown; bound: boolean; options: { params?: readonly string[] | undefined } }): Param[] {
+  let params = paramCache.get(task);
+  if (!params) {
+    params = task.options.params ? paramsFromOption(task.options.params) : readParams(task.fn);
+    if (task.bound && !task.options.params) params = params.slice(1); // `self`
+    paramCache.set(task, params);
+  }
+  return params;
+}

@@ -7,7 +7,9 @@ import type { Celery } from '../app/celery.js';
 import { runInTaskContext, type TaskContextSource } from '../app/context.js';
 import type { BoundTask, RetryOptions, Task, TaskRequest } from '../app/task.js';
 import type { Delivery } from '../broker/types.js';
-import { CeleryError, Retry, TaskRevokedError } from '../errors.js';
+import { addToChord, replaceTask } from '../canvas/replace.js';
+import type { Signature } from '../canvas/signature.js';
+import { CeleryError, Ignore, Retry, TaskRevokedError } from '../errors.js';
 import { serializeException } from '../protocol/exceptions.js';
 import { buildTaskMessage, EMPTY_EMBED, type TaskMessage } from '../protocol/message.js';
 import { pyRepr } from '../protocol/repr.js';
@@ -15,8 +17,8 @@ import { buildExceptionMeta, buildResultMeta, States, type MetaContext } from '.
 import { getLogger, isEnabled } from '../support/log.js';
 import type { RunOutcome } from './ack-policy.js';
 import type { TaskLifecycle } from './lifecycle.js';
-import { continueAfterFailure, continueAfterSuccess } from './canvas.js';
-import { bindArguments, paramsFromOption, readParams, type Param } from './arguments.js';
+import { chordPartReturn, continueAfterFailure, sendCallbacks } from './canvas.js';
+import { bindArguments, paramsOfTask } from './arguments.js';
 import type { ResultWriter } from './results.js';
 import { DEFAULT_MAX_RETRIES, maxRetriesExceeded, retryCountdown, retryMessage, retryRoute } from './retry.js';
 
@@ -62,18 +64,6 @@ export interface RunHandle {
   terminate(signum: number): void;
 }
 
-const paramCache = new WeakMap<object, Param[]>();
-
-function paramsOf(task: Task<never, unknown>): Param[] {
-  let params = paramCache.get(task);
-  if (!params) {
-    params = task.options.params ? paramsFromOption(task.options.params) : readParams(task.fn);
-    if (task.bound && !task.options.params) params = params.slice(1); // `self`
-    paramCache.set(task, params);
-  }
-  return params;
-}
-
 /** True for anything `await` would unwrap: a Promise or any object with a `then` method. */
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value instanceof Promise || (value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function');
@@ -103,6 +93,13 @@ export function buildRequest(message: TaskMessage, delivery: Delivery, hostname:
     origin: message.origin,
     timeLimit: message.timeLimit,
     headers: message.extraHeaders,
+    group: message.group,
+    groupIndex: message.groupIndex,
+    chord: message.embed.chord,
+    callbacks: message.embed.callbacks,
+    errbacks: message.embed.errbacks,
+    chain: message.embed.chain,
+    replacedTaskNesting: typeof message.extraHeaders.replaced_task_nesting === 'number' ? message.extraHeaders.replaced_task_nesting : 0,
   };
 }
 
@@ -120,6 +117,8 @@ class TaskRun implements TaskContextSource, RunHandle {
   private readonly storesResult: boolean;
   private readonly metaCtx: MetaContext;
   private requestObject: TaskRequest | null = null;
+  /** Results of what the task sent (Celery's `request.children`), stored with its state. */
+  private sent: Array<{ asTuple(): unknown }> | null = null;
   private abort: AbortController | null = null;
   private timers: NodeJS.Timeout[] | null = null;
   /** The last Retry `self.retry()` returned in this run, if any. */
@@ -150,6 +149,22 @@ class TaskRun implements TaskContextSource, RunHandle {
     return (this.requestObject ??= buildRequest(this.message, this.delivery, this.ctx.hostname));
   }
 
+  addChild(child: { asTuple(): unknown }): void {
+    (this.sent ??= []).push(child);
+  }
+
+  children(): unknown[] {
+    return this.sent ? this.sent.map((c) => c.asTuple()) : [];
+  }
+
+  /** Runs canvas work (callbacks, chords) as this task: what it sends gets it as parent. */
+  inContext<T>(fn: () => Promise<T>): Promise<T> {
+    return runInTaskContext(this, fn);
+  }
+
+  /** {@link inContext}, bound (handed to the chord join, which calls it only to send the body). */
+  readonly asTask = <T>(fn: () => Promise<T>): Promise<T> => runInTaskContext(this, fn);
+
   /** The run's AbortController, created when first asked for (self.signal, a soft limit). */
   aborter(): AbortController {
     if (!this.abort) {
@@ -161,11 +176,13 @@ class TaskRun implements TaskContextSource, RunHandle {
 
   private store(status: string, result: unknown, traceback: string | null = null): Promise<void> {
     if (!this.storesResult) return Promise.resolve();
+    if (this.sent) this.metaCtx.children = this.children();
     return this.ctx.results.store(buildResultMeta(this.message.id, status, result, traceback, this.metaCtx), this.replyContext());
   }
 
   private storeException(status: string, err: unknown): Promise<void> {
     if (!this.storesResult) return Promise.resolve();
+    if (this.sent) this.metaCtx.children = this.children();
     return this.ctx.results.store(buildExceptionMeta(this.message.id, status, err, this.metaCtx), this.replyContext());
   }
 
@@ -271,14 +288,18 @@ class TaskRun implements TaskContextSource, RunHandle {
         // The promise cannot be killed; the slot is freed and its late result ignored.
         this.addTimer(hard * 1000, () => this.stop(new TimeLimitExceeded(`TimeLimitExceeded(${hard})`)));
       }
-      const args = bindArguments(task.name, paramsOf(task), message.args, message.kwargs);
+      const args = bindArguments(task.name, paramsOfTask(task), message.args, message.kwargs);
       const returned = this.call(args);
       // Any thenable, not only Promise instances (query builders, other promise libraries); awaited so
       // that a hard time limit or a terminate can end the wait.
       const value = isThenable(returned) ? await this.interruptible(returned) : returned;
       if (this.requestedRetry) return await this.failed(this.unclaimedRetry('returned a value'), started);
+      // As Celery: callbacks and the next chain step are sent before the state is stored (it lists them as
+      // children); a chord member is counted after, so the body never runs before the member's result exists.
+      const { callbacks, chain } = message.embed;
+      if (callbacks?.length || chain?.length) await this.inContext(() => sendCallbacks(ctx.app, message, value));
       await this.store(States.SUCCESS, value);
-      if (message.embed !== EMPTY_EMBED) await continueAfterSuccess(ctx.app, message, value);
+      if (message.embed.chord) await chordPartReturn(ctx.app, ctx.results, message, States.SUCCESS, value, this.asTask);
       const runtime = (performance.now() - started) / 1000;
       if (isEnabled('info')) {
         log.info(`Task ${task.name}[${message.id}] succeeded in ${runtime.toFixed(6)}s: ${pyRepr(value)}`);
@@ -331,8 +352,13 @@ class TaskRun implements TaskContextSource, RunHandle {
       // Requeued by the ack policy: the worker reports it as task-rejected.
       return 'retry-not-published';
     }
+    if (err instanceof Ignore) {
+      // self.replace() sent the replacement, which stores this id's result: nothing to store here.
+      if (isEnabled('info')) log.info(`Task ${task.name}[${message.id}] ignored`);
+      return 'ignored';
+    }
     await this.storeException(States.FAILURE, err);
-    if (message.embed.errbacks) await continueAfterFailure(ctx.app, message);
+    if (message.embed !== EMPTY_EMBED) await this.inContext(() => continueAfterFailure(ctx.app, ctx.results, message, err, this.request));
     log.error(`Task ${task.name}[${message.id}] raised unexpected: ${excRepr(err)}\n${err instanceof Error ? (err.stack ?? '') : ''}`);
     ctx.lifecycle.emit('task-failed', message, err, (performance.now() - started) / 1000);
     return err instanceof TimeLimitExceeded ? 'time-limit' : 'failure';
@@ -359,5 +385,11 @@ class BoundContext implements BoundTask {
   }
   retry(options?: RetryOptions): Retry {
     return this.run.retry(options);
+  }
+  replace(sig: Signature<any, any, any>): Promise<never> {
+    return replaceTask(this.run.ctx.app, this.run.request, sig as Signature);
+  }
+  addToChord(sig: Signature<any, any, any>, options: { lazy?: boolean } = {}): ReturnType<BoundTask['addToChord']> {
+    return addToChord(this.run.ctx.app, this.run.request, sig as Signature, options.lazy);
   }
 }

@@ -16,10 +16,12 @@ import { clampPrefetch, type Broker, type Consumer, type Delivery, type QueueDec
 import { ContentDisallowed, NotRegistered, TaskRevokedError } from '../errors.js';
 import type { QueueDefinition } from '../app/config.js';
 import { parseTaskMessage, type TaskMessage } from '../protocol/message.js';
+import { serializeException } from '../protocol/exceptions.js';
 import { buildExceptionMeta, States } from '../protocol/result-meta.js';
 import { DisabledBackend } from '../backend/disabled.js';
 import { getLogger, isEnabled } from '../support/log.js';
 import { decideAck, type AckDecision, type DeliveryEvent, type RunOutcome } from './ack-policy.js';
+import { chordPartReturn } from './canvas.js';
 import { EtaScheduler } from './eta.js';
 import { executeTask, SoftTimeLimitExceeded, type ExecutionContext } from './execute.js';
 import { TaskLifecycle } from './lifecycle.js';
@@ -342,6 +344,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
         correlationId: message.id,
       });
     }
+    // A chord member that will never run still counts, or the chord would wait forever (as Celery's mark_as_revoked).
+    if (message.embed.chord) void chordPartReturn(this.app, this.results, message, States.REVOKED, serializeException(new TaskRevokedError('expired')));
     this.apply(delivery, { kind: 'expired' });
     this.lifecycle.emit('task-revoked', message, { terminated: false, signum: null, expired });
     return true;
@@ -366,7 +370,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.apply(delivery, { kind: 'starting', acksLate });
     this.lifecycle.emit('task-started', message, !acksLate);
     const outcome = await executeTask(this.ctx, task, message, delivery);
-    if (outcome === 'success') this.stats.succeeded++;
+    if (outcome === 'success' || outcome === 'ignored') this.stats.succeeded++;
     else if (outcome === 'retry') this.stats.retried++;
     else if (outcome === 'terminated') this.stats.revoked++;
     else this.stats.failed++;

@@ -86,3 +86,17 @@ export const echo = app.task({ name: 'faults.echo' }, (value: unknown) => value)
 export const fail = app.task({ name: 'faults.fail' }, (message: string) => {
   throw new Error(message);
 });
+
+/** A chord header member: records its start, sleeps `ms`, records its end, returns `index * 2`. */
+export const chordMember = app.task({ name: 'faults.chord_member' }, async (tag: string, index: number, ms: number) => {
+  await note('started', tag);
+  await new Promise((r) => setTimeout(r, ms));
+  await note('done', tag);
+  return index * 2;
+});
+
+/** A chord body: records each run (`faults:<run>:body`, `<count>|<pid>`) and returns what it got. */
+export const chordBody = app.task({ name: 'faults.chord_body' }, async (values: number[], run: string) => {
+  await countStore().rpush(`faults:${run}:body`, `${values.length}|${process.pid}`);
+  return values;
+});

@@ -79,6 +79,7 @@ describe('npm run bench -- --quick (smoke)', function () {
       'producer-rate/raw', 'producer-rate/ts', 'producer-rate/python', 'producer-rate/bullmq',
       'producer-single/raw', 'producer-single/ts', 'producer-single/python', 'producer-single/bullmq',
       'e2e/raw', 'e2e/ts', 'e2e/py-eventlet', 'e2e/py-prefork', 'e2e/bullmq',
+      'chord/ts', 'chord/ts-plain', 'chord/py-prefork',
     ];
     expect([...seen].sort()).to.deep.equal([...expected].sort());
   });

@@ -165,3 +165,24 @@ def shared_record(tag):
     """Same name and effect as the TypeScript worker's shared.record."""
     _redis_client().rpush(record_key(tag), 'py:' + tag)
     return tag
+
+
+# --- canvas (test/interop/canvas.test.ts) --------------------------------
+@app.task(name='py.tsum')
+def tsum(nums):
+    return sum(nums)
+
+
+@app.task(name='shared.square')
+def shared_square(tag, x):
+    """Also defined in the TypeScript test app: records who ran it, returns x * x."""
+    _redis_client().rpush(record_key(tag), 'py:%s' % x)
+    time.sleep(0.02)
+    return x * x
+
+
+@app.task(name='shared.collect')
+def shared_collect(values, tag):
+    """Also defined in the TypeScript test app: a chord body that records that it ran."""
+    _redis_client().rpush(record_key(tag), 'py:body')
+    return {'values': values, 'worker': 'py'}

@@ -142,3 +142,24 @@ export const concurrencyProbe = app.task({ name: 'ts.concurrency_probe' }, async
 
 /** Returns the message's non-standard headers as the worker decoded them. */
 export const headers = app.task({ name: 'ts.headers', bind: true }, (self) => self.request.headers);
+
+// --- canvas (test/interop/canvas.test.ts) --------------------------------
+export const tsum = app.task({ name: 'ts.tsum' }, (nums: number[]) => nums.reduce((a, b) => a + b, 0));
+
+/** Also defined in py/pytasks.py: records who ran it, returns x * x. */
+export const sharedSquare = app.task({ name: 'shared.square' }, async (tag: string, x: number) => {
+  await store().rpush(`pytasks:record:${tag.split(':')[0]}`, `ts:${x}`);
+  await new Promise((r) => setTimeout(r, 20));
+  return x * x;
+});
+
+/** Also defined in py/pytasks.py: a chord body that records that it ran. */
+export const sharedCollect = app.task({ name: 'shared.collect' }, async (values: unknown[], tag: string) => {
+  await store().rpush(`pytasks:record:${tag.split(':')[0]}`, 'ts:body');
+  return { values, worker: 'ts' };
+});
+
+/** Replaces itself with a task defined only in Python, on the queue given. */
+export const replaceWithPy = app.task({ name: 'ts.replace_with_py', bind: true }, (self, x: number, y: number, queue: string) =>
+  self.replace(app.signature('py.add', [x, y], {}, { queue })),
+);

@@ -15,6 +15,11 @@ describe('result meta (against Python 5.2.6 Redis captures)', () => {
     expect(meta.date_done).to.match(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?\+00:00$/);
   });
 
+  it('stores a task that returned nothing as result null (Python reads meta["result"])', () => {
+    const meta = JSON.parse(JSON.stringify(buildResultMeta('id-1', 'SUCCESS', undefined)));
+    expect(meta).to.have.property('result', null);
+  });
+
   it('leaves date_done null for states that are not ready, and adds parent_id like a retried task', () => {
     expect(buildResultMeta('t', 'STARTED', { pid: 1, hostname: 'w@h' }).date_done).to.equal(null);
     const retried = fixture<{ retry_without_exc: Stored }>('redis_retry').retry_without_exc.stored.value_decoded;

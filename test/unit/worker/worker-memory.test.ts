@@ -168,21 +168,21 @@ describe('workflows: link, link_error and chains (memory broker)', () => {
 
   it('sends link callbacks with the result prepended, with parent and root set', async () => {
     const callbackId = 'cb-1';
-    const r = await app.sendTask('add', [2, 3], {}, { link: { ...mul().s(10), options: { task_id: callbackId } } });
+    const r = await app.sendTask('add', [2, 3], {}, { link: mul().s(10).set({ taskId: callbackId }) });
     expect(await r.get({ timeout: 2000 })).to.equal(5);
     expect(await app.asyncResult(callbackId).get({ timeout: 2000 })).to.equal(50);
   });
 
   it('immutable callbacks keep their own args', async () => {
-    const r = await app.sendTask('add', [1, 1], {}, { link: { ...add().si(100, 1), options: { task_id: 'cb-2' } } });
+    const r = await app.sendTask('add', [1, 1], {}, { link: add().si(100, 1).set({ taskId: 'cb-2' }) });
     await r.get({ timeout: 2000 });
     expect(await app.asyncResult('cb-2').get({ timeout: 2000 })).to.equal(101);
   });
 
   it('continues a chain step by step (stored in reverse, as Celery does)', async () => {
     // add(2, 3) | mul(10) | add(1): the message carries the remaining steps reversed.
-    const steps = [{ ...add().s(1), options: { task_id: 'step-3' } }, { ...mul().s(10), options: { task_id: 'step-2' } }];
-    await app.sendChainStep('add', [2, 3], {}, {}, steps);
+    const steps = [add().s(1).set({ taskId: 'step-3' }), mul().s(10).set({ taskId: 'step-2' })];
+    await app.sendTask('add', [2, 3], {}, { chain: steps });
     expect(await app.asyncResult('step-3').get({ timeout: 2000 })).to.equal(51);
   });
 
