@@ -20,16 +20,24 @@ export type ScriptedRedis = Redis & {
 
 /**
  * The command connection. Commands in flight when the connection drops are
- * failed, not sent again: a publish must report "maybe not stored" rather
- * than risk storing a message twice, and every other command is retried by
- * its owner (acks, requeues) or is safe to lose (a fetch's messages stay in
- * `unacked` and are restored after the visibility timeout).
+ * sent again once it is back (with `autoResendUnfulfilledCommands` off,
+ * ioredis drops them without ever settling their promises), or rejected after
+ * `maxRetriesPerRequest` failed reconnects. Every command here is safe to
+ * repeat: acks, requeues, renewals and restores check what they change, and a
+ * repeated fetch only pops more (what the lost reply carried stays in
+ * `unacked` and is restored after the visibility timeout). A repeated publish
+ * may store a message twice, which at-least-once delivery allows.
+ *
+ * No auto-pipelining: ioredis runs one auto-pipeline at a time, so a fetch
+ * script would hold up every publish and ack behind it, and a pipeline cut
+ * by a Redis restart was seen never to settle. Commands are written as they
+ * come (still pipelined on the socket); acks and fetches batch themselves.
  */
 export function createCommandClient(options: RedisOptions): ScriptedRedis {
   const client = new Redis({
     ...options,
-    enableAutoPipelining: true,
-    autoResendUnfulfilledCommands: false,
+    enableAutoPipelining: false,
+    autoResendUnfulfilledCommands: true,
   }) as ScriptedRedis;
   client.defineCommand('tsFetch', { lua: scripts.FETCH });
   client.defineCommand('tsAck', { lua: scripts.ACK });

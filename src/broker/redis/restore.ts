@@ -82,8 +82,10 @@ export class RestoreSweeper {
   private async sweepUnderLock(): Promise<number> {
     const { mutexKey, mutexExpire } = this.options;
     const token = randomBytes(16).toString('hex');
-    // Another worker is sweeping: kombu skips its turn too (MutexHeld).
-    if ((await this.client.set(mutexKey, token, 'PX', Math.round(mutexExpire * 1000), 'NX')) !== 'OK') return 0;
+    const got = await this.client.set(mutexKey, token, 'PX', Math.round(mutexExpire * 1000), 'NX');
+    // Another worker is sweeping: kombu skips its turn too (MutexHeld). A SET sent again
+    // after a reconnect finds our own token: then the lock is ours.
+    if (got !== 'OK' && (await this.client.get(mutexKey)) !== token) return 0;
     try {
       return await this.restoreOverdue();
     } finally {
