@@ -232,6 +232,48 @@ describe('Redis broker (integration, Redis DB 10)', function () {
     expect(await redis.llen(queue)).to.equal(0);
   });
 
+  it("records every envelope shape in unacked exactly as kombu would ([envelope, exchange, routing_key])", async () => {
+    const queue = uniqueName('rb-shapes');
+    const app = makeApp(queue);
+    await app.sendTask('rb.add', [1, 1]);
+    const ours = (await redis.rpop(queue))!;
+    const base = JSON.parse(ours) as Record<string, any>;
+    const variant = (edit: (e: Record<string, any>) => void): Record<string, any> => {
+      const e = structuredClone(base);
+      e.properties.delivery_tag = crypto.randomUUID();
+      edit(e);
+      return e;
+    };
+    const pythonStyle = (e: Record<string, any>): string => JSON.stringify(e).replace(/":/g, '": ').replace(/,"/g, ', "');
+    const shapes: string[] = [
+      JSON.stringify(variant(() => undefined)), // ts-celery's compact JSON
+      pythonStyle(variant(() => undefined)), // kombu's json.dumps spacing
+      pythonStyle(variant((e) => { e.properties.delivery_info.redelivered = true; e.headers.redelivered = true; })), // restored by kombu
+      JSON.stringify(variant((e) => { e.properties.delivery_info = { exchange: 'ex"q', routing_key: 'rk\\x' }; })), // escapes
+      JSON.stringify(variant((e) => { const { delivery_tag, ...rest } = e.properties; e.properties = { delivery_tag, ...rest }; })), // another key order
+      JSON.stringify(variant((e) => { delete e.properties.delivery_info; })), // no delivery_info: the consumed queue
+      JSON.stringify(variant((e) => { e.headers.delivery_info = { exchange: 'decoy', routing_key: 'decoy' }; e.headers.delivery_tag = 'decoy'; })),
+    ];
+    for (const raw of shapes) await redis.lpush(queue, raw);
+    const got: Delivery[] = [];
+    const consumer = await app.broker.consume(
+      { name: queue, durable: true, autoDelete: false, arguments: {}, exchange: { name: queue, type: 'direct', durable: true }, routingKey: queue },
+      { prefetch: 100, onDelivery: (d) => got.push(d) },
+    );
+    await until(() => got.length === shapes.length, 3000, 'every shape delivered');
+    for (const raw of shapes) {
+      const env = JSON.parse(raw) as Record<string, any>;
+      const tag = env.properties.delivery_tag as string;
+      const record = JSON.parse((await redis.hget('unacked', tag))!) as [Record<string, any>, string, string];
+      const info = env.properties.delivery_info ?? { exchange: '', routing_key: queue };
+      expect(record, raw.slice(-140)).to.deep.equal([env, info.exchange, info.routing_key]);
+      expect(got.find((d) => d.message.headers.id === env.headers.id && (d as unknown as { tag: string }).tag === tag), `delivered with tag ${tag}`).to.not.equal(undefined);
+    }
+    for (const d of got) d.ack();
+    await consumer.close();
+    for (const raw of shapes) expect(await redis.hexists('unacked', (JSON.parse(raw) as Record<string, any>).properties.delivery_tag)).to.equal(0);
+  });
+
   it('the consumer API: prefetch bounds what is handed over, and a requeue comes back redelivered', async () => {
     const queue = uniqueName('rb-api');
     const app = makeApp(queue);

@@ -83,6 +83,8 @@ export class RedisDelivery implements Delivery {
 
 export class RedisConsumer implements Consumer {
   private readonly unsettled = new Set<RedisDelivery>();
+  /** Room promised to fetches in flight. */
+  private reserved = 0;
   private cancelled = false;
   readonly consumerTag: string;
 
@@ -101,10 +103,15 @@ export class RedisConsumer implements Consumer {
     return !this.cancelled;
   }
 
-  /** How many more messages it may hold now (Infinity with prefetch 0). */
+  /** How many more messages it may hold now, not counting fetches in flight (Infinity with prefetch 0). */
   room(): number {
     if (this.cancelled) return 0;
-    return this.prefetch === 0 ? Infinity : Math.max(0, this.prefetch - this.unsettled.size);
+    return this.prefetch === 0 ? Infinity : Math.max(0, this.prefetch - this.unsettled.size - this.reserved);
+  }
+
+  /** @internal A fetch in flight will bring up to `n` messages (negative: it came back). */
+  reserve(n: number): void {
+    this.reserved += n;
   }
 
   /**

@@ -13,7 +13,9 @@
  *   so a reply lost with the connection loses the message; a lost peek loses
  *   nothing.
  * - A consumer wants messages when a quarter of its prefetch window is free
- *   (see RedisConsumer.wantsMore), so a busy worker fetches in batches.
+ *   (see RedisConsumer.wantsMore), so a busy worker fetches in batches; the
+ *   window is then refilled by up to MAX_IN_FLIGHT fetches at once, so Redis
+ *   runs the next script while this process reads the last reply.
  */
 import type { Redis } from 'ioredis';
 import type { ScriptedRedis } from './client.js';
@@ -22,8 +24,10 @@ import { RedisDelivery } from './consumer.js';
 import { readEnvelope } from './envelope.js';
 import { QueueCycle, type KeySpace, type QueueOrderStrategy } from './keys.js';
 
-/** Messages per consumer per fetch at most: bounds the time the script holds Redis. */
+/** Messages per consumer per fetch at most: bounds the time the script holds Redis (a few ms). */
 export const MAX_FETCH = 256;
+/** Fetches sent at once when a window is refilled. */
+export const MAX_IN_FLIGHT = 2;
 const RETRY_MS = 500;
 
 export interface FetcherOptions {
@@ -98,6 +102,12 @@ export class Fetcher {
   private poked = false;
   private loop: Promise<void> | null = null;
   private stopped = false;
+  /** Fetches sent and not answered yet (each reserved its consumers' room). */
+  private inFlight = 0;
+  /** The last fetch found every list empty: wait on the lists until one has a message. */
+  private drained = false;
+  /** After a failed fetch, the next waits until then (epoch ms). */
+  private retryAt = 0;
 
   constructor(
     private readonly client: ScriptedRedis,
@@ -155,26 +165,49 @@ export class Fetcher {
   private async run(): Promise<void> {
     while (!this.stopped) {
       const wanting = this.consumers.filter((c) => c.wantsMore());
-      if (wanting.length === 0) {
+      const wait = this.retryAt - Date.now();
+      if (wanting.length > 0 && wait > 0) {
+        await this.pause(wait);
+      } else if (wanting.length > 0 && !this.drained && this.inFlight === 0) {
+        this.poked = false;
+        // Refill: as many fetches at once as the free room needs, up to MAX_IN_FLIGHT.
+        for (let n = 0; n < MAX_IN_FLIGHT; n++) {
+          const withRoom = this.consumers.filter((c) => c.room() > 0);
+          if (withRoom.length === 0) break;
+          this.launch(withRoom);
+        }
+      } else if (wanting.length > 0 && this.drained && this.inFlight === 0) {
+        // Every list was empty: block on them until one has a message (or something else changes).
+        const armed = this.listsOf(wanting).map(({ key }) => this.watcher(key));
+        for (const w of armed) w.arm();
         await this.pause();
-        continue;
+        for (const w of armed) w.disarm();
+        this.drained = false;
+      } else {
+        await this.pause();
       }
-      this.poked = false;
-      let fetched: number;
-      try {
-        fetched = await this.fetch(wanting);
-      } catch (err) {
-        if (this.stopped) break;
-        this.options.onError(err instanceof Error ? err : new Error(String(err)));
-        await this.pause(RETRY_MS);
-        continue;
-      }
-      if (fetched > 0 || this.stopped) continue;
-      const armed = this.listsOf(wanting).map(({ key }) => this.watcher(key));
-      for (const w of armed) w.arm();
-      await this.pause();
-      for (const w of armed) w.disarm();
     }
+    // The replies still on their way reach their consumers (which return them to the queue if stopped).
+    while (this.inFlight > 0) await this.pause(RETRY_MS);
+  }
+
+  private launch(consumers: RedisConsumer[]): void {
+    this.inFlight++;
+    this.fetch(consumers)
+      .then(
+        (fetched) => {
+          this.drained = fetched === 0;
+        },
+        (err: unknown) => {
+          if (this.stopped) return;
+          this.options.onError(err instanceof Error ? err : new Error(String(err)));
+          this.retryAt = Date.now() + RETRY_MS;
+        },
+      )
+      .finally(() => {
+        this.inFlight--;
+        this.poke();
+      });
   }
 
   private watcher(key: string): ListWatcher {
@@ -201,14 +234,21 @@ export class Fetcher {
     return lists;
   }
 
+  /** One fetch for these consumers; their room is reserved until the reply is handed over. */
   private async fetch(wanting: RedisConsumer[]): Promise<number> {
     const order = this.cycle.order();
     const slots = [...wanting].sort((a, b) => order.indexOf(a.queue) - order.indexOf(b.queue));
     const lists = this.listsOf(slots);
     const rooms = slots.map((c) => Math.min(c.room(), MAX_FETCH));
+    slots.forEach((c, i) => c.reserve(rooms[i]!));
     const args: Array<string | number> = [(Date.now() / 1000).toFixed(6), slots.length, ...rooms, ...slots.map((c) => c.queue), ...lists.map((l) => l.slot)];
     const { indexKey, hashKey } = this.options;
-    const reply = await this.client.tsFetch(2 + lists.length, indexKey, hashKey, ...lists.map((l) => l.key), ...args);
+    let reply: Array<number | string | null>;
+    try {
+      reply = await this.client.tsFetch(2 + lists.length, indexKey, hashKey, ...lists.map((l) => l.key), ...args);
+    } finally {
+      slots.forEach((c, i) => c.reserve(-rooms[i]!));
+    }
     let first: string | null = null;
     for (let i = 0; i < reply.length; i += 3) {
       const consumer = slots[lists[Number(reply[i]) - 1]!.slot - 1]!;
