@@ -194,6 +194,12 @@ export class RedisBroker extends EventEmitter<BrokerEvents> implements Broker {
     }
   }
 
+  /** An error's message, with the last connection error when that says more (a TLS or auth failure). */
+  private reason(err: unknown): string {
+    const msg = (err as Error)?.message ?? String(err);
+    return this.lastError && this.lastError.message !== msg ? `${msg}; last connection error: ${this.lastError.message}` : msg;
+  }
+
   private onFetchError(err: Error): void {
     if (this.closed || this.down) return; // a connection problem is reported by 'disconnected'
     if (err.message === this.lastFetchError) return;
@@ -276,7 +282,7 @@ export class RedisBroker extends EventEmitter<BrokerEvents> implements Broker {
         () => undefined,
         (err: unknown) => {
           this.declared.delete(cacheKey);
-          throw new BrokerError(`Declaring the binding of queue ${JSON.stringify(q.name)} on ${this.displayUrl} failed: ${(err as Error).message}`, { cause: safeCause(err) });
+          throw new BrokerError(`Declaring the binding of queue ${JSON.stringify(q.name)} on ${this.displayUrl} failed: ${this.reason(err)}`, { cause: safeCause(err) });
         },
       );
       this.declared.set(cacheKey, done);
@@ -310,7 +316,7 @@ export class RedisBroker extends EventEmitter<BrokerEvents> implements Broker {
       queues = await this.lookup(route.exchange, route.routingKey, false, route.declare?.exchange.name === route.exchange ? route.declare.exchange.type : undefined);
     } catch (err) {
       if (err instanceof BrokerError) throw err;
-      throw new PublishError(`Cannot publish to ${this.displayUrl}: ${(err as Error).message}`, { cause: safeCause(err) });
+      throw new PublishError(`Cannot publish to ${this.displayUrl}: ${this.reason(err)}`, { cause: safeCause(err) });
     }
     if (queues.length === 0) {
       throw new PublishError(
@@ -325,7 +331,7 @@ export class RedisBroker extends EventEmitter<BrokerEvents> implements Broker {
     } catch (err) {
       throw new PublishError(
         `Redis at ${this.displayUrl} did not confirm the message for ${JSON.stringify(route.routingKey)} ` +
-          `(${(err as Error).message}): it may not have been stored; send it again (the task id can stay the same)`,
+          `(${this.reason(err)}): it may not have been stored; send it again (the task id can stay the same)`,
         { cause: safeCause(err) },
       );
     }
