@@ -4,6 +4,7 @@ import { renewIntervalMs } from '../../../src/broker/redis/ack-emulation.js';
 import { sweepIntervalMs } from '../../../src/broker/redis/restore.js';
 import { connectionOptions, parseRedisUrl } from '../../../src/broker/redis/url.js';
 import { ImproperlyConfigured } from '../../../src/errors.js';
+import { defaultSettings, unsupportedSettings } from '../../../src/app/config.js';
 
 describe('Redis broker: broker_transport_options', () => {
   it("has kombu's defaults", () => {
@@ -55,6 +56,13 @@ describe('Redis broker: broker_transport_options', () => {
     expect(warnings).to.have.length(2);
     expect(warnings[0]).to.match(/ack_emulation is ignored .* always on/);
     expect(parseTransportOptions({ ack_emulation: true }).warnings).to.deep.equal([]);
+  });
+
+  it('leaves kombu\'s keys to the Redis transport: no "has no effect" warning from the settings table', () => {
+    const conf = { ...defaultSettings(), broker_transport_options: { visibility_timeout: 10, global_keyprefix: 'x' } };
+    expect(unsupportedSettings({ ...conf, broker_url: 'redis://h/0' })).to.deep.equal([]);
+    expect(unsupportedSettings({ ...conf, broker_url: 'sentinel://h:26379' })).to.deep.equal([]);
+    expect(unsupportedSettings({ ...conf, broker_url: 'amqp://h//' }).join()).to.match(/"visibility_timeout", "global_keyprefix" of broker_transport_options have no effect/);
   });
 
   it('renews leases four times per visibility timeout, between 250 ms and a minute', () => {
