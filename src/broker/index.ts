@@ -45,7 +45,11 @@ export function createBroker(conf: CelerySettings, connectionName: string): Brok
         tls: conf.broker_use_ssl,
         connectTimeout: conf.broker_connection_timeout,
         publishRetry: conf.task_publish_retry ? conf.task_publish_retry_policy : null,
-        reconnect: { enabled: conf.broker_connection_retry, maxRetries: conf.broker_connection_max_retries },
+        reconnect: {
+          enabled: conf.broker_connection_retry,
+          onStartup: conf.broker_connection_retry_on_startup ?? conf.broker_connection_retry,
+          maxRetries: conf.broker_connection_max_retries,
+        },
       });
     default:
       throw new ImproperlyConfigured(

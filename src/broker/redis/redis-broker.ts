@@ -55,8 +55,11 @@ export interface RedisBrokerOptions {
   connectTimeout: number;
   /** `task_publish_retry_policy` (null = no retry): how long a publish waits through a reconnect. */
   publishRetry: PublishRetryPolicy | null;
-  /** Consumers' reconnects (`broker_connection_retry`, `broker_connection_max_retries`; null = forever). */
-  reconnect: { enabled: boolean; maxRetries: number | null };
+  /**
+   * Reconnects (`broker_connection_retry`, `broker_connection_max_retries`; null = forever), and
+   * whether to retry a first connection too (`broker_connection_retry_on_startup`, default true).
+   */
+  reconnect: { enabled: boolean; onStartup?: boolean; maxRetries: number | null };
 }
 
 const RECONNECT_BASE_MS = 500;
@@ -151,8 +154,8 @@ export class RedisBroker extends EventEmitter<BrokerEvents> implements Broker {
 
   private retryDelay(times: number): number | null {
     if (this.closed) return null;
-    const { enabled, maxRetries } = this.options.reconnect;
-    if ((!enabled && this.everReady) || (maxRetries !== null && times > maxRetries)) return null;
+    const { enabled, onStartup = true, maxRetries } = this.options.reconnect;
+    if ((this.everReady ? !enabled : !onStartup) || (maxRetries !== null && times > maxRetries)) return null;
     const delayMs = backoffDelay(times - 1, RECONNECT_BASE_MS, RECONNECT_MAX_MS);
     if (this.consumers.size > 0 || !this.everReady) {
       const info: ReconnectInfo = { attempt: times, maxRetries, delayMs, error: this.lastError ?? new Error('connection closed') };
