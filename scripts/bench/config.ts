@@ -10,6 +10,8 @@ export const RESULTS_DIR = join(ROOT, 'bench-results');
 export const DEFAULT_BROKER = 'amqp://guest:guest@127.0.0.1:5672/ts-celery-test';
 /** Redis DB 11: the benchmark's counters, result backend and BullMQ queues. */
 export const DEFAULT_REDIS = 'redis://127.0.0.1:6379/11';
+/** Redis DB 10: the broker of the Redis-broker rows (kombu's lists), on the same Redis server as BullMQ. */
+export const REDIS_BROKER = 'redis://127.0.0.1:6379/10';
 
 /** Debian's python3-celery 5.2.6 with python3-eventlet (installed by scripts/services.sh). */
 export const PYTHON = '/usr/bin/python3';

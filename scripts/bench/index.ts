@@ -14,7 +14,8 @@
  *   npm run bench -- --report file.json   print the tables of an earlier run again (runs nothing)
  *
  * Uses RabbitMQ vhost ts-celery-test (queues bench.<workload>.<system>.<random>,
- * deleted after each run) and Redis DB 11 (counters, results, BullMQ; cleaned).
+ * deleted after each run), Redis DB 11 (counters, results, BullMQ; cleaned) and
+ * Redis DB 10 (the Redis-broker rows' queues, kombu's lists; cleaned).
  * Exits 1 when a run did not complete every task.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -22,7 +23,7 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { createBenchApp } from './bench-app.js';
-import { DEFAULT_BROKER, DEFAULT_REDIS, FULL, QUICK, RESULTS_DIR, type Sizes } from './config.js';
+import { DEFAULT_BROKER, DEFAULT_REDIS, FULL, QUICK, REDIS_BROKER, RESULTS_DIR, type Sizes } from './config.js';
 import { describeMachine, machineInfo, type MachineInfo } from './machine.js';
 import { epochToMonotonicUs, formatHot, hotFunctions, profileOf } from './profile.js';
 import { captureShape, connectRaw } from './raw.js';
@@ -59,12 +60,21 @@ const PLAN: Array<{ workload: WorkloadId; systems: string[] }> = [
   { workload: 'producer-single', systems: ['raw', 'ts', 'python', 'bullmq'] },
   { workload: 'e2e', systems: ['raw', 'ts', 'py-eventlet', 'py-prefork', 'bullmq'] },
   { workload: 'chord', systems: ['ts', 'ts-plain', 'py-prefork'] },
+  // Redis as the broker: ts-celery against BullMQ and Celery, all on the same Redis server.
+  { workload: 'noop-rb', systems: ['ts-redis', 'py-prefork-redis', 'bullmq'] },
+  { workload: 'sleep100-rb', systems: ['ts-redis', 'bullmq'] },
+  { workload: 'producer-rate-rb', systems: ['ts-redis', 'python-redis', 'bullmq'] },
+  { workload: 'e2e-rb', systems: ['ts-redis', 'py-prefork-redis', 'bullmq'] },
 ];
 
 function wanted(workload: WorkloadId, system: string): boolean {
   if (only && !only.has(workload)) return false;
   // Producer ids: `python` follows the Python systems, the others share their system's name.
-  const asSystem = system === 'python' ? ['py-eventlet', 'py-prefork', 'python'] : system === 'ts-plain' ? ['ts'] : [system];
+  const asSystem =
+    system === 'python' ? ['py-eventlet', 'py-prefork', 'python']
+    : system === 'python-redis' ? ['py-prefork-redis', 'python-redis']
+    : system === 'ts-plain' ? ['ts']
+    : [system];
   return !onlySystems || asSystem.some((s) => onlySystems.has(s));
 }
 
@@ -74,15 +84,21 @@ function runOne(ctx: BenchContext, workload: WorkloadId, system: string, rep: nu
       return drain(ctx, workload, system as SystemId, rep, 'noop', sizes.noop, null);
     case 'noop-redis':
       return drain(ctx, workload, system as SystemId, rep, 'noop', sizes.noop, REDIS_BACKEND);
+    case 'noop-rb':
+      return drain(ctx, workload, system as SystemId, rep, 'noop', sizes.noop, null);
     case 'sleep100':
+    case 'sleep100-rb':
       return drain(ctx, workload, system as SystemId, rep, 'sleep100', sizes.sleep, null);
     case 'long':
       return drain(ctx, workload, system as SystemId, rep, 'sleep100', sizes.long, REDIS_BACKEND);
     case 'producer-rate':
     case 'producer-single':
+    case 'producer-rate-rb':
       return producer(ctx, workload, system as ProducerId, rep);
     case 'e2e':
       return e2e(ctx, system as SystemId, rep);
+    case 'e2e-rb':
+      return e2e(ctx, system as SystemId, rep, workload);
     case 'chord':
       return chordDrain(ctx, system as 'ts' | 'ts-plain' | 'py-prefork', rep, sizes.chord, REDIS_BACKEND);
   }
@@ -108,6 +124,7 @@ async function main(): Promise<number> {
   const amqp = await connectRaw(DEFAULT_BROKER);
   amqp.on('error', () => undefined);
   const redis = new Redis(DEFAULT_REDIS, { maxRetriesPerRequest: 3 });
+  const brokerRedis = new Redis(REDIS_BROKER, { maxRetriesPerRequest: 3 });
   const machine = await machineInfo(amqp, redis);
   process.stdout.write(`ts-celery benchmark (${opts.quick ? 'quick' : 'full'}: ${sizes.repetitions} repetition(s))\n${describeMachine(machine)}\n\n`);
 
@@ -122,7 +139,7 @@ async function main(): Promise<number> {
   await admin.deleteExchange(captureQueue);
   await admin.close();
 
-  const ctx: BenchContext = { sizes, broker: DEFAULT_BROKER, redisUrl: DEFAULT_REDIS, redis, amqp, shape, profileDir, progress };
+  const ctx: BenchContext = { sizes, broker: DEFAULT_BROKER, redisUrl: DEFAULT_REDIS, redis, brokerRedis, amqp, shape, profileDir, progress };
   const records: RunRecord[] = [];
   const measure = async (workload: WorkloadId, system: string, rep: number): Promise<void> => {
     const t0 = performance.now();
@@ -182,6 +199,7 @@ async function main(): Promise<number> {
   if (incomplete.length) process.stdout.write(`${incomplete.length} run(s) did not complete every task (see "error" in the JSON).\n`);
 
   await redis.quit();
+  await brokerRedis.quit();
   await amqp.close().catch(() => undefined);
   return incomplete.length ? 1 : 0;
 }

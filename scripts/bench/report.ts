@@ -39,6 +39,10 @@ const TITLES: Record<WorkloadId, string> = {
   e2e: 'Workload 4: end-to-end latency, send -> task start, at 100 tasks/s',
   long: 'Workload 5b: RSS over a long run (ts-celery, 100-ms tasks, Redis backend)',
   chord: 'Workload 6: a chord of no-op tasks, Redis backend (applied first, then drained; until the body ran)',
+  'noop-rb': 'Workload 7: Redis as the broker: no-op task, no result backend (queued first, then drained)',
+  'sleep100-rb': 'Workload 7b: Redis as the broker: I/O task awaiting 100 ms at concurrency 1000 (RSS with 1,000 in flight)',
+  'producer-rate-rb': 'Workload 7c: Redis as the broker: producer calls per second from one process (many in flight)',
+  'e2e-rb': 'Workload 7d: Redis as the broker: end-to-end latency, send -> task start, at 100 tasks/s',
 };
 
 const CHORD_LABELS: Record<string, string> = {
@@ -48,7 +52,7 @@ const CHORD_LABELS: Record<string, string> = {
 };
 
 export function labelOf(workload: WorkloadId, system: string): string {
-  if (workload === 'producer-rate' || workload === 'producer-single') return PRODUCER_LABELS[system as ProducerId] ?? system;
+  if (workload === 'producer-rate' || workload === 'producer-single' || workload === 'producer-rate-rb') return PRODUCER_LABELS[system as ProducerId] ?? system;
   if (workload === 'chord') return CHORD_LABELS[system] ?? system;
   return SYSTEMS[system as SystemId]?.label ?? system;
 }
@@ -163,6 +167,14 @@ export function checkTargets(records: RunRecord[], groups: Group[]): Target[] {
     pass: Number.isFinite(chordVsPy) ? chordVsPy >= 5 : null,
   });
   ratioTarget(`chord of ${chordN} no-op tasks: ts-celery >= 50 % of the same number of plain tasks (Redis backend)`, pairedRatio(records, ['chord', 'ts'], ['chord', 'ts-plain'], rate), 0.5, '');
+  // Redis as the broker (issue #14): against BullMQ and Celery prefork on the same Redis server.
+  const rbX = pairedRatio(records, ['noop-rb', 'ts-redis'], ['noop-rb', 'py-prefork-redis'], rate);
+  ratioTarget('Redis broker, no-op: ts-celery >= BullMQ on the same Redis', pairedRatio(records, ['noop-rb', 'ts-redis'], ['noop-rb', 'bullmq'], rate), 1, 'ts/BullMQ');
+  targets.push({
+    text: 'Redis broker, no-op: ts-celery >= 5x Celery 5.2.6 -P prefork -c 2 on the same Redis',
+    measured: Number.isFinite(rbX) ? `${rbX.toFixed(1)}x (prefork ${fmt(g('noop-rb', 'py-prefork-redis')?.rate?.median)}/s)` : 'not measured',
+    pass: Number.isFinite(rbX) ? rbX >= 5 : null,
+  });
   const rss = g('sleep100', 'ts')?.rssPeakMb?.max;
   targets.push({ text: 'worker RSS < 150 MB with 1,000 tasks in flight', measured: rss === undefined ? 'not measured' : `${fmt(rss)} MB peak`, pass: rss === undefined ? null : rss < 150 });
   const long = records.find((r) => r.workload === 'long' && r.ok);
@@ -193,7 +205,19 @@ export function formatTables(records: RunRecord[], groups: Group[], targets: Tar
   for (const w of workloads) {
     const gs = groups.filter((x) => x.workload === w);
     out.push(`### ${TITLES[w]} — n = ${fmt(records.find((r) => r.workload === w)?.n)}`, '');
-    if (w === 'noop' || w === 'noop-redis' || w === 'sleep100') {
+    if (w === 'noop-rb' || w === 'sleep100-rb') {
+      // No raw ceiling on Redis: the comparison is BullMQ, on the same Redis server.
+      const rows = gs.map((x) => {
+        const row = [x.label + incomplete(x), fmt(x.rate?.median), range(x.rate)];
+        if (w === 'sleep100-rb') row.push(x.rate ? pct(x.rate.median / 10_000) : '–');
+        return [...row, pct(pairedRatio(records, [w, x.system], [w, 'bullmq'], rate)), fmt(x.cpuUsPerTask?.median, 1), fmt(x.rssPeakMb?.median)];
+      });
+      const head = w === 'sleep100-rb' ? ['system', 'tasks/s', 'min–max', 'of ideal'] : ['system', 'tasks/s', 'min–max'];
+      out.push(table([...head, 'of BullMQ', 'CPU µs/task', 'peak RSS MB'], rows));
+    } else if (w === 'producer-rate-rb') {
+      const rows = gs.map((x) => [x.label + incomplete(x), fmt(x.rate?.median), range(x.rate), pct(pairedRatio(records, [w, x.system], [w, 'bullmq'], rate))]);
+      out.push(table(['producer', 'calls/s', 'min–max', 'of BullMQ add()'], rows));
+    } else if (w === 'noop' || w === 'noop-redis' || w === 'sleep100') {
       const rows = gs.map((x) => {
         const vs = w === 'sleep100' ? (x.rate ? pct(x.rate.median / 10_000) : '–') : pct(pairedRatio(records, [w, x.system], ['noop', 'raw'], rate));
         const row = [x.label + incomplete(x), fmt(x.rate?.median), range(x.rate), vs];
@@ -212,9 +236,9 @@ export function formatTables(records: RunRecord[], groups: Group[], targets: Tar
     } else if (w === 'producer-rate') {
       const rows = gs.map((x) => [x.label + incomplete(x), fmt(x.rate?.median), range(x.rate), pct(pairedRatio(records, [w, x.system], [w, 'raw'], rate))]);
       out.push(table(['producer', 'calls/s', 'min–max', 'of raw confirms'], rows));
-    } else if (w === 'producer-single' || w === 'e2e') {
+    } else if (w === 'producer-single' || w === 'e2e' || w === 'e2e-rb') {
       const rows = gs.map((x) => [x.label + incomplete(x), fmt(x.p50?.median, 2), range(x.p50, 2), fmt(x.p99?.median, 2), range(x.p99, 2)]);
-      out.push(table([w === 'e2e' ? 'system' : 'producer', 'p50 ms', 'min–max', 'p99 ms', 'min–max'], rows));
+      out.push(table([w === 'producer-single' ? 'producer' : 'system', 'p50 ms', 'min–max', 'p99 ms', 'min–max'], rows));
     } else if (w === 'long') {
       const rows = records
         .filter((r) => r.workload === 'long')
@@ -239,6 +263,7 @@ export const NOTES = [
   "Celery's delay() does not wait for a publisher confirm (kombu's default), so its producer rate and latency measure a socket write, not a stored message.",
   'Celery -P prefork -c 2 is left out of the 100-ms workload: two processes run at most 20 such tasks per second by construction.',
   'BullMQ uses Redis as its queue (jobs removed on completion); its RabbitMQ-free path is a comparison, not a ceiling.',
+  "Workload 7 (Redis as the broker): ts-celery, BullMQ and Celery share one Redis server (broker DB 10, BullMQ and counters DB 11); ts-celery's delay() resolves once Redis replied to the LPUSH, Celery's once the command was written.",
   'RSS and CPU are summed over the worker process tree (prefork: parent and children; shared pages count per process).',
   'ts-celery -E sends task-received/started/succeeded for every task, batched as Celery does (task.multi lists of up to 24); no receiver is bound during the run, so RabbitMQ routes and drops them.',
 ];

@@ -7,6 +7,8 @@
  *   py-eventlet  Debian's Celery 5.2.6, -P eventlet -c 1000 (the tutorial)  pybench.py
  *   py-prefork   Debian's Celery 5.2.6, -P prefork -c 2                     pybench.py
  *   bullmq       BullMQ Worker, concurrency 1000 (Redis, not RabbitMQ)      bullmq-worker.ts
+ *   ts-redis          ts-celery worker -c 1000 on the Redis broker (kombu's lists, DB 10)
+ *   py-prefork-redis  Debian's Celery 5.2.6, -P prefork -c 2, on the same Redis broker
  *
  * Python workers run without mingle, gossip and heartbeats (ts-celery has
  * none of them) and at -l warning like the others: per-task INFO lines would
@@ -17,15 +19,18 @@ import { join } from 'node:path';
 import { BENCH_DIR, PYTHON, ROOT } from './config.js';
 import { startProc, type Proc } from './procs.js';
 
-export type SystemId = 'raw' | 'ts' | 'ts-events' | 'py-eventlet' | 'py-prefork' | 'bullmq';
+export type SystemId = 'raw' | 'ts' | 'ts-events' | 'py-eventlet' | 'py-prefork' | 'bullmq' | 'ts-redis' | 'py-prefork-redis';
 /** Who produces for a system: Node clients (producers.ts) or Python's delay() (pybench.py). */
-export type ProducerId = 'raw' | 'ts' | 'python' | 'bullmq';
+export type ProducerId = 'raw' | 'ts' | 'python' | 'bullmq' | 'ts-redis' | 'python-redis';
+
+/** Where a system's messages wait: RabbitMQ, BullMQ's own Redis structures, or kombu's Redis lists. */
+export type Transport = 'amqp' | 'redis' | 'kombu-redis';
 
 export interface SystemDef {
   id: SystemId;
   /** As printed in the table. */
   label: string;
-  transport: 'amqp' | 'redis';
+  transport: Transport;
   producer: ProducerId;
 }
 
@@ -36,7 +41,15 @@ export const SYSTEMS: Record<SystemId, SystemDef> = {
   'py-eventlet': { id: 'py-eventlet', label: 'Celery 5.2.6 -P eventlet -c 1000', transport: 'amqp', producer: 'python' },
   'py-prefork': { id: 'py-prefork', label: 'Celery 5.2.6 -P prefork -c 2', transport: 'amqp', producer: 'python' },
   bullmq: { id: 'bullmq', label: 'BullMQ concurrency 1000', transport: 'redis', producer: 'bullmq' },
+  'ts-redis': { id: 'ts-redis', label: 'ts-celery -c 1000, Redis broker', transport: 'kombu-redis', producer: 'ts-redis' },
+  'py-prefork-redis': { id: 'py-prefork-redis', label: 'Celery 5.2.6 -P prefork -c 2, Redis broker', transport: 'kombu-redis', producer: 'python-redis' },
 };
+
+/** The transport a producer publishes over. */
+export function producerTransport(producer: ProducerId): Transport {
+  if (producer === 'bullmq') return 'redis';
+  return producer === 'ts-redis' || producer === 'python-redis' ? 'kombu-redis' : 'amqp';
+}
 
 /** Labels of the producers (workload 3). */
 export const PRODUCER_LABELS: Record<ProducerId, string> = {
@@ -44,6 +57,8 @@ export const PRODUCER_LABELS: Record<ProducerId, string> = {
   ts: 'ts-celery delay()',
   python: 'Celery 5.2.6 delay() (no confirms)',
   bullmq: 'BullMQ add()',
+  'ts-redis': 'ts-celery delay(), Redis broker',
+  'python-redis': 'Celery 5.2.6 delay(), Redis broker',
 };
 
 export interface WorkerSpec {
@@ -86,7 +101,8 @@ export function startWorker(system: SystemId, spec: WorkerSpec): Proc {
     case 'bullmq':
       return startProc(node, ['--import', 'tsx', join(BENCH_DIR, 'bullmq-worker.ts')], { cwd: ROOT, env });
     case 'ts':
-    case 'ts-events': {
+    case 'ts-events':
+    case 'ts-redis': {
       const prof = spec.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${spec.profileDir}`] : [];
       // -E: task-received/started/succeeded per task, published to celeryev (nobody bound: RabbitMQ drops them).
       const events = system === 'ts-events' ? ['-E'] : [];
@@ -94,7 +110,8 @@ export function startWorker(system: SystemId, spec: WorkerSpec): Proc {
       return startProc(node, [...prof, join(ROOT, 'bin', 'ts-celery.js'), ...args], { cwd: ROOT, env });
     }
     case 'py-eventlet':
-    case 'py-prefork': {
+    case 'py-prefork':
+    case 'py-prefork-redis': {
       const pool = system === 'py-eventlet' ? ['-P', 'eventlet', '-c', '1000'] : ['-P', 'prefork', '-c', '2'];
       const args = ['-m', 'celery', '-A', 'pybench', 'worker', '-l', 'warning', ...pool, '-Q', spec.queue, '-n', nodeName(system),
         '--without-mingle', '--without-gossip', '--without-heartbeat'];

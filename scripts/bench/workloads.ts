@@ -18,18 +18,21 @@ import { join } from 'node:path';
 import type { ChannelModel, Channel } from 'amqplib';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { BENCH_DIR, bullConnection, PYTHON, ROOT, type Sizes } from './config.js';
+import { BENCH_DIR, bullConnection, PYTHON, REDIS_BROKER, ROOT, type Sizes } from './config.js';
 import { runKeys, sleep } from './marker.js';
 import type { ClientReply, ClientRequest } from './node-client.js';
 import { ProcSampler, runJsonClient, type Proc } from './procs.js';
 import { fill, openProducer, type TaskKind } from './producers.js';
 import type { MessageShape } from './raw.js';
 import { latencySummary, percentile } from './stats.js';
-import { pythonEnv, startWorker, SYSTEMS, type ProducerId, type SystemId } from './systems.js';
+import { producerTransport, pythonEnv, startWorker, SYSTEMS, type ProducerId, type SystemId, type Transport } from './systems.js';
 import { createBenchApp } from './bench-app.js';
 import { chord } from 'ts-celery';
 
-export type WorkloadId = 'noop' | 'noop-redis' | 'sleep100' | 'producer-rate' | 'producer-single' | 'e2e' | 'long' | 'chord';
+export type WorkloadId =
+  | 'noop' | 'noop-redis' | 'sleep100' | 'producer-rate' | 'producer-single' | 'e2e' | 'long' | 'chord'
+  // The same workloads with Redis as the broker (kombu's lists), against BullMQ and Celery on that Redis.
+  | 'noop-rb' | 'sleep100-rb' | 'producer-rate-rb' | 'e2e-rb';
 
 /** One measurement of one system in one workload. */
 export interface RunRecord {
@@ -71,6 +74,8 @@ export interface BenchContext {
   broker: string;
   redisUrl: string;
   redis: Redis;
+  /** Redis DB 10, the broker of the Redis-broker rows. */
+  brokerRedis: Redis;
   amqp: ChannelModel;
   shape: MessageShape;
   /** When set, ts-celery workers write CPU profiles here. */
@@ -94,8 +99,25 @@ async function withChannel<T>(ctx: BenchContext, fn: (ch: Channel) => Promise<T>
   }
 }
 
-/** Messages ready in an AMQP queue / jobs waiting in a BullMQ queue. */
-async function queued(ctx: BenchContext, transport: 'amqp' | 'redis', queue: string): Promise<{ ready: number; consumers: number }> {
+/** kombu's lists of a queue: the queue itself and its priority sub-queues. */
+function kombuLists(queue: string): string[] {
+  return [queue, `${queue}\x06\x163`, `${queue}\x06\x166`, `${queue}\x06\x169`];
+}
+
+/** The broker URL a system (or producer) uses. */
+function brokerOf(ctx: BenchContext, transport: Transport): string {
+  return transport === 'kombu-redis' ? REDIS_BROKER : ctx.broker;
+}
+
+/** Messages ready in an AMQP queue / jobs waiting in a BullMQ queue / entries in kombu's lists. */
+async function queued(ctx: BenchContext, transport: Transport, queue: string): Promise<{ ready: number; consumers: number }> {
+  if (transport === 'kombu-redis') {
+    const lengths = await Promise.all(kombuLists(queue).map((k) => ctx.brokerRedis.llen(k)));
+    // A consumer of a Redis queue is a connection blocked on its list: CLIENT LIST names the command.
+    const clients = (await ctx.brokerRedis.client('LIST')) as string;
+    const waiting = clients.split('\n').filter((l) => / db=10 /.test(l) && / cmd=(brpop|blmove) /.test(l)).length;
+    return { ready: lengths.reduce((a, b) => a + b, 0), consumers: waiting };
+  }
   if (transport === 'amqp') {
     const q = await withChannel(ctx, (ch) => ch.checkQueue(queue));
     return { ready: q.messageCount, consumers: q.consumerCount };
@@ -109,7 +131,7 @@ async function queued(ctx: BenchContext, transport: 'amqp' | 'redis', queue: str
 }
 
 /** Polls until the queue holds `expected` messages (Python's delay() is not confirmed: it may lag). */
-async function expectQueued(ctx: BenchContext, transport: 'amqp' | 'redis', queue: string, expected: number): Promise<number> {
+async function expectQueued(ctx: BenchContext, transport: Transport, queue: string, expected: number): Promise<number> {
   let ready = -1;
   for (const deadline = Date.now() + 10_000; Date.now() < deadline; await sleep(100)) {
     ready = (await queued(ctx, transport, queue)).ready;
@@ -118,13 +140,15 @@ async function expectQueued(ctx: BenchContext, transport: 'amqp' | 'redis', queu
   return ready;
 }
 
-async function prepare(ctx: BenchContext, transport: 'amqp' | 'redis', queue: string): Promise<void> {
+async function prepare(ctx: BenchContext, transport: Transport, queue: string): Promise<void> {
   // Declared as Celery declares it (durable, no arguments), so readiness checks can find it.
   if (transport === 'amqp') await withChannel(ctx, (ch) => ch.assertQueue(queue, { durable: true }));
 }
 
-async function cleanup(ctx: BenchContext, transport: 'amqp' | 'redis', queue: string, run: string): Promise<void> {
-  if (transport === 'amqp') {
+async function cleanup(ctx: BenchContext, transport: Transport, queue: string, run: string): Promise<void> {
+  if (transport === 'kombu-redis') {
+    await ctx.brokerRedis.del(...kombuLists(queue), `_kombu.binding.${queue}`, `_kombu.binding_permanent.${queue}`);
+  } else if (transport === 'amqp') {
     await withChannel(ctx, async (ch) => {
       await ch.deleteQueue(queue);
       await ch.deleteExchange(queue); // Celery declares an exchange named after the queue
@@ -154,8 +178,9 @@ export async function deleteResults(redis: Redis): Promise<void> {
 
 /** Queues n tasks with the system's own producer: Node in-process, Python's delay() in a Python process. */
 async function fillQueue(ctx: BenchContext, producer: ProducerId, queue: string, run: string, task: TaskKind, n: number, backend: string | null): Promise<void> {
-  if (producer === 'python') {
-    const env = pythonEnv({ queue, broker: ctx.broker, redis: ctx.redisUrl, backend });
+  const broker = brokerOf(ctx, producerTransport(producer));
+  if (producer === 'python' || producer === 'python-redis') {
+    const env = pythonEnv({ queue, broker, redis: ctx.redisUrl, backend });
     await runJsonClient(PYTHON, [join(BENCH_DIR, 'pybench.py'), 'fill', '--task', `bench.${task}`, '--run', run, '--n', String(n)], {
       cwd: BENCH_DIR,
       env,
@@ -163,7 +188,7 @@ async function fillQueue(ctx: BenchContext, producer: ProducerId, queue: string,
     });
     return;
   }
-  const p = await openProducer(producer, { queue, broker: ctx.broker, redis: ctx.redisUrl, shape: ctx.shape });
+  const p = await openProducer(producer === 'ts-redis' ? 'ts' : producer, { queue, broker, redis: ctx.redisUrl, shape: ctx.shape });
   try {
     await fill(p, task, run, n, ctx.sizes.window);
   } finally {
@@ -245,7 +270,7 @@ function phases(record: RunRecord, reset = true): (name: string) => void {
  * seconds Celery's warm shutdown takes.
  */
 async function stopWorker(ctx: BenchContext, system: SystemId, worker: Proc, record: RunRecord): Promise<void> {
-  const isTs = system === 'ts' || system === 'ts-events';
+  const isTs = system === 'ts' || system === 'ts-events' || system === 'ts-redis';
   await worker.stop(isTs ? 15_000 : 0);
   if (ctx.profileDir && isTs) record.profile = worker.pid;
 }
@@ -278,7 +303,7 @@ export async function drain(ctx: BenchContext, workload: WorkloadId, system: Sys
     const ready = await expectQueued(ctx, def.transport, queue, n);
     if (ready !== n) throw new Error(`expected ${n} messages queued before the drain, found ${ready}`);
     phase('fill');
-    worker = startWorker(system, { queue, broker: ctx.broker, redis: ctx.redisUrl, backend, profileDir: ctx.profileDir });
+    worker = startWorker(system, { queue, broker: brokerOf(ctx, def.transport), redis: ctx.redisUrl, backend, profileDir: ctx.profileDir });
     const startedAt = Date.now();
     const sampler = new ProcSampler(worker.pid, 20).start();
     const progress = await waitForCount(ctx, run, n, worker);
@@ -319,10 +344,10 @@ function nodeClient(ctx: BenchContext, req: ClientRequest): Promise<ClientReply>
   });
 }
 
-function pythonClient(ctx: BenchContext, queue: string, args: string[]): Promise<ClientReply> {
+function pythonClient(ctx: BenchContext, queue: string, broker: string, args: string[]): Promise<ClientReply> {
   return runJsonClient<ClientReply>(PYTHON, [join(BENCH_DIR, 'pybench.py'), ...args], {
     cwd: BENCH_DIR,
-    env: pythonEnv({ queue, broker: ctx.broker, redis: ctx.redisUrl, backend: null }),
+    env: pythonEnv({ queue, broker, redis: ctx.redisUrl, backend: null }),
     timeoutMs: 600_000,
   });
 }
@@ -334,24 +359,25 @@ function client(ctx: BenchContext, producer: ProducerId, command: 'rate' | 'sing
   const s = ctx.sizes;
   // Before e2e, a few sends (run by the worker, counted under <run>-warmup) open the producer's connection.
   const warmup = command === 'e2e' ? E2E_WARMUP : s.warmup;
-  if (producer === 'python') {
-    return pythonClient(ctx, queue, [command, '--run', run, '--n', String(n), '--warmup', String(warmup), '--gap-ms', String(s.gapMs), '--rate', String(s.e2eRate)]);
+  const broker = brokerOf(ctx, producerTransport(producer));
+  if (producer === 'python' || producer === 'python-redis') {
+    return pythonClient(ctx, queue, broker, [command, '--run', run, '--n', String(n), '--warmup', String(warmup), '--gap-ms', String(s.gapMs), '--rate', String(s.e2eRate)]);
   }
   return nodeClient(ctx, {
-    system: producer, command, queue, broker: ctx.broker, redis: ctx.redisUrl, run, n,
+    system: producer === 'ts-redis' ? 'ts' : producer, command, queue, broker, redis: ctx.redisUrl, run, n,
     window: s.window, warmup, gapMs: s.gapMs, rate: s.e2eRate, shape: ctx.shape,
   });
 }
 
 /** Workload 3: one producer process; `rate` = calls/s with many in flight, `single` = one call's latency. */
-export async function producer(ctx: BenchContext, workload: 'producer-rate' | 'producer-single', producerId: ProducerId, rep: number): Promise<RunRecord> {
-  const transport = producerId === 'bullmq' ? 'redis' : 'amqp';
+export async function producer(ctx: BenchContext, workload: 'producer-rate' | 'producer-single' | 'producer-rate-rb', producerId: ProducerId, rep: number): Promise<RunRecord> {
+  const transport = producerTransport(producerId);
   const { run, queue } = names(workload, producerId);
-  const n = workload === 'producer-rate' ? ctx.sizes.producer : ctx.sizes.single;
+  const n = workload === 'producer-single' ? ctx.sizes.single : ctx.sizes.producer;
   const record: RunRecord = { workload, system: producerId, rep, n, completed: 0, ok: false };
   try {
     await prepare(ctx, transport, queue);
-    const reply = await client(ctx, producerId, workload === 'producer-rate' ? 'rate' : 'single', queue, run, n);
+    const reply = await client(ctx, producerId, workload === 'producer-single' ? 'single' : 'rate', queue, run, n);
     if (reply.seconds !== undefined) {
       record.seconds = reply.seconds;
       record.rate = n / reply.seconds;
@@ -372,7 +398,8 @@ export async function producer(ctx: BenchContext, workload: 'producer-rate' | 'p
 async function waitReady(ctx: BenchContext, system: SystemId, queue: string, worker: Proc): Promise<void> {
   for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(100)) {
     if (worker.done) throw new Error(`the worker exited before it was ready:\n${worker.log().slice(-3000)}`);
-    if (SYSTEMS[system].transport === 'redis' ? /^ready$/m.test(worker.log()) : (await queued(ctx, 'amqp', queue)).consumers > 0) {
+    const transport = SYSTEMS[system].transport;
+    if (transport === 'redis' ? /^ready$/m.test(worker.log()) : (await queued(ctx, transport, queue)).consumers > 0) {
       await sleep(300); // let a pool finish starting
       return;
     }
@@ -381,15 +408,15 @@ async function waitReady(ctx: BenchContext, system: SystemId, queue: string, wor
 }
 
 /** Workload 4: delay() -> task start latency at a steady rate, with the worker already running. */
-export async function e2e(ctx: BenchContext, system: SystemId, rep: number): Promise<RunRecord> {
+export async function e2e(ctx: BenchContext, system: SystemId, rep: number, workload: 'e2e' | 'e2e-rb' = 'e2e'): Promise<RunRecord> {
   const def = SYSTEMS[system];
-  const { run, queue } = names('e2e', system);
+  const { run, queue } = names(workload, system);
   const n = ctx.sizes.e2e;
-  const record: RunRecord = { workload: 'e2e', system, rep, n, completed: 0, ok: false };
+  const record: RunRecord = { workload, system, rep, n, completed: 0, ok: false };
   let worker: Proc | null = null;
   try {
     await prepare(ctx, def.transport, queue);
-    worker = startWorker(system, { queue, broker: ctx.broker, redis: ctx.redisUrl, backend: null, profileDir: ctx.profileDir });
+    worker = startWorker(system, { queue, broker: brokerOf(ctx, def.transport), redis: ctx.redisUrl, backend: null, profileDir: ctx.profileDir });
     await waitReady(ctx, system, queue, worker);
     const from = Date.now();
     await client(ctx, def.producer, 'e2e', queue, run, n);

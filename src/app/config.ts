@@ -9,6 +9,7 @@
 import { ImproperlyConfigured } from '../errors.js';
 import { didYouMean } from '../support/suggest.js';
 import { parseRate } from '../support/rate.js';
+import { urlScheme } from '../support/url.js';
 import { checkQueueDefinitions } from './routing.js';
 import { checkTimezone } from './timezone.js';
 
@@ -152,7 +153,7 @@ interface SettingSpec {
    * Accepted for compatibility but not implemented: setting it (to anything but
    * the default) warns, saying why. A function decides from the value (null = fine).
    */
-  unsupported?: string | ((value: unknown) => string | null);
+  unsupported?: string | ((value: unknown, conf: CelerySettings) => string | null);
   /** Further checks of a (non-null) value beyond its kind; throws ImproperlyConfigured. */
   check?: (value: unknown) => void;
 }
@@ -165,6 +166,14 @@ function ignoredOptions(setting: string, why: string, understood: (key: string, 
     return `${ignored.length === 1 ? 'key' : 'keys'} ${ignored.map((k) => JSON.stringify(k)).join(', ')} of ${setting} ${ignored.length === 1 ? 'has' : 'have'} no effect: ${why}`;
   };
 }
+
+const REDIS_SCHEMES = new Set(['redis', 'rediss', 'sentinel']);
+const ignoredAmqpTransportOptions = ignoredOptions(
+  'broker_transport_options',
+  "ts-celery's AMQP transport always uses publisher confirms (confirm_publish) and has its own settings for the rest " +
+    '(broker_heartbeat, broker_connection_timeout, task_publish_retry_policy, broker_connection_max_retries)',
+  (key, value) => key === 'confirm_publish' && value === true,
+);
 
 /** The table: every setting, its default (Celery's), and its type. */
 export const SETTINGS: { readonly [K in keyof CelerySettings]: SettingSpec } = {
@@ -181,12 +190,10 @@ export const SETTINGS: { readonly [K in keyof CelerySettings]: SettingSpec } = {
   broker_transport_options: {
     default: {},
     kind: 'object',
-    unsupported: ignoredOptions(
-      'broker_transport_options',
-      "ts-celery's AMQP transport always uses publisher confirms (confirm_publish) and has its own settings for the rest " +
-        '(broker_heartbeat, broker_connection_timeout, task_publish_retry_policy, broker_connection_max_retries)',
-      (key, value) => key === 'confirm_publish' && value === true,
-    ),
+    // The Redis broker reads kombu's keys itself (src/broker/redis/options.ts): it refuses unknown
+    // ones and warns about those it ignores, so only the AMQP transport's view is checked here.
+    unsupported: (value, conf) =>
+      REDIS_SCHEMES.has(urlScheme(conf.broker_url)) ? null : ignoredAmqpTransportOptions(value),
   },
   result_backend: { default: null, kind: 'string', nullable: true },
   result_backend_transport_options: {
@@ -377,7 +384,7 @@ export function unsupportedSettings(conf: CelerySettings): string[] {
   for (const [key, spec] of Object.entries(SETTINGS) as Array<[string, SettingSpec]>) {
     const value = (conf as unknown as Record<string, unknown>)[key];
     if (typeof spec.unsupported === 'function') {
-      const why = value === null ? null : spec.unsupported(value);
+      const why = value === null ? null : spec.unsupported(value, conf);
       if (why) out.push(`Setting ${key}: ${why}`);
     } else if (spec.unsupported && JSON.stringify(value) !== JSON.stringify(spec.default)) {
       out.push(`Setting ${key} is accepted but has no effect in ts-celery: ${spec.unsupported}`);

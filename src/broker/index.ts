@@ -4,11 +4,13 @@ import { ImproperlyConfigured } from '../errors.js';
 import { maskUrl, urlScheme } from '../support/url.js';
 import { AmqpBroker } from './amqp/index.js';
 import { MemoryBroker } from './memory.js';
+import { RedisBroker } from './redis/index.js';
 import type { Broker } from './types.js';
 
 export * from './types.js';
-export { AmqpBroker, type ReconnectInfo } from './amqp/index.js';
+export { AmqpBroker } from './amqp/index.js';
 export { MemoryBroker } from './memory.js';
+export { RedisBroker } from './redis/index.js';
 
 /** Creates the broker `broker_url` names. `connectionName` shows up in RabbitMQ's tools. */
 export function createBroker(conf: CelerySettings, connectionName: string): Broker {
@@ -33,10 +35,27 @@ export function createBroker(conf: CelerySettings, connectionName: string): Brok
           maxRetries: conf.broker_connection_max_retries,
         },
       });
+    case 'redis':
+    case 'rediss':
+    case 'sentinel':
+      return new RedisBroker({
+        url,
+        connectionName,
+        transportOptions: conf.broker_transport_options,
+        tls: conf.broker_use_ssl,
+        connectTimeout: conf.broker_connection_timeout,
+        publishRetry: conf.task_publish_retry ? conf.task_publish_retry_policy : null,
+        reconnect: {
+          enabled: conf.broker_connection_retry,
+          onStartup: conf.broker_connection_retry_on_startup ?? conf.broker_connection_retry,
+          maxRetries: conf.broker_connection_max_retries,
+        },
+      });
     default:
       throw new ImproperlyConfigured(
         `Unsupported broker_url ${JSON.stringify(maskUrl(url))}: use amqp://user:password@host:5672/vhost ` +
-          `(RabbitMQ), amqps:// (TLS) or memory:// (embedded, one process)`,
+          `(RabbitMQ), amqps:// (TLS), redis://:password@host:6379/0 (Redis), rediss:// (TLS), ` +
+          `sentinel://host:26379 (Redis Sentinel) or memory:// (embedded, one process)`,
       );
   }
 }

@@ -198,6 +198,11 @@ export interface IncomingMessage {
   correlationId?: string | undefined;
   replyTo?: string | undefined;
   priority?: number | undefined;
+  /**
+   * Set by a transport that could not read its own envelope (a Redis list
+   * entry that is not kombu's JSON, say): why. Such a message is never a task.
+   */
+  unreadable?: string | undefined;
 }
 
 /** Largest body we inflate from a compressed message (guards against zip bombs). */
@@ -367,6 +372,7 @@ function parseV1(msg: IncomingMessage, body: Record<string, unknown>): TaskMessa
  * Everything else that is wrong throws {@link ProtocolError} with the reason.
  */
 export function parseTaskMessage(msg: IncomingMessage): TaskMessage {
+  if (msg.unreadable !== undefined) throw new ProtocolError(`unreadable envelope: ${msg.unreadable}`);
   const contentType = msg.contentType ?? '';
   if (contentType !== JSON_CONTENT_TYPE && contentType !== 'json') throw new ContentDisallowed(contentType);
   const decoded = decodeJson(bodyText(msg));

@@ -301,10 +301,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.lifecycle.emit('task-released', message);
   }
 
-  /** Keeps a held ETA task from using up the prefetch window, as Python Celery does. */
+  /**
+   * Keeps a held ETA task from using up the prefetch window, as Python Celery does. A broker
+   * that cannot park holds every ETA task, so the bump stops at `worker_eta_task_limit`
+   * (Celery's `max_prefetch`): past it, memory stays bounded and consuming waits for an eta.
+   */
   private adjustHeld(slot: ConsumerSlot, delta: number): void {
     slot.held += delta;
-    if (this.prefetch > 0 && slot.consumer) void slot.consumer.setPrefetch(clampPrefetch(this.prefetch + slot.held));
+    const bump = this.broker.park || this.eta.limit === null ? slot.held : Math.min(slot.held, this.eta.limit);
+    if (this.prefetch > 0 && slot.consumer) void slot.consumer.setPrefetch(clampPrefetch(this.prefetch + bump));
   }
 
   private async park(slot: ConsumerSlot, delivery: Delivery, message: TaskMessage, task: Task<never, unknown>, wait: number): Promise<void> {

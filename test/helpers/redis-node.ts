@@ -1,15 +1,19 @@
 /**
  * A Redis server of the fault tests' own (Debian's redis-server 7.0, built
  * with TLS): on a free port with `requirepass` (a distinctive password, for
- * grep tests), optionally a TLS port too, no persistence. It can be stopped
- * and started again on the same ports (the "backend down" fault); the shared
- * Redis on :6379 is never touched.
+ * grep tests), optionally a TLS port too, no persistence unless asked (then an
+ * append-only file fsynced on every write, in a temporary directory). It can
+ * be stopped and started again on the same ports (the "backend down" and
+ * "broker restart" faults); the shared Redis on :6379 is never touched.
  *
  * Start-up takes ~50 ms, so a test file may start its own; {@link sharedRedisNode}
  * shares one across files anyway, shut down by a root-level `after` hook.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, connect as tcpConnect } from 'node:net';
 import type { TestPki } from './tls.js';
 
@@ -41,6 +45,12 @@ function portOpen(port: number): Promise<boolean> {
 export interface RedisNodeOptions {
   /** Also listen with TLS (server cert from this PKI; clients need not present one). */
   pki?: TestPki;
+  /**
+   * Keep the data across restarts, as a broker must: `appendonly yes` with
+   * `appendfsync always` (every write Redis replied to is on disk), in a
+   * temporary directory removed by {@link RedisNode.destroy}.
+   */
+  persistent?: boolean;
 }
 
 export class RedisNode {
@@ -50,6 +60,7 @@ export class RedisNode {
   tlsPort = 0;
   private child: ChildProcess | null = null;
   private output = '';
+  private dir: string | null = null;
 
   constructor(private readonly options: RedisNodeOptions = {}) {}
 
@@ -74,7 +85,13 @@ export class RedisNode {
     if (!this.port) this.port = await freePort();
     if (this.options.pki && !this.tlsPort) this.tlsPort = await freePort();
     const args = ['--bind', '127.0.0.1', '--port', String(this.port), '--requirepass', this.password,
-      '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'warning'];
+      '--save', '', '--daemonize', 'no', '--loglevel', 'warning'];
+    if (this.options.persistent) {
+      this.dir ??= mkdtempSync(join(tmpdir(), 'ts-celery-redis-'));
+      args.push('--dir', this.dir, '--appendonly', 'yes', '--appendfsync', 'always');
+    } else {
+      args.push('--appendonly', 'no');
+    }
     const pki = this.options.pki;
     if (pki) {
       args.push('--tls-port', String(this.tlsPort), '--tls-cert-file', pki.serverCert, '--tls-key-file', pki.serverKey,
@@ -95,14 +112,24 @@ export class RedisNode {
     throw new Error(`redis-server did not start on ${this.port}:\n${this.output}`);
   }
 
-  /** Stops the server at once (SIGKILL: clients see the connection drop, nothing is saved). */
-  async stop(): Promise<void> {
+  /**
+   * Stops the server at once (SIGKILL: clients see the connection drop; a
+   * persistent node keeps what its append-only file has, i.e. every write it replied to).
+   */
+  async stop(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const child = this.child;
     if (!child) return;
     const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    child.kill('SIGKILL');
+    child.kill(signal);
     await exited;
     this.child = null;
+  }
+
+  /** Stops the server and removes its data directory (persistent nodes). */
+  async destroy(): Promise<void> {
+    await this.stop();
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+    this.dir = null;
   }
 }
 

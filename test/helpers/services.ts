@@ -105,3 +105,7 @@ export async function deleteQueues(...names: string[]): Promise<void> {
     await conn.close();
   }
 }
+
+/** The Redis broker's tests: Redis DB 10 as the broker, DB 11 for results (and counting lists). */
+export const REDIS_BROKER_URL = 'redis://127.0.0.1:6379/10';
+export const REDIS_BROKER_RESULTS_URL = 'redis://127.0.0.1:6379/11';

@@ -1,7 +1,8 @@
 /**
  * `npm run bench -- --quick` as a smoke test: every workload runs against every
  * system (raw amqplib, ts-celery, Python Celery 5.2.6 eventlet and prefork,
- * BullMQ) on the real RabbitMQ and Redis, and every task completes. Timings
+ * BullMQ, and ts-celery and Celery prefork with Redis as the broker) on the
+ * real RabbitMQ and Redis, and every task completes. Timings
  * are not asserted: this machine is shared and small-N figures mean little.
  */
 import { spawn } from 'node:child_process';
@@ -80,6 +81,10 @@ describe('npm run bench -- --quick (smoke)', function () {
       'producer-single/raw', 'producer-single/ts', 'producer-single/python', 'producer-single/bullmq',
       'e2e/raw', 'e2e/ts', 'e2e/py-eventlet', 'e2e/py-prefork', 'e2e/bullmq',
       'chord/ts', 'chord/ts-plain', 'chord/py-prefork',
+      'noop-rb/ts-redis', 'noop-rb/py-prefork-redis', 'noop-rb/bullmq',
+      'sleep100-rb/ts-redis', 'sleep100-rb/bullmq',
+      'producer-rate-rb/ts-redis', 'producer-rate-rb/python-redis', 'producer-rate-rb/bullmq',
+      'e2e-rb/ts-redis', 'e2e-rb/py-prefork-redis', 'e2e-rb/bullmq',
     ];
     expect([...seen].sort()).to.deep.equal([...expected].sort());
   });

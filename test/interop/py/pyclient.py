@@ -2,7 +2,7 @@
 
   pyclient.py send NAME [--args JSON] [--kwargs JSON] [--queue Q]
                         [--countdown N] [--eta ISO] [--expires N|ISO]
-                        [--task-id ID] [--get] [--timeout S]
+                        [--task-id ID] [--priority P] [--get] [--timeout S]
   pyclient.py get ID [--timeout S]
   pyclient.py state ID
   global: [--broker URL] [--backend URL]   (default: pytasks' env/defaults)
@@ -46,6 +46,7 @@ def parse_args(argv):
     s.add_argument('--eta', help='ISO-8601 datetime')
     s.add_argument('--expires', help='seconds (number) or ISO-8601 datetime')
     s.add_argument('--task-id')
+    s.add_argument('--priority', type=int)
     s.add_argument('--get', action='store_true', help='wait for the result')
     s.add_argument('--timeout', type=float, default=20.0)
 
@@ -116,6 +117,8 @@ def main(argv):
                 options['expires'] = parse_iso(opts.expires)
         if opts.task_id:
             options['task_id'] = opts.task_id
+        if opts.priority is not None:
+            options['priority'] = opts.priority
         args = json.loads(opts.args)
         kwargs = json.loads(opts.kwargs)
         if not isinstance(args, list) or not isinstance(kwargs, dict):

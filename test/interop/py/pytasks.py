@@ -9,12 +9,16 @@ Configuration comes from the environment:
   PYTASKS_BACKEND  default redis://127.0.0.1:6379/9
   PYTASKS_QUEUE    default celery  (becomes task_default_queue)
   PYTASKS_RESULT_KEYPREFIX  result_backend_transport_options global_keyprefix
+  PYTASKS_ROUTES   JSON task_routes, e.g. {"py.add": {"queue": "a"}} (optional)
+  PYTASKS_TRANSPORT_OPTIONS  JSON broker_transport_options (optional)
+  PYTASKS_ACKS_LATE=1        task_acks_late
 
 Start a worker with (cwd = this directory):
   python -m celery -A pytasks worker -l info -Q <queue> -c 1
 """
 import datetime
 import decimal
+import json
 import os
 import time
 import uuid
@@ -36,10 +40,15 @@ app.conf.update(
     timezone='UTC',
     # 5.3+ warns at worker start-up when this is unset; 5.2.6 ignores it.
     broker_connection_retry_on_startup=True,
+    task_acks_late=os.environ.get('PYTASKS_ACKS_LATE') == '1',
 )
 if os.environ.get('PYTASKS_RESULT_KEYPREFIX'):
     app.conf.result_backend_transport_options = {
         'global_keyprefix': os.environ['PYTASKS_RESULT_KEYPREFIX']}
+if os.environ.get('PYTASKS_ROUTES'):
+    app.conf.task_routes = json.loads(os.environ['PYTASKS_ROUTES'])
+if os.environ.get('PYTASKS_TRANSPORT_OPTIONS'):
+    app.conf.broker_transport_options = json.loads(os.environ['PYTASKS_TRANSPORT_OPTIONS'])
 
 
 class SmsProviderError(Exception):
@@ -186,3 +195,14 @@ def shared_collect(values, tag):
     """Also defined in the TypeScript test app: a chord body that records that it ran."""
     _redis_client().rpush(record_key(tag), 'py:body')
     return {'values': values, 'worker': 'py'}
+
+
+@app.task(name='shared.slow')
+def shared_slow(tag, seconds):
+    """Same name and effect as the TypeScript worker's shared.slow: notes its
+    start and end as '<lang>|<tag>|<pid>' (exact counts in the fault tests)."""
+    run = str(tag).split(':', 1)[0]
+    _redis_client().rpush('pytasks:started:' + run, 'py|%s|%d' % (tag, os.getpid()))
+    time.sleep(seconds)
+    _redis_client().rpush('pytasks:done:' + run, 'py|%s|%d' % (tag, os.getpid()))
+    return tag

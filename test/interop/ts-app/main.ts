@@ -6,7 +6,8 @@
  * Env: TSAPP_BROKER, TSAPP_BACKEND (defaults: the test vhost and Redis DB 9; rpc:// works too), TSAPP_REDIS,
  * TSAPP_QUEUE (task_default_queue), TSAPP_ACKS_LATE=1, TSAPP_TIMEZONE (timezone),
  * TSAPP_RESULT_KEYPREFIX (result_backend_transport_options.global_keyprefix),
- * TSAPP_RETRY_ON_STARTUP=0|1, TSAPP_MAX_RETRIES (broker_connection_max_retries).
+ * TSAPP_RETRY_ON_STARTUP=0|1, TSAPP_MAX_RETRIES (broker_connection_max_retries),
+ * TSAPP_TRANSPORT_OPTIONS (JSON broker_transport_options).
  */
 import { Redis } from 'ioredis';
 import { Celery, type CeleryConfig } from 'ts-celery';
@@ -24,6 +25,7 @@ export const app = new Celery('tsapp', {
   task_acks_late: process.env.TSAPP_ACKS_LATE === '1',
   task_track_started: process.env.TSAPP_TRACK_STARTED === '1',
   ...optional,
+  broker_transport_options: process.env.TSAPP_TRANSPORT_OPTIONS ? (JSON.parse(process.env.TSAPP_TRANSPORT_OPTIONS) as Record<string, unknown>) : {},
 });
 
 /** Thrown by ts.fail_custom: Python's get() raises an exception of this name. */
@@ -163,3 +165,12 @@ export const sharedCollect = app.task({ name: 'shared.collect' }, async (values:
 export const replaceWithPy = app.task({ name: 'ts.replace_with_py', bind: true }, (self, x: number, y: number, queue: string) =>
   self.replace(app.signature('py.add', [x, y], {}, { queue })),
 );
+
+/** Same name and effect as pytasks' shared.slow: notes `ts|<tag>|<pid>` when it starts and when it ends. */
+export const slow = app.task({ name: 'shared.slow' }, async (tag: string, seconds: number) => {
+  const run = tag.split(':')[0];
+  await store().rpush(`pytasks:started:${run}`, `ts|${tag}|${process.pid}`);
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  await store().rpush(`pytasks:done:${run}`, `ts|${tag}|${process.pid}`);
+  return tag;
+});
