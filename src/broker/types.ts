@@ -181,6 +181,13 @@ export interface Broker extends EventEmitter<BrokerEvents> {
    * memory and out of RabbitMQ's consumer_timeout.
    */
   park?(delivery: Delivery, delayMs: number): Promise<number | null>;
+  /**
+   * Optional: whether the transport can route through an exchange of this
+   * type (kombu's `supports_exchange_type`). Absent means every type. The
+   * worker leaves out remote control when `fanout` is not supported, as
+   * Celery's Control bootstep does.
+   */
+  supportsExchangeType?(type: ExchangeDeclaration['type']): boolean;
   /** Opens the connection now (otherwise the first publish/consume does). */
   connect(): Promise<void>;
   /** Closes everything; unsettled deliveries go back to the queue. */

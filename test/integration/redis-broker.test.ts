@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { RedisBroker } from '../../src/broker/redis/index.js';
 import type { Delivery } from '../../src/broker/types.js';
-import { Celery, PublishError, Worker, type CeleryConfig } from '../../src/index.js';
+import { BrokerError, Celery, EventReceiver, PublishError, Worker, type CeleryConfig } from '../../src/index.js';
 import { setLogSink } from '../../src/support/log.js';
 import { REDIS_BROKER_RESULTS_URL, REDIS_BROKER_URL, uniqueName } from '../helpers/services.js';
 
@@ -298,5 +298,37 @@ describe('Redis broker (integration, Redis DB 10)', function () {
     expect(again()!.info.redelivered).to.equal(true);
     expect(again()!.message.headers.redelivered).to.equal(true);
     await consumer.close();
+  });
+  it('a worker starts without remote control (no fanout, as Celery on such a transport); its task events go through the celeryev topic exchange', async () => {
+    const queue = uniqueName('rb-ev');
+    const app = makeApp(queue);
+    const received: string[] = [];
+    const receiver = new EventReceiver(app, { handlers: { '*': (e) => received.push(`${e.type}:${String(e.uuid ?? '')}`) } });
+    keys.push(receiver.queue.name, ...['3', '6', '9'].map((s) => `${receiver.queue.name}${SEP}${s}`));
+    await receiver.start();
+    try {
+      const w = new Worker(app, { hostname: `rb-ev@test`, concurrency: 2, taskEvents: true, heartbeatInterval: null });
+      workers.push(w);
+      await w.start();
+      expect(logs.some((l) => l.includes('Remote control is off') && l.includes('fanout')), logs.join('\n')).to.equal(true);
+      const r = await app.sendTask('rb.add', [20, 22]);
+      expect(await r.get({ timeout: 5000 })).to.equal(42);
+      await until(() => received.includes(`task-succeeded:${r.id}`), 5000, 'task-succeeded');
+      expect(received).to.include(`task-received:${r.id}`);
+      expect(received).to.include(`task-started:${r.id}`);
+      // app.control needs the fanout exchange celery.pidbox: a clear error, not a silent empty reply.
+      const err = await app.control.ping({ timeout: 0.2 }).then(() => null, (e: unknown) => e);
+      expect(err).to.be.instanceOf(BrokerError);
+      expect((err as Error).message).to.match(/celery\.pidbox.*fanout/);
+    } finally {
+      await receiver.close();
+      // kombu's Redis transport keeps a topic queue's binding after its consumer goes; this test's must not stay.
+      const members = await redis.smembers('_kombu.binding.celeryev');
+      const mine = members.filter((m) => m.endsWith(receiver.queue.name));
+      if (mine.length) {
+        await redis.srem('_kombu.binding.celeryev', ...mine);
+        await redis.srem('_kombu.binding_permanent.celeryev', ...mine);
+      }
+    }
   });
 });

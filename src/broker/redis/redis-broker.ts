@@ -30,7 +30,7 @@ import type { WireMessage } from '../../protocol/message.js';
 import { backoffDelay } from '../../support/backoff.js';
 import { getLogger } from '../../support/log.js';
 import { maskUrl, safeCause } from '../../support/url.js';
-import type { Broker, BrokerEvents, ConsumeOptions, Consumer, PublishRoute, QueueDeclaration, ReconnectInfo } from '../types.js';
+import type { Broker, BrokerEvents, ConsumeOptions, Consumer, PublishOptions, PublishRoute, QueueDeclaration, ReconnectInfo } from '../types.js';
 import { AckEmulation } from './ack-emulation.js';
 import { createBlockingClient, createCommandClient, type ScriptedRedis } from './client.js';
 import { RedisConsumer, type ConsumerHost } from './consumer.js';
@@ -262,6 +262,11 @@ export class RedisBroker extends EventEmitter<BrokerEvents> implements Broker {
   // -------------------------------------------------------------------------
   // Exchanges and bindings
 
+  /** Direct and topic exchanges route through kombu's binding sets; fanout (pub/sub) is not implemented. */
+  supportsExchangeType(type: ExchangeType): boolean {
+    return type !== 'fanout';
+  }
+
   /**
    * Records the queue's binding in `_kombu.binding.<exchange>` (and 5.7's
    * `_kombu.binding_permanent.<exchange>`), as kombu's `queue_bind` does, so
@@ -309,19 +314,27 @@ export class RedisBroker extends EventEmitter<BrokerEvents> implements Broker {
    * LPUSHes kombu's envelope onto every queue the route leads to (one for a
    * direct route) and resolves once Redis replied. Rejects with a
    * PublishError when no queue takes it, or when Redis did not reply (then it
-   * may or may not be stored).
+   * may or may not be stored). With `{ confirm: false }` (events, remote
+   * control replies) a message no queue takes is dropped silently, as kombu
+   * drops it (no `deadletter_queue`).
    */
-  async publish(message: WireMessage, route: PublishRoute): Promise<void> {
+  async publish(message: WireMessage, route: PublishRoute, options?: PublishOptions): Promise<void> {
     this.ensureConnecting();
     if (route.declare) await this.declare(route.declare);
+    const declared = route.declare?.exchange.name === route.exchange ? route.declare.exchange : route.declareExchange;
+    if (declared && declared.name !== '') {
+      if (declared.type === 'fanout') throw fanoutNotSupported(declared.name);
+      this.exchangeTypes.set(declared.name, declared.type);
+    }
     let queues: string[];
     try {
-      queues = await this.lookup(route.exchange, route.routingKey, false, route.declare?.exchange.name === route.exchange ? route.declare.exchange.type : undefined);
+      queues = await this.lookup(route.exchange, route.routingKey, false, declared?.name === route.exchange ? declared.type : undefined);
     } catch (err) {
       if (err instanceof BrokerError) throw err;
       throw new PublishError(`Cannot publish to ${this.displayUrl}: ${this.reason(err)}`, { cause: safeCause(err) });
     }
     if (queues.length === 0) {
+      if (options?.confirm === false) return;
       throw new PublishError(
         `No queue is bound to exchange ${JSON.stringify(route.exchange)} with key ${JSON.stringify(route.routingKey)} ` +
           `on ${this.displayUrl}: the message was not stored. Declare the queue (task_queues) or start a worker for it first.`,
