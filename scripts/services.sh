@@ -7,7 +7,8 @@
 #                                       server that this script started
 #
 # What `ensure` provides:
-#   RabbitMQ  amqp://guest:guest@127.0.0.1:5672/ts-celery-test  (node rabbit@localhost)
+#   RabbitMQ  amqp://guest:guest@127.0.0.1:5672/ts-celery-test  (node rabbit@localhost),
+#             also vhost ts-celery-beat (the beat tests)
 #   Redis     redis://127.0.0.1:6379  (no persistence)
 #   .venv/    Python 3.11 (Debian's /usr/bin/python3) with Celery 5.7 from PyPI;
 #             Debian's python3-celery 5.2.6 stays under /usr/bin/python3.
@@ -34,6 +35,8 @@ VENV_PYTHON=/usr/bin/python3   # Debian's 3.11; venv support from python3-venv
 
 RABBIT_NODE=rabbit@localhost
 RABBIT_VHOST=ts-celery-test
+# Suites that keep to a vhost of their own (same guest permissions).
+EXTRA_VHOSTS=(ts-celery-beat)
 RABBIT_PORT=5672
 REDIS_PORT=6379
 
@@ -112,16 +115,17 @@ log.console.level = info" && changed=1
 # that it is RabbitMQ, and that the vhost and permissions exist. ~0.15 s.
 # Uses Debian's py-amqp (a dependency of python3-celery).
 amqp_vhost_ok() {
-  /usr/bin/python3 - "$RABBIT_PORT" "$RABBIT_VHOST" <<'EOF' 2>/dev/null
+  /usr/bin/python3 - "$RABBIT_PORT" "$RABBIT_VHOST" "${EXTRA_VHOSTS[@]}" <<'EOF' 2>/dev/null
 import sys, amqp
-c = amqp.Connection(host='127.0.0.1:%s' % sys.argv[1], userid='guest',
-                    password='guest', virtual_host=sys.argv[2], connect_timeout=2)
-c.connect()
-ch = c.channel()
-# a passive declare of the default exchange would not test write perms:
-# declare (and delete) a throwaway exclusive queue instead
-ch.queue_declare('', exclusive=True)
-c.close()
+for vhost in sys.argv[2:]:
+    c = amqp.Connection(host='127.0.0.1:%s' % sys.argv[1], userid='guest',
+                        password='guest', virtual_host=vhost, connect_timeout=2)
+    c.connect()
+    ch = c.channel()
+    # a passive declare of the default exchange would not test write perms:
+    # declare (and delete) a throwaway exclusive queue instead
+    ch.queue_declare('', exclusive=True)
+    c.close()
 EOF
 }
 
@@ -158,12 +162,15 @@ ensure_rabbitmq() {
     die "RabbitMQ did not start within 90 s; log: $SVC/rabbitmq.log"
   fi
 
-  if ! rmqctl list_vhosts name | grep -qx "$RABBIT_VHOST"; then
-    log "creating vhost $RABBIT_VHOST"
-    rmqctl add_vhost "$RABBIT_VHOST" >/dev/null
-  fi
-  rmqctl set_permissions -p "$RABBIT_VHOST" guest '.*' '.*' '.*' >/dev/null
-  amqp_vhost_ok || die "RabbitMQ is up but guest cannot use vhost $RABBIT_VHOST"
+  local vhost
+  for vhost in "$RABBIT_VHOST" "${EXTRA_VHOSTS[@]}"; do
+    if ! rmqctl list_vhosts name | grep -qx "$vhost"; then
+      log "creating vhost $vhost"
+      rmqctl add_vhost "$vhost" >/dev/null
+    fi
+    rmqctl set_permissions -p "$vhost" guest '.*' '.*' '.*' >/dev/null
+  done
+  amqp_vhost_ok || die "RabbitMQ is up but guest cannot use vhost $RABBIT_VHOST ${EXTRA_VHOSTS[*]}"
 }
 
 # --------------------------------------------------------------------------

@@ -43,8 +43,10 @@ export {
   MaxRetriesExceededError,
   TaskRevokedError,
   Retry,
+  ScheduleError,
 } from './errors.js';
 export type { Broker, Delivery, DeliveryInfo } from './broker/types.js';
 export type { ResultBackend } from './backend/types.js';
 export { getLogger, setLogLevel, type Logger, type LogLevel } from './support/log.js';
+export { crontab, Crontab, IntervalSchedule, Beat, type BeatOptions, type BeatSchedule, type BeatScheduleEntry, type CrontabSpec, type Schedule } from './beat/index.js';
 export { Worker, TimeLimitExceeded, SoftTimeLimitExceeded, type WorkerOptions, type WorkerStats } from './worker/index.js';

@@ -7,6 +7,7 @@ import yargs from 'yargs';
 import { parseLogLevel, type LogLevel } from '../support/log.js';
 import { closestName, editDistance, looseCase } from '../support/suggest.js';
 import { VERSION } from '../support/version.js';
+import { runBeat } from './beat-command.js';
 import { runWorker } from './worker-command.js';
 
 function positiveInt(name: string) {
@@ -64,6 +65,8 @@ export async function main(argv: string[]): Promise<void> {
             default: true,
             describe: 'Shut down warm when the launching process exits (npx and npm do not pass SIGTERM on); --no-exit-with-parent keeps running',
           })
+          .option('beat', { alias: 'B', type: 'boolean', describe: 'Also run beat (periodic tasks) in this worker, as Celery\'s -B' })
+          .option('schedule', { alias: 's', type: 'string', describe: 'With -B: the beat schedule file (default beat_schedule_filename)' })
           .check((a) => {
             if (!parseLogLevel(String(a.loglevel))) throw new Error(`Invalid log level ${JSON.stringify(a.loglevel)}: use debug, info, warning, error or critical`);
             positiveInt('--concurrency')(a.concurrency);
@@ -84,7 +87,28 @@ export async function main(argv: string[]): Promise<void> {
           broker: a.broker,
           resultBackend: a['result-backend'],
           exitWithParent: a['exit-with-parent'],
+          beat: a.beat,
+          schedule: a.schedule,
         });
+      },
+    )
+    .command(
+      'beat',
+      'Send the periodic tasks of beat_schedule',
+      (y) =>
+        y
+          .usage('$0 beat -A <app> [-l info] [-s schedule-file] [--max-interval seconds]')
+          .option('app', { alias: 'A', type: 'string', demandOption: true, describe: 'The app: a folder (its main.ts or index.ts) or a module path' })
+          .option('loglevel', { alias: 'l', type: 'string', default: 'warning', describe: 'debug, info, warning, error or critical' })
+          .option('schedule', { alias: 's', type: 'string', describe: 'Schedule file for the last run times (default beat_schedule_filename, celerybeat-schedule.json)' })
+          .option('max-interval', { type: 'number', describe: 'Longest sleep between schedule checks, seconds (default beat_max_loop_interval, else 300)' })
+          .check((a) => {
+            if (!parseLogLevel(String(a.loglevel))) throw new Error(`Invalid log level ${JSON.stringify(a.loglevel)}: use debug, info, warning, error or critical`);
+            if (a['max-interval'] !== undefined && !(a['max-interval'] > 0)) throw new Error('--max-interval must be a number of seconds > 0');
+            return true;
+          }),
+      async (a) => {
+        await runBeat({ app: a.app, loglevel: parseLogLevel(String(a.loglevel)) as LogLevel, schedule: a.schedule, maxInterval: a['max-interval'] });
       },
     )
     .demandCommand(1, 'Choose a command, e.g.: ts-celery worker -A tasks -l info')

@@ -1,0 +1,244 @@
+/**
+ * The scheduler loop: Celery's `Scheduler.tick`, on a heap of due times.
+ *
+ * Celery's semantics, kept:
+ * - an entry's next run is `schedule.next(last run)`; a new entry's last run is
+ *   "now" (it runs one interval after beat starts, not at once);
+ * - the last run becomes the time the run was *sent*, so runs missed while
+ *   beat was down are sent once, not once per missed interval;
+ * - a changed entry keeps its last run; a removed one is dropped; a changed
+ *   `timezone` or `enable_utc` resets every entry (`Reset: Timezone changed`);
+ * - `beat_cron_starting_deadline` skips a missed crontab run older than that.
+ *
+ * What is added: each batch of due runs is recorded in the store before it
+ * is sent (no repeats after a restart, fencing under a lease), and every
+ * message expires when the entry's next run is due unless the entry sets
+ * `expires` (a backlog of runs never floods the workers after an outage).
+ */
+import type { Logger } from '../support/log.js';
+import { Crontab } from './crontab.js';
+import { describeEntry, type ScheduleEntry } from './entry.js';
+import { humanizeSeconds } from './schedules.js';
+import type { EntryState, RunRecord, ScheduleStore } from './store.js';
+
+/** Time, injectable for tests. `sleep` resolves early when `signal` aborts. */
+export interface Clock {
+  now(): number;
+  sleep(ms: number, signal: AbortSignal): Promise<void>;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep: (ms, signal) =>
+    new Promise<void>((resolve) => {
+      if (signal.aborted) return resolve();
+      const done = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, ms));
+      signal.addEventListener('abort', done);
+    }),
+};
+
+/** A run about to be sent: the entry and the seconds its message lives (undefined = no expiry). */
+export type SendFn = (entry: ScheduleEntry, expiresSeconds: number | undefined) => Promise<unknown>;
+
+export interface SchedulerOptions {
+  entries: readonly ScheduleEntry[];
+  store: ScheduleStore;
+  /** The app's `timezone` (IANA name) and `enable_utc`: crontabs are read in it. */
+  timezone: string;
+  utcEnabled: boolean;
+  /** Longest sleep between checks (`beat_max_loop_interval`), ms. */
+  maxIntervalMs: number;
+  /** `beat_cron_starting_deadline`, seconds, or null. */
+  cronStartingDeadline: number | null;
+  send: SendFn;
+  log: Logger;
+  clock?: Clock;
+  /** Sends awaiting their broker confirm at most; the loop waits beyond this. */
+  maxInFlight?: number;
+}
+
+interface Slot {
+  entry: ScheduleEntry;
+  state: EntryState;
+  dueAt: number;
+}
+
+/** Why `run()` returned. */
+export type StopReason = 'stopped' | 'fenced';
+
+export class Scheduler {
+  private readonly clock: Clock;
+  private heap: Slot[] = [];
+  private readonly abort = new AbortController();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly maxInFlight: number;
+  /** Runs sent so far (for tests and the final log line). */
+  sent = 0;
+
+  constructor(private readonly o: SchedulerOptions) {
+    this.clock = o.clock ?? systemClock;
+    this.maxInFlight = o.maxInFlight ?? 10_000;
+  }
+
+  /**
+   * Loads the saved state, merges it with the configured entries as Celery's
+   * `merge_inplace` does, and saves the result. False = the store refused (lease lost).
+   */
+  async setup(): Promise<boolean> {
+    const { o } = this;
+    let saved = await o.store.load();
+    if (saved && saved.timezone !== o.timezone) {
+      o.log.warning(`Reset: Timezone changed from ${JSON.stringify(saved.timezone)} to ${JSON.stringify(o.timezone)}`);
+      saved = null;
+    } else if (saved && saved.utcEnabled !== o.utcEnabled) {
+      const word = (b: boolean): string => (b ? 'enabled' : 'disabled');
+      o.log.warning(`Reset: UTC changed from ${word(saved.utcEnabled)} to ${word(o.utcEnabled)}`);
+      saved = null;
+    }
+    const now = this.clock.now();
+    const entries: Record<string, EntryState> = {};
+    this.heap = [];
+    for (const entry of o.entries) {
+      const state = saved?.entries[entry.name] ?? { lastRunAt: now, totalRunCount: 0 };
+      entries[entry.name] = state;
+      this.push({ entry, state, dueAt: this.nextRun(entry, state.lastRunAt) });
+    }
+    o.log.debug(`Current schedule:\n${o.entries.map(describeEntry).join('\n')}`);
+    return o.store.save({ timezone: o.timezone, utcEnabled: o.utcEnabled, entries });
+  }
+
+  /** When each entry runs next, for the start-up log. */
+  upcoming(): Array<{ name: string; at: Date }> {
+    return [...this.heap].sort((a, b) => a.dueAt - b.dueAt).map((s) => ({ name: s.entry.name, at: new Date(s.dueAt) }));
+  }
+
+  private nextRun(entry: ScheduleEntry, after: number): number {
+    return entry.schedule.next(new Date(after), this.o.timezone).getTime();
+  }
+
+  /** Runs until `stop()` (resolves 'stopped') or until the store refuses a run ('fenced'). */
+  async run(): Promise<StopReason> {
+    const { o, clock } = this;
+    const signal = this.abort.signal;
+    try {
+      while (!signal.aborted) {
+        const now = clock.now();
+        const due: Slot[] = [];
+        while (this.heap.length && this.heap[0]!.dueAt <= now) due.push(this.pop());
+        const runs = due.filter((slot) => this.withinDeadline(slot, now));
+        if (runs.length === 0) {
+          const top = this.heap[0];
+          const wait = top ? Math.min(top.dueAt - now, o.maxIntervalMs) : o.maxIntervalMs;
+          if (wait > 1000) o.log.debug(`beat: Waking up in ${humanizeSeconds(wait / 1000)}.`);
+          await clock.sleep(wait, signal);
+          continue;
+        }
+        const records: RunRecord[] = runs.map((s) => [s.entry.name, { lastRunAt: now, totalRunCount: s.state.totalRunCount + 1 }]);
+        let recorded: boolean;
+        try {
+          recorded = await o.store.record(records);
+        } catch (err) {
+          // Nothing was sent: put the runs back and try again shortly.
+          for (const slot of runs) this.push(slot);
+          o.log.error(`beat: Cannot record ${runs.length} due run(s) before sending them, trying again in 1 second: ${(err as Error).message}`);
+          await clock.sleep(1000, signal);
+          continue;
+        }
+        if (!recorded) {
+          for (const slot of runs) this.push(slot);
+          return 'fenced';
+        }
+        for (const [i, slot] of runs.entries()) {
+          slot.state = records[i]![1];
+          slot.dueAt = this.nextRun(slot.entry, now);
+          this.push(slot);
+          this.dispatch(slot, now);
+        }
+        if (this.inFlight.size >= this.maxInFlight) await Promise.race(this.inFlight);
+      }
+      return 'stopped';
+    } finally {
+      await Promise.allSettled([...this.inFlight]);
+    }
+  }
+
+  /** Stops the loop; `run()` resolves once the sends in flight are confirmed or failed. */
+  stop(): void {
+    this.abort.abort();
+  }
+
+  /**
+   * `beat_cron_starting_deadline`: a crontab run missed by more than the
+   * deadline is skipped (not sent, not recorded) and the entry waits for its
+   * next run, as in Celery.
+   */
+  private withinDeadline(slot: Slot, now: number): boolean {
+    const deadline = this.o.cronStartingDeadline;
+    if (deadline === null || !(slot.entry.schedule instanceof Crontab) || slot.dueAt >= now) return true;
+    if (this.nextRun(slot.entry, now - deadline * 1000 - 1) <= now) return true;
+    this.o.log.info(`Scheduler: Skipping ${slot.entry.name}: its run at ${new Date(slot.dueAt).toISOString()} is past beat_cron_starting_deadline`);
+    slot.dueAt = this.nextRun(slot.entry, now);
+    this.push(slot);
+    return false;
+  }
+
+  private dispatch(slot: Slot, now: number): void {
+    const { entry } = slot;
+    this.o.log.info(`Scheduler: Sending due task ${entry.name} (${entry.task})`);
+    // Unless the entry says otherwise, a message expires when the next one is due:
+    // after an outage of the workers, each entry has at most one run waiting.
+    const expires = entry.expires === undefined ? (slot.dueAt - now) / 1000 : (entry.expires ?? undefined);
+    const p = this.o
+      .send(entry, expires)
+      .then(
+        () => {
+          this.sent++;
+        },
+        (err: unknown) => {
+          // As Celery: the run counts as done (it was recorded); the next one follows its schedule.
+          this.o.log.error(`Message Error: Couldn't apply scheduled task ${entry.name}: ${(err as Error).message}`);
+        },
+      )
+      .finally(() => this.inFlight.delete(p));
+    this.inFlight.add(p);
+  }
+
+  // A binary min-heap on dueAt.
+  private push(slot: Slot): void {
+    const h = this.heap;
+    h.push(slot);
+    let i = h.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (h[parent]!.dueAt <= h[i]!.dueAt) break;
+      [h[parent], h[i]] = [h[i]!, h[parent]!];
+      i = parent;
+    }
+  }
+
+  private pop(): Slot {
+    const h = this.heap;
+    const top = h[0]!;
+    const last = h.pop()!;
+    if (h.length) {
+      h[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && h[l]!.dueAt < h[m]!.dueAt) m = l;
+        if (r < h.length && h[r]!.dueAt < h[m]!.dueAt) m = r;
+        if (m === i) break;
+        [h[m], h[i]] = [h[i]!, h[m]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
