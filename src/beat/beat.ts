@@ -19,7 +19,7 @@ import { tlsConnectOptions } from '../support/tls.js';
 import { maskUrl, urlScheme } from '../support/url.js';
 import { normalizeSchedule, type ScheduleEntry } from './entry.js';
 import { leaseKeys, RedisLease, RedisStore } from './lease.js';
-import { Scheduler, systemClock, type Clock } from './scheduler.js';
+import { Scheduler, systemClock, type Clock, type SendTimes } from './scheduler.js';
 import { humanizeSeconds } from './schedules.js';
 import { FileStore, type ScheduleStore } from './store.js';
 import { zone } from './zone.js';
@@ -36,6 +36,8 @@ export interface BeatOptions {
   loggerName?: string;
   /** Injectable time, for tests. */
   clock?: Clock;
+  /** Called when a run's message was confirmed by the broker, with when it was due and sent: for metrics. */
+  onSent?: (entry: ScheduleEntry, times: SendTimes) => void;
 }
 
 /** Where the lease lives, when there is one. */
@@ -70,6 +72,7 @@ export class Beat {
   readonly timezone: string;
   private readonly log: Logger;
   private readonly clock: Clock;
+  private readonly onSent: BeatOptions['onSent'];
   private readonly stopping = new AbortController();
   private scheduler: Scheduler | null = null;
   private redis: Redis | null = null;
@@ -85,6 +88,7 @@ export class Beat {
     const conf = app.conf;
     this.log = getLogger(options.loggerName ?? 'MainProcess');
     this.clock = options.clock ?? systemClock;
+    this.onSent = options.onSent;
     this.timezone = appTimezone(conf);
     zone(this.timezone); // an unknown zone fails here, before anything runs
     this.entries = normalizeSchedule(conf.beat_schedule);
@@ -132,6 +136,7 @@ export class Beat {
       send: (entry, expires) => this.send(entry, expires),
       log: this.log,
       clock: this.clock,
+      ...(this.onSent ? { onSent: this.onSent } : {}),
     });
     this.scheduler = scheduler;
     return scheduler;

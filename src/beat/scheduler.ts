@@ -60,6 +60,15 @@ export interface SchedulerOptions {
   clock?: Clock;
   /** Sends awaiting their broker confirm at most; the loop waits beyond this. */
   maxInFlight?: number;
+  /** Called when a run's message was confirmed by the broker (for metrics). */
+  onSent?: (entry: ScheduleEntry, times: SendTimes) => void;
+}
+
+/** When a run was due, handed to the broker client, and confirmed by the broker (epoch ms). */
+export interface SendTimes {
+  dueAt: number;
+  dispatchedAt: number;
+  confirmedAt: number;
 }
 
 interface Slot {
@@ -68,6 +77,9 @@ interface Slot {
   dueAt: number;
 }
 
+/** Runs recorded and sent together at most (see `run`). */
+const BATCH = 500;
+
 /** Why `run()` returned. */
 export type StopReason = 'stopped' | 'fenced';
 
@@ -75,14 +87,16 @@ export class Scheduler {
   private readonly clock: Clock;
   private heap: Slot[] = [];
   private readonly abort = new AbortController();
-  private readonly inFlight = new Set<Promise<unknown>>();
+  /** Sends awaiting their confirm, and who waits for that number to drop. */
+  private inFlight = 0;
+  private onSettled: (() => void) | null = null;
   private readonly maxInFlight: number;
   /** Runs sent so far (for tests and the final log line). */
   sent = 0;
 
   constructor(private readonly o: SchedulerOptions) {
     this.clock = o.clock ?? systemClock;
-    this.maxInFlight = o.maxInFlight ?? 10_000;
+    this.maxInFlight = o.maxInFlight ?? 2_000;
   }
 
   /**
@@ -129,7 +143,9 @@ export class Scheduler {
       while (!signal.aborted) {
         const now = clock.now();
         const due: Slot[] = [];
-        while (this.heap.length && this.heap[0]!.dueAt <= now) due.push(this.pop());
+        // At most BATCH runs at a time: one record call and one burst of publishes stay short,
+        // and confirms and timers get their turn between bursts.
+        while (this.heap.length && this.heap[0]!.dueAt <= now && due.length < BATCH) due.push(this.pop());
         const runs = due.filter((slot) => this.withinDeadline(slot, now));
         if (runs.length === 0) {
           const top = this.heap[0];
@@ -154,17 +170,31 @@ export class Scheduler {
           return 'fenced';
         }
         for (const [i, slot] of runs.entries()) {
+          const dueAt = slot.dueAt;
           slot.state = records[i]![1];
           slot.dueAt = this.nextRun(slot.entry, now);
           this.push(slot);
-          this.dispatch(slot, now);
+          this.dispatch(slot, now, dueAt);
         }
-        if (this.inFlight.size >= this.maxInFlight) await Promise.race(this.inFlight);
+        // Backpressure: a broker that confirms slower than runs come due holds the loop here.
+        while (this.inFlight >= this.maxInFlight) await this.settled();
+        if (due.length === BATCH) await new Promise((resolve) => setImmediate(resolve));
       }
       return 'stopped';
     } finally {
-      await Promise.allSettled([...this.inFlight]);
+      while (this.inFlight > 0) await this.settled();
     }
+  }
+
+  /** Resolves when the next send in flight settles. */
+  private settled(): Promise<void> {
+    return new Promise((resolve) => {
+      const previous = this.onSettled;
+      this.onSettled = () => {
+        previous?.();
+        resolve();
+      };
+    });
   }
 
   /** Stops the loop; `run()` resolves once the sends in flight are confirmed or failed. */
@@ -187,25 +217,33 @@ export class Scheduler {
     return false;
   }
 
-  private dispatch(slot: Slot, now: number): void {
+  private dispatch(slot: Slot, now: number, dueAt: number): void {
     const { entry } = slot;
     this.o.log.info(`Scheduler: Sending due task ${entry.name} (${entry.task})`);
     // Unless the entry says otherwise, a message expires when the next one is due:
     // after an outage of the workers, each entry has at most one run waiting.
     const expires = entry.expires === undefined ? (slot.dueAt - now) / 1000 : (entry.expires ?? undefined);
-    const p = this.o
-      .send(entry, expires)
-      .then(
-        () => {
-          this.sent++;
-        },
-        (err: unknown) => {
-          // As Celery: the run counts as done (it was recorded); the next one follows its schedule.
-          this.o.log.error(`Message Error: Couldn't apply scheduled task ${entry.name}: ${(err as Error).message}`);
-        },
-      )
-      .finally(() => this.inFlight.delete(p));
-    this.inFlight.add(p);
+    const dispatchedAt = this.clock.now();
+    this.inFlight++;
+    this.o.send(entry, expires).then(
+      () => {
+        this.sent++;
+        this.o.onSent?.(entry, { dueAt, dispatchedAt, confirmedAt: this.clock.now() });
+        this.settle();
+      },
+      (err: unknown) => {
+        // As Celery: the run counts as done (it was recorded); the next one follows its schedule.
+        this.o.log.error(`Message Error: Couldn't apply scheduled task ${entry.name}: ${(err as Error).message}`);
+        this.settle();
+      },
+    );
+  }
+
+  private settle(): void {
+    this.inFlight--;
+    const waiter = this.onSettled;
+    this.onSettled = null;
+    waiter?.();
   }
 
   // A binary min-heap on dueAt.

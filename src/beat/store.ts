@@ -7,8 +7,9 @@
  * between the two loses that one run (at most once) instead of sending it
  * again after the restart.
  */
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { ImproperlyConfigured } from '../errors.js';
 import type { Logger } from '../support/log.js';
 
@@ -59,9 +60,12 @@ type RunLine = Array<[string, string, number]>;
  * line is a snapshot of every entry; each further line records one batch of
  * runs, appended with one `write()` before the batch is sent. Past a size
  * limit the file is compacted: a new snapshot is written to a temporary
- * file, flushed, and renamed over the old one, so a crash at any point
- * leaves either the old file or the new one. A torn last line (a crash in
- * the middle of the append) is ignored: its runs were never sent.
+ * file and flushed to disk off the event loop (sending goes on meanwhile,
+ * appending to the old file and remembering the lines), then the lines
+ * recorded meanwhile are appended to it and it is renamed over the old file.
+ * A crash at any point leaves either the old file or the new one, each with
+ * every recorded run. A torn last line (a crash in the middle of an append)
+ * is ignored: its runs were never sent.
  */
 export class FileStore implements ScheduleStore {
   readonly path: string;
@@ -70,6 +74,9 @@ export class FileStore implements ScheduleStore {
   private state: SavedSchedule | null = null;
   private journalBytes = 0;
   private snapshotBytes = 0;
+  private compacting: Promise<void> | null = null;
+  /** Lines appended while a compaction writes its snapshot: they go into the new file too. */
+  private sinceSnapshot: string[] | null = null;
 
   constructor(
     filename: string,
@@ -80,6 +87,7 @@ export class FileStore implements ScheduleStore {
   }
 
   async load(): Promise<SavedSchedule | null> {
+    this.removeStaleTemporaries();
     if (!existsSync(this.path)) return null;
     const text = readFileSync(this.path, 'utf8');
     const lines = text.split('\n');
@@ -105,7 +113,7 @@ export class FileStore implements ScheduleStore {
         runs = JSON.parse(lines[i]!) as RunLine;
       } catch {
         // Only the last line can be torn (a crash mid-append, before its runs were sent).
-        if (i < lines.length - 1 && lines.slice(i + 1).some(Boolean)) this.log.warning(`Schedule file ${this.path}: skipping unreadable line ${i + 1}`);
+        if (lines.slice(i + 1).some(Boolean)) this.log.warning(`Schedule file ${this.path}: skipping unreadable line ${i + 1}`);
         continue;
       }
       for (const [name, at, count] of runs) state.entries[name] = { lastRunAt: Date.parse(at), totalRunCount: count };
@@ -114,25 +122,26 @@ export class FileStore implements ScheduleStore {
   }
 
   async save(state: SavedSchedule): Promise<boolean> {
+    await this.compacting;
     this.state = { ...state, entries: { ...state.entries } };
-    this.compact();
+    this.compactNow();
     return true;
   }
 
   async record(runs: readonly RunRecord[]): Promise<boolean> {
     if (!this.state || this.fd === null) throw new Error('FileStore.record() before save()');
     const line = `${JSON.stringify(runs.map(([name, s]) => [name, iso(s.lastRunAt), s.totalRunCount]))}\n`;
-    const bytes = Buffer.from(line);
     // One write(): either the whole line reaches the file or the process died before sending.
-    writeSync(this.fd, bytes);
-    this.journalBytes += bytes.length;
+    this.journalBytes += writeSync(this.fd, line);
+    this.sinceSnapshot?.push(line);
     for (const [name, s] of runs) this.state.entries[name] = s;
-    if (this.journalBytes > Math.max(1 << 20, 2 * this.snapshotBytes)) this.compact();
+    if (!this.compacting && this.journalBytes > Math.max(1 << 20, 2 * this.snapshotBytes)) {
+      this.compacting = this.compactInBackground().finally(() => (this.compacting = null));
+    }
     return true;
   }
 
-  /** Writes a snapshot to a temporary file and renames it over the schedule file. */
-  private compact(): void {
+  private snapshotText(): string {
     const state = this.state!;
     const snapshot: SnapshotLine = {
       format: FORMAT,
@@ -143,27 +152,75 @@ export class FileStore implements ScheduleStore {
         Object.entries(state.entries).map(([name, e]) => [name, { last_run_at: iso(e.lastRunAt), total_run_count: e.totalRunCount }]),
       ),
     };
-    const text = `${JSON.stringify(snapshot)}\n`;
-    const tmp = `${this.path}.tmp-${process.pid}`;
+    return `${JSON.stringify(snapshot)}\n`;
+  }
+
+  private get tmpPath(): string {
+    return `${this.path}.tmp-${process.pid}`;
+  }
+
+  /** Replaces the file by a snapshot at once (start-up and shutdown). */
+  private compactNow(): void {
+    const text = this.snapshotText();
     try {
-      writeFileSync(tmp, text);
-      const fd = openSync(tmp, 'r+');
+      writeFileSync(this.tmpPath, text);
+      const fd = openSync(this.tmpPath, 'r+');
       fsyncSync(fd);
       closeSync(fd);
-      renameSync(tmp, this.path);
+      this.switchTo(this.tmpPath, text.length, 0);
     } catch (err) {
       throw new ImproperlyConfigured(`Cannot write the beat schedule file ${this.path}: ${(err as Error).message}`);
     }
+  }
+
+  /** Renames the new file over the schedule file and appends to it from now on. */
+  private switchTo(tmp: string, snapshotBytes: number, journalBytes: number): void {
+    renameSync(tmp, this.path);
     if (this.fd !== null) closeSync(this.fd);
     this.fd = openSync(this.path, 'a');
-    this.snapshotBytes = text.length;
-    this.journalBytes = 0;
+    this.snapshotBytes = snapshotBytes;
+    this.journalBytes = journalBytes;
+  }
+
+  private async compactInBackground(): Promise<void> {
+    const text = this.snapshotText();
+    this.sinceSnapshot = [];
+    const tmp = this.tmpPath;
+    try {
+      const file = await open(tmp, 'w');
+      try {
+        await file.writeFile(text);
+        await file.sync(); // off the event loop: sends go on meanwhile
+        // From here to the rename nothing awaits, so no run can be recorded in between.
+        const meanwhile = this.sinceSnapshot.join('');
+        const journal = meanwhile ? writeSync(file.fd, meanwhile) : 0;
+        this.switchTo(tmp, text.length, journal);
+      } finally {
+        await file.close();
+      }
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      this.log.error(`Cannot compact the beat schedule file ${this.path} (it keeps growing until this works): ${(err as Error).message}`);
+    } finally {
+      this.sinceSnapshot = null;
+    }
+  }
+
+  /** Temporary files of compactions that a crash interrupted. */
+  private removeStaleTemporaries(): void {
+    const prefix = `${basename(this.path)}.tmp-`;
+    try {
+      for (const f of readdirSync(dirname(this.path))) if (f.startsWith(prefix)) rmSync(join(dirname(this.path), f), { force: true });
+    } catch {
+      /* the folder does not exist yet: save() says so */
+    }
   }
 
   async close(): Promise<void> {
+    await this.compacting;
     if (this.fd === null) return;
-    if (this.journalBytes > 0 && statSync(this.path, { throwIfNoEntry: false })) this.compact();
-    closeSync(this.fd);
+    if (this.journalBytes > 0) this.compactNow();
+    closeSync(this.fd!);
     this.fd = null;
   }
 }
