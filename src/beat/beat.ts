@@ -77,6 +77,7 @@ export class Beat {
   private scheduler: Scheduler | null = null;
   private redis: Redis | null = null;
   private loop: Promise<void> | null = null;
+  private readonly fileIgnored: boolean;
   /** Runs sent by this beat so far. */
   sent = 0;
 
@@ -96,6 +97,7 @@ export class Beat {
     this.maxIntervalSeconds = options.maxInterval || conf.beat_max_loop_interval || DEFAULT_MAX_INTERVAL;
     this.scheduleFilename = options.scheduleFilename ?? conf.beat_schedule_filename;
     this.storeDescription = this.lease ? `${maskUrl(this.lease.url)} key ${this.lease.key}:schedule` : resolve(this.scheduleFilename);
+    this.fileIgnored = !!this.lease && options.scheduleFilename !== undefined;
   }
 
   /** Starts sending in the background (standing by first when another beat holds the lease). */
@@ -105,6 +107,7 @@ export class Beat {
     if (this.lease) {
       const l = this.lease;
       this.log.info(`beat: High availability: lease ${l.key} in ${maskUrl(l.url)} (ttl ${l.ttlSeconds} s): one beat sends, the others stand by.`);
+      if (this.fileIgnored) this.log.warning(`beat: The schedule file is not used: with a lease, the last runs live in Redis (${this.storeDescription}).`);
       this.loop = this.runWithLease(l);
     } else {
       this.log.warning(
@@ -189,6 +192,7 @@ export class Beat {
     const lease = new RedisLease(this.redis, leaseKeys(l.key), ttlMs, `${hostname()}:${process.pid}`);
     const signal = this.stopping.signal;
     let lastStandbyLog = '';
+    let lastError = '';
     try {
       while (!signal.aborted) {
         let acquired = false;
@@ -200,8 +204,12 @@ export class Beat {
             if (line !== lastStandbyLog) this.log.info(`beat: Standing by: the lease is held by ${line}`);
             lastStandbyLog = line;
           }
+          lastError = '';
         } catch (err) {
-          this.log.error(`beat: Cannot reach Redis for the lease (${maskUrl(l.url)}): ${(err as Error).message}`);
+          const message = (err as Error).message;
+          // Once per distinct error while it lasts: a standby polls every ttl/5.
+          if (message !== lastError) this.log.error(`beat: Cannot reach Redis for the lease (${maskUrl(l.url)}): ${message}. Retrying every ${l.ttlSeconds / 5} s.`);
+          lastError = message;
         }
         if (!acquired) {
           await this.clock.sleep(ttlMs / 5, signal);

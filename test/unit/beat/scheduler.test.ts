@@ -179,6 +179,13 @@ describe('beat scheduler (virtual clock, real schedule file)', () => {
     expect(secs(late.sent).map((s) => s / 60)).to.deep.equal([200]);
   });
 
+  it('sends an every-minute crontab once a minute through the hour DST repeats (Celery 5.7 sends on every loop there)', async () => {
+    // Berlin, 2026-10-25: 02:00-02:59 CET repeats 02:00-02:59 CEST. 01:05Z is the second 02:05.
+    const start = Date.parse('2026-10-25T01:05:00Z');
+    const { sent } = await runBeat({ m: { task: 't', schedule: crontab({ minute: '*' }) } }, { start, until: start + 10 * 60_000, timezone: 'Europe/Berlin' });
+    expect(secs(sent, start).map((x) => x / 60)).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  });
+
   it('a store that refuses a run (the lease is lost) stops the loop before anything is sent', async () => {
     let records = 0;
     const fenced: ScheduleStore = {
