@@ -75,6 +75,8 @@ interface Slot {
   entry: ScheduleEntry;
   state: EntryState;
   dueAt: number;
+  /** The schedule failed to give a next run: at `dueAt`, ask it again instead of sending. */
+  recheck?: boolean;
 }
 
 /** Runs recorded and sent together at most (see `run`). */
@@ -120,7 +122,7 @@ export class Scheduler {
     for (const entry of o.entries) {
       const state = saved?.entries[entry.name] ?? { lastRunAt: now, totalRunCount: 0 };
       entries[entry.name] = state;
-      this.push({ entry, state, dueAt: this.nextRun(entry, state.lastRunAt) });
+      this.schedule({ entry, state, dueAt: 0 }, state.lastRunAt);
     }
     o.log.debug(`Current schedule:\n${o.entries.map(describeEntry).join('\n')}`);
     return o.store.save({ timezone: o.timezone, utcEnabled: o.utcEnabled, entries });
@@ -135,6 +137,22 @@ export class Scheduler {
     return entry.schedule.next(new Date(after), this.o.timezone).getTime();
   }
 
+  /** Puts `slot` on the heap at its next run after `after`. */
+  private schedule(slot: Slot, after: number): void {
+    try {
+      slot.dueAt = this.nextRun(slot.entry, after);
+      if (!Number.isFinite(slot.dueAt)) throw new Error(`${slot.entry.schedule.toString()}.next() returned an invalid Date`);
+      slot.recheck = false;
+    } catch (err) {
+      // As Celery: an entry whose next run can't be calculated must not stop beat (or be sent).
+      const wait = this.o.maxIntervalMs;
+      this.o.log.error(`beat: Cannot calculate the next run of ${JSON.stringify(slot.entry.name)}, trying again in ${humanizeSeconds(wait / 1000)}: ${(err as Error).message}`);
+      slot.dueAt = this.clock.now() + wait;
+      slot.recheck = true;
+    }
+    this.push(slot);
+  }
+
   /** Runs until `stop()` (resolves 'stopped') or until the store refuses a run ('fenced'). */
   async run(): Promise<StopReason> {
     const { o, clock } = this;
@@ -145,7 +163,11 @@ export class Scheduler {
         const due: Slot[] = [];
         // At most BATCH runs at a time: one record call and one burst of publishes stay short,
         // and confirms and timers get their turn between bursts.
-        while (this.heap.length && this.heap[0]!.dueAt <= now && due.length < BATCH) due.push(this.pop());
+        while (this.heap.length && this.heap[0]!.dueAt <= now && due.length < BATCH) {
+          const slot = this.pop();
+          if (slot.recheck) this.schedule(slot, slot.state.lastRunAt);
+          else due.push(slot);
+        }
         const runs = due.filter((slot) => this.withinDeadline(slot, now));
         if (runs.length === 0) {
           const top = this.heap[0];
@@ -172,8 +194,7 @@ export class Scheduler {
         for (const [i, slot] of runs.entries()) {
           const dueAt = slot.dueAt;
           slot.state = records[i]![1];
-          slot.dueAt = this.nextRun(slot.entry, now);
-          this.push(slot);
+          this.schedule(slot, now);
           this.dispatch(slot, now, dueAt);
         }
         // Backpressure: a broker that confirms slower than runs come due holds the loop here.
@@ -212,8 +233,7 @@ export class Scheduler {
     if (deadline === null || !(slot.entry.schedule instanceof Crontab) || slot.dueAt >= now) return true;
     if (this.nextRun(slot.entry, now - deadline * 1000 - 1) <= now) return true;
     this.o.log.info(`Scheduler: Skipping ${slot.entry.name}: its run at ${new Date(slot.dueAt).toISOString()} is past beat_cron_starting_deadline`);
-    slot.dueAt = this.nextRun(slot.entry, now);
-    this.push(slot);
+    this.schedule(slot, now);
     return false;
   }
 

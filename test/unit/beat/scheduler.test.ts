@@ -186,6 +186,15 @@ describe('beat scheduler (virtual clock, real schedule file)', () => {
     expect(secs(sent, start).map((x) => x / 60)).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
   });
 
+  it('an entry whose schedule fails is logged and retried, never sent, and the others go on (as Celery)', async () => {
+    let calls = 0;
+    const broken = { next: () => { calls++; throw new Error('no next run'); }, toString: () => '<broken>' };
+    const { sent } = await runBeat({ bad: { task: 't', schedule: broken }, ok: { task: 't', schedule: 100 } }, { start: T0, until: T0 + 700_000 });
+    expect(sent.map((s) => s.name)).to.deep.equal(Array(7).fill('ok'));
+    expect(calls).to.equal(3); // at start, then every 300 s (beat_max_loop_interval)
+    expect(logs.some((l) => l.includes('Cannot calculate the next run of "bad", trying again in 5.00 minutes: no next run'))).to.equal(true);
+  });
+
   it('a store that refuses a run (the lease is lost) stops the loop before anything is sent', async () => {
     let records = 0;
     const fenced: ScheduleStore = {
