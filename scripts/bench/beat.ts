@@ -27,6 +27,10 @@ import { ROOT, RESULTS_DIR } from './config.js';
 import { describeMachine, machineInfo } from './machine.js';
 import { ProcSampler, startProc, type Proc } from './procs.js';
 import { connectRaw } from './raw.js';
+import { normalizeSchedule } from '../../src/beat/entry.js';
+import { Scheduler, type Clock } from '../../src/beat/scheduler.js';
+import type { ScheduleStore } from '../../src/beat/store.js';
+import { getLogger } from '../../src/support/log.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -166,6 +170,44 @@ function table(rows: Row[]): string {
   return lines.join('\n');
 }
 
+/**
+ * ts-celery's scheduler alone: N every-second entries for 20 virtual seconds on a virtual
+ * clock, with a store and a send that do nothing. CPU per run, in µs: what beat adds on top
+ * of publishing the messages.
+ */
+async function schedulerCost(): Promise<number> {
+  const schedule = Object.fromEntries(Array.from({ length: N }, (_, i) => [`e${i}`, { task: 'bench.beat_tick', schedule: 1, args: [i] }]));
+  let t = Date.now();
+  const end = t + 20_000;
+  let scheduler!: Scheduler;
+  const clock: Clock = {
+    now: () => t,
+    sleep: async (ms) => {
+      await Promise.resolve();
+      t += Math.max(1, ms);
+      if (t > end) scheduler.stop();
+    },
+  };
+  const store: ScheduleStore = { description: 'none', load: async () => null, save: async () => true, record: async () => true, close: async () => undefined };
+  let runs = 0;
+  scheduler = new Scheduler({
+    entries: normalizeSchedule(schedule),
+    store,
+    timezone: 'UTC',
+    utcEnabled: true,
+    maxIntervalMs: 300_000,
+    cronStartingDeadline: null,
+    send: async () => void runs++,
+    log: getLogger('bench'),
+    clock,
+  });
+  await scheduler.setup();
+  const before = process.cpuUsage();
+  await scheduler.run();
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / runs;
+}
+
 async function main(): Promise<number> {
   mkdirSync(RESULTS_DIR, { recursive: true });
   const amqp = await connectRaw(BROKER);
@@ -173,6 +215,8 @@ async function main(): Promise<number> {
   const redis = new Redis(REDIS, { maxRetriesPerRequest: 3 });
   const machine = await machineInfo(amqp, redis);
   process.stdout.write(`beat benchmark: ${N.toLocaleString('en-US')} entries every second, ${WARMUP_MS / 1000} s warm-up + ${WINDOW_MS / 1000} s measured\n${describeMachine(machine)}\n\n`);
+  const perRun = await schedulerCost();
+  process.stdout.write(`ts-celery's scheduler alone (virtual clock, no broker, no store): ${perRun.toFixed(1)} µs of CPU per run\n\n`);
   const rows: Row[] = [];
   for (const phase of opts.phases!.split(',')) {
     for (const system of opts.systems!.split(',')) {
@@ -183,7 +227,7 @@ async function main(): Promise<number> {
   }
   process.stdout.write(`${table(rows)}\n`);
   const file = opts.out ?? join(RESULTS_DIR, `bench-beat-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, `${JSON.stringify({ n: N, warmupMs: WARMUP_MS, windowMs: WINDOW_MS, machine, rows }, null, 2)}\n`);
+  writeFileSync(file, `${JSON.stringify({ n: N, warmupMs: WARMUP_MS, windowMs: WINDOW_MS, machine, schedulerCpuUsPerRun: perRun, rows }, null, 2)}\n`);
   process.stdout.write(`\nResults: ${file}\n`);
   await amqp.close().catch(() => undefined);
   redis.disconnect();
