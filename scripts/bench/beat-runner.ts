@@ -88,7 +88,7 @@ async function main(): Promise<void> {
   setTimeout(() => {
     const report = { windowFrom, windowTo, sends: confirmed.length, lag: summary(written), confirmedLag: summary(confirmed) };
     process.stdout.write(`${JSON.stringify(report)}\n`);
-  }, windowTo - Date.now() + 200);
+  }, windowTo - Date.now() + 3_000); // runs sent at the end of the window get their confirms meanwhile
   process.once('SIGTERM', () => {
     void beat.stop().then(() => app.close()).then(() => process.exit(0));
   });
