@@ -11,16 +11,19 @@ import { Beat } from '../beat/beat.js';
 import { CeleryError } from '../errors.js';
 import { getLogger, setLogLevel, type LogLevel } from '../support/log.js';
 import { urlScheme } from '../support/url.js';
+import { VERSION } from '../support/version.js';
 import { AppLoadError, loadApp } from './load-app.js';
+import { watchParent } from './parent-watch.js';
 
 const log = getLogger('MainProcess');
-const VERSION = '0.1.0';
 
 export interface BeatArgs {
   app: string;
   loglevel: LogLevel;
   schedule?: string | undefined;
   maxInterval?: number | undefined;
+  /** Stop when the launching process exits (default true), as the worker does. */
+  exitWithParent?: boolean | undefined;
 }
 
 function fail(message: string): never {
@@ -67,7 +70,7 @@ export async function runBeat(args: BeatArgs): Promise<void> {
   process.stdout.write(`${beatBanner(beat, args.loglevel)}\n`);
 
   let signals = 0;
-  const onSignal = (signal: NodeJS.Signals): void => {
+  const onSignal = (signal: NodeJS.Signals | string): void => {
     if (++signals > 1) process.exit(1);
     log.info(`beat: Received ${signal}`);
     beat
@@ -83,6 +86,8 @@ export async function runBeat(args: BeatArgs): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // npx/npm exit on SIGTERM without passing it on: an orphaned beat would keep sending (or holding the lease).
+  if (args.exitWithParent !== false) watchParent((pid) => onSignal(`the exit of its launching process (pid ${pid})`));
   log.info('beat: Starting...');
   beat.start();
 }

@@ -102,13 +102,20 @@ export async function main(argv: string[]): Promise<void> {
           .option('loglevel', { alias: 'l', type: 'string', default: 'warning', describe: 'debug, info, warning, error or critical' })
           .option('schedule', { alias: 's', type: 'string', describe: 'Schedule file for the last run times (default beat_schedule_filename, celerybeat-schedule.json)' })
           .option('max-interval', { type: 'number', describe: 'Longest sleep between schedule checks, seconds (default beat_max_loop_interval, else 300)' })
+          .option('exit-with-parent', { type: 'boolean', default: true, describe: 'Stop when the launching process exits (npx and npm do not pass SIGTERM on); --no-exit-with-parent keeps running' })
           .check((a) => {
             if (!parseLogLevel(String(a.loglevel))) throw new Error(`Invalid log level ${JSON.stringify(a.loglevel)}: use debug, info, warning, error or critical`);
             if (a['max-interval'] !== undefined && !(a['max-interval'] > 0)) throw new Error('--max-interval must be a number of seconds > 0');
             return true;
           }),
       async (a) => {
-        await runBeat({ app: a.app, loglevel: parseLogLevel(String(a.loglevel)) as LogLevel, schedule: a.schedule, maxInterval: a['max-interval'] });
+        await runBeat({
+          app: a.app,
+          loglevel: parseLogLevel(String(a.loglevel)) as LogLevel,
+          schedule: a.schedule,
+          maxInterval: a['max-interval'],
+          exitWithParent: a['exit-with-parent'],
+        });
       },
     )
     .demandCommand(1, 'Choose a command, e.g.: ts-celery worker -A tasks -l info')
