@@ -9,7 +9,7 @@
 # What `ensure` provides:
 #   RabbitMQ  amqp://guest:guest@127.0.0.1:5672/ts-celery-test  (node rabbit@localhost),
 #             and the extra vhosts below (tests whose broadcasts must not meet
-#             other suites' workers: remote control and events)
+#             other suites' workers: remote control and events; and the beat tests)
 #   Redis     redis://127.0.0.1:6379  (no persistence)
 #   .venv/    Python 3.11 (Debian's /usr/bin/python3) with Celery 5.7 from PyPI;
 #             Debian's python3-celery 5.2.6 stays under /usr/bin/python3.
@@ -41,8 +41,8 @@ VENV_PYTHON=/usr/bin/python3   # Debian's 3.11; venv support from python3-venv
 RABBIT_NODE=rabbit@localhost
 RABBIT_VHOST=ts-celery-test
 # Vhosts of their own for suites whose fanout/topic traffic (pidbox, celeryev) must
-# not reach workers of other suites running at the same time.
-EXTRA_VHOSTS=(ts-celery-control)
+# not reach workers of other suites running at the same time, and the beat tests'.
+EXTRA_VHOSTS=(ts-celery-control ts-celery-beat)
 RABBIT_PORT=5672
 REDIS_PORT=6379
 

@@ -215,3 +215,10 @@ export function formatExcArgs(args: unknown[]): string {
   if (args.length === 1) return typeof args[0] === 'string' ? args[0] : JSON.stringify(args[0]) ?? '';
   return JSON.stringify(args);
 }
+
+/**
+ * A `beat_schedule` entry or a crontab that cannot be used: a bad crontab
+ * field (Celery raises `ValueError`/`ParseException` for these), a missing
+ * task name, an unknown option. The message names the entry and the field.
+ */
+export class ScheduleError extends ImproperlyConfigured {}

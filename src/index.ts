@@ -61,6 +61,7 @@ export {
   InvalidRateLimit,
   Ignore,
   ChordError,
+  ScheduleError,
 } from './errors.js';
 export { Control, Inspect, type BroadcastOptions, type ControlCallOptions, type NodeReply, type RevokeOptions, type TargetOptions } from './control/client.js';
 export { EventReceiver, type EventReceiverOptions } from './events/receiver.js';
@@ -69,4 +70,5 @@ export type { TaskLifecycle, TaskLifecycleEvents, RevokedInfo } from './worker/l
 export type { Broker, Delivery, DeliveryInfo } from './broker/types.js';
 export type { ResultBackend } from './backend/types.js';
 export { getLogger, setLogLevel, type Logger, type LogLevel } from './support/log.js';
+export { crontab, Crontab, IntervalSchedule, Beat, type BeatOptions, type BeatSchedule, type BeatScheduleEntry, type CrontabSpec, type Schedule } from './beat/index.js';
 export { Worker, TimeLimitExceeded, SoftTimeLimitExceeded, type WorkerOptions, type WorkerStats } from './worker/index.js';

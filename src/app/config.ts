@@ -6,6 +6,7 @@
  * ignored. `CELERY_BROKER_URL` and `CELERY_RESULT_BACKEND` in the
  * environment override whatever the config says, as in Celery.
  */
+import type { BeatSchedule } from '../beat/types.js';
 import { ImproperlyConfigured } from '../errors.js';
 import { didYouMean } from '../support/suggest.js';
 import { parseRate } from '../support/rate.js';
@@ -139,9 +140,16 @@ export interface CelerySettings {
   enable_utc: boolean;
   imports: string[];
   include: string[];
+  beat_schedule: BeatSchedule;
+  beat_max_loop_interval: number;
+  beat_schedule_filename: string;
+  beat_cron_starting_deadline: number | null;
+  beat_lease_url: string | false | null;
+  beat_lease_key: string | null;
+  beat_lease_ttl: number;
 }
 
-type Kind = 'string' | 'bool' | 'number' | 'int' | 'object' | 'list' | 'routes' | 'tls' | 'delivery_mode' | 'rate';
+type Kind = 'string' | 'bool' | 'number' | 'int' | 'object' | 'list' | 'routes' | 'tls' | 'delivery_mode' | 'rate' | 'string_or_false';
 
 interface SettingSpec {
   default: unknown;
@@ -299,6 +307,19 @@ export const SETTINGS: { readonly [K in keyof CelerySettings]: SettingSpec } = {
   enable_utc: { default: true, kind: 'bool' },
   imports: { default: [], kind: 'list' },
   include: { default: [], kind: 'list' },
+  // Entries are checked in full (crontab fields, options) when beat starts.
+  beat_schedule: { default: {}, kind: 'object' },
+  // 0 = the scheduler's own default, 300 s, as in Celery.
+  beat_max_loop_interval: { default: 0, kind: 'number' },
+  // Not Celery's 'celerybeat-schedule': that name is Python's shelve db, which each would take for corrupt.
+  beat_schedule_filename: { default: 'celerybeat-schedule.json', kind: 'string' },
+  beat_cron_starting_deadline: { default: null, kind: 'number', nullable: true },
+  // ts-celery's own: where beat's HA lease lives. null = the result backend when it is redis://; false = no lease.
+  beat_lease_url: { default: null, kind: 'string_or_false', nullable: true },
+  // ts-celery's own: the lease's key (null = ts-celery:beat:<app name>); two apps sharing a name and a Redis db need their own.
+  beat_lease_key: { default: null, kind: 'string', nullable: true },
+  // ts-celery's own: seconds a lease lives without renewal; a standby takes over at most ttl × 1.2 after its holder died.
+  beat_lease_ttl: { default: 10, kind: 'number' },
 };
 
 const ENV_OVERRIDES: ReadonlyArray<[string, keyof CelerySettings]> = [
@@ -315,7 +336,7 @@ function suggest(key: string): string {
 }
 
 function typeError(key: string, spec: SettingSpec, value: unknown): ImproperlyConfigured {
-  const expected = spec.oneOf ? `one of ${JSON.stringify(spec.oneOf)}` : `a ${spec.kind}${spec.nullable ? ' or null' : ''}`;
+  const expected = spec.oneOf ? `one of ${JSON.stringify(spec.oneOf)}` : `a ${spec.kind.replace(/_/g, ' ')}${spec.nullable ? ' or null' : ''}`;
   return new ImproperlyConfigured(`Setting ${key} must be ${expected}, got ${JSON.stringify(value) ?? typeof value}`);
 }
 
@@ -348,6 +369,8 @@ function checkValue(key: string, spec: SettingSpec, value: unknown): void {
         } catch {
           return false;
         }
+      case 'string_or_false':
+        return typeof value === 'string' || value === false;
     }
   })();
   if (!ok || (spec.oneOf && !spec.oneOf.includes(value))) throw typeError(key, spec, value);

@@ -10,6 +10,7 @@ import { VERSION } from '../support/version.js';
 import { EX_USAGE, listCommands, runControl, runInspect, runStatus, UsageError, type RemoteArgs } from './control-command.js';
 import { runEventsDump } from './events-command.js';
 import { AppLoadError } from './load-app.js';
+import { runBeat } from './beat-command.js';
 import { runWorker } from './worker-command.js';
 
 function positiveInt(name: string) {
@@ -140,6 +141,8 @@ export async function main(argv: string[]): Promise<void> {
           .option('without-mingle', { type: 'boolean', describe: "Accepted for compatibility: a TypeScript worker does not mingle at start-up (it answers other workers' hello)" })
           .option('metrics-port', { type: 'number', describe: 'Serve Prometheus /metrics and a /healthz check on this port' })
           .option('metrics-host', { type: 'string', default: '0.0.0.0', describe: 'Address for --metrics-port' })
+          .option('beat', { alias: 'B', type: 'boolean', describe: 'Also run beat (periodic tasks) in this worker, as Celery\'s -B' })
+          .option('schedule', { alias: 's', type: 'string', describe: 'With -B: the beat schedule file (default beat_schedule_filename)' })
           .check((a) => {
             if (!parseLogLevel(String(a.loglevel))) throw new Error(`Invalid log level ${JSON.stringify(a.loglevel)}: use debug, info, warning, error or critical`);
             positiveInt('--concurrency')(a.concurrency);
@@ -169,6 +172,34 @@ export async function main(argv: string[]): Promise<void> {
           heartbeatInterval: a['without-heartbeat'] ? null : a['heartbeat-interval'],
           metricsPort: a['metrics-port'],
           metricsHost: a['metrics-host'],
+          beat: a.beat,
+          schedule: a.schedule,
+        });
+      },
+    )
+    .command(
+      'beat',
+      'Send the periodic tasks of beat_schedule',
+      (y) =>
+        y
+          .usage('$0 beat -A <app> [-l info] [-s schedule-file] [--max-interval seconds]')
+          .option('app', { alias: 'A', type: 'string', demandOption: true, describe: 'The app: a folder (its main.ts or index.ts) or a module path' })
+          .option('loglevel', { alias: 'l', type: 'string', default: 'warning', describe: 'debug, info, warning, error or critical' })
+          .option('schedule', { alias: 's', type: 'string', describe: 'Schedule file for the last run times (default beat_schedule_filename, celerybeat-schedule.json)' })
+          .option('max-interval', { type: 'number', describe: 'Longest sleep between schedule checks, seconds (default beat_max_loop_interval, else 300)' })
+          .option('exit-with-parent', { type: 'boolean', default: true, describe: 'Stop when the launching process exits (npx and npm do not pass SIGTERM on); --no-exit-with-parent keeps running' })
+          .check((a) => {
+            if (!parseLogLevel(String(a.loglevel))) throw new Error(`Invalid log level ${JSON.stringify(a.loglevel)}: use debug, info, warning, error or critical`);
+            if (a['max-interval'] !== undefined && !(a['max-interval'] > 0)) throw new Error('--max-interval must be a number of seconds > 0');
+            return true;
+          }),
+      async (a) => {
+        await runBeat({
+          app: a.app,
+          loglevel: parseLogLevel(String(a.loglevel)) as LogLevel,
+          schedule: a.schedule,
+          maxInterval: a['max-interval'],
+          exitWithParent: a['exit-with-parent'],
         });
       },
     )

@@ -14,6 +14,7 @@ import { CeleryError } from '../errors.js';
 import { getLogger, setLogLevel, type LogLevel } from '../support/log.js';
 import { urlScheme } from '../support/url.js';
 import { Worker } from '../worker/worker.js';
+import { Beat } from '../beat/beat.js';
 import { banner } from './banner.js';
 import { AppLoadError, loadApp } from './load-app.js';
 import { watchParent } from './parent-watch.js';
@@ -39,6 +40,10 @@ export interface WorkerArgs {
   heartbeatInterval?: number | null | undefined;
   metricsPort?: number | undefined;
   metricsHost?: string | undefined;
+  /** `-B`: run beat in this process too. */
+  beat?: boolean | undefined;
+  /** `-s`: beat's schedule file. */
+  schedule?: string | undefined;
 }
 
 /** Expands Celery's node-name variables: %h host, %n name part, %d domain. */
@@ -105,13 +110,23 @@ export async function runWorker(args: WorkerArgs): Promise<void> {
     ...(args.metricsPort !== undefined ? { metricsPort: args.metricsPort, metricsHost: args.metricsHost ?? '0.0.0.0' } : {}),
   });
 
+  let beat: Beat | null = null;
+  if (args.beat) {
+    try {
+      beat = new Beat(app, { scheduleFilename: args.schedule, loggerName: 'Beat' });
+    } catch (err) {
+      fail((err as Error).message);
+    }
+  }
+
   let signals = 0;
   let exitCode = 0;
   let shuttingDown = false;
   const warmShutdown = (): void => {
     if (shuttingDown) return;
     shuttingDown = true;
-    worker.stop().then(() => app.close()).then(
+    // Beat first: no new runs are sent while the worker drains.
+    Promise.resolve(beat?.stop()).then(() => worker.stop()).then(() => app.close()).then(
       () => process.exit(exitCode),
       (err: unknown) => {
         log.error(`worker: error during shutdown: ${(err as Error).message}`);
@@ -167,4 +182,5 @@ export async function runWorker(args: WorkerArgs): Promise<void> {
     if (shuttingDown) return; // shutting down while still connecting
     fail(`worker could not start: ${(err as Error).message}`);
   }
+  if (beat && !shuttingDown) beat.start();
 }

@@ -1,0 +1,243 @@
+/**
+ * `npm run bench:beat`: ts-celery beat against `celery beat` (Celery 5.7, the
+ * default PersistentScheduler) with the same schedule, in one run:
+ * N entries (default 10,000), each every second, sending to one queue that a
+ * raw consumer drains (as workers would).
+ *
+ *   npm run bench:beat                     10,000 entries, 5 s warm-up + 20 s measured per system
+ *   npm run bench:beat -- --quick          1,000 entries, 2 s + 5 s (a smoke run)
+ *   npm run bench:beat -- --n 5000 --window 30 --systems ts-lease,celery --phases spread
+ *
+ * Systems: `ts-lease` (the default with a redis:// result backend: runs recorded in
+ * Redis under the fenced lease), `ts-file` (no Redis: the schedule file), `celery`.
+ * Phases: `spread` (entry i last ran i/N s into the second, so runs come due evenly:
+ * 10,000 a second, steadily) and `aligned` (every entry starts at beat's start, as a
+ * fresh schedule does: all 10,000 come due in the same millisecond, every second).
+ *
+ * Per system: runs sent per second; send lag = when the run was sent minus when it
+ * was due (Celery: apply_async returned, i.e. written to the socket; ts-celery: handed
+ * to the AMQP client, and also: confirmed by RabbitMQ); CPU (% of one core) and peak
+ * RSS of the beat process over the measured window. Vhost ts-celery-beat, Redis DB 12.
+ */
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { ROOT, RESULTS_DIR } from './config.js';
+import { describeMachine, machineInfo } from './machine.js';
+import { ProcSampler, startProc, type Proc } from './procs.js';
+import { connectRaw } from './raw.js';
+import { normalizeSchedule } from '../../src/beat/entry.js';
+import { Scheduler, type Clock } from '../../src/beat/scheduler.js';
+import type { ScheduleStore } from '../../src/beat/store.js';
+import { getLogger } from '../../src/support/log.js';
+
+const { values: opts } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    n: { type: 'string' },
+    warmup: { type: 'string' },
+    window: { type: 'string' },
+    systems: { type: 'string', default: 'ts-lease,ts-file,celery' },
+    phases: { type: 'string', default: 'spread,aligned' },
+    out: { type: 'string' },
+  },
+});
+
+const BROKER = 'amqp://guest:guest@127.0.0.1:5672/ts-celery-beat';
+const REDIS = 'redis://127.0.0.1:6379/12';
+const VENV_PYTHON = join(ROOT, '.venv', 'bin', 'python');
+const N = Number(opts.n ?? (opts.quick ? 1_000 : 10_000));
+const WARMUP_MS = Number(opts.warmup ?? (opts.quick ? 2 : 5)) * 1000;
+const WINDOW_MS = Number(opts.window ?? (opts.quick ? 5 : 20)) * 1000;
+
+interface Lag {
+  p50: number | null;
+  p99: number | null;
+  max: number | null;
+  over50: number;
+}
+interface Report {
+  windowFrom: number;
+  windowTo: number;
+  sends: number;
+  lag: Lag;
+  confirmedLag: Lag | null;
+}
+interface Row {
+  system: string;
+  phase: string;
+  ok: boolean;
+  error?: string;
+  sendsPerSecond?: number;
+  receivedPerSecond?: number;
+  lag?: Lag;
+  confirmedLag?: Lag | null;
+  cpuPercent?: number;
+  rssPeakMb?: number;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function runOne(system: string, phase: string, amqp: Awaited<ReturnType<typeof connectRaw>>, redis: Redis): Promise<Row> {
+  const tag = `${system}.${phase}.${process.pid}.${Date.now().toString(36)}`;
+  const queue = `bench.beat.${tag}`;
+  const file = join(RESULTS_DIR, `beat-${tag}.schedule`);
+  const out = join(RESULTS_DIR, `beat-${tag}.json`);
+  const key = `bench:beat:${tag}`;
+  // Drain the queue as workers would, and count what arrives.
+  const ch = await amqp.createChannel();
+  await ch.assertQueue(queue, { durable: true, arguments: { 'x-max-length': 1000 } });
+  const arrivals: number[] = [];
+  await ch.consume(queue, () => void arrivals.push(Date.now()), { noAck: true });
+
+  const env = {
+    ...process.env,
+    BENCH_BEAT_N: String(N),
+    BENCH_BEAT_QUEUE: queue,
+    BENCH_BEAT_BROKER: BROKER,
+    BENCH_BEAT_REDIS: REDIS,
+    BENCH_BEAT_KEY: key,
+    BENCH_BEAT_FILE: file,
+    BENCH_BEAT_OUT: out,
+    BENCH_BEAT_MODE: system === 'ts-lease' ? 'lease' : 'file',
+    BENCH_BEAT_PHASE: phase,
+    BENCH_BEAT_WARMUP_MS: String(WARMUP_MS),
+    BENCH_BEAT_WINDOW_MS: String(WINDOW_MS),
+    PYTHONPATH: join(ROOT, 'scripts', 'bench'),
+    PYTHONDONTWRITEBYTECODE: '1',
+  };
+  let proc: Proc;
+  if (system === 'celery') {
+    proc = startProc(VENV_PYTHON, ['-m', 'celery', '-A', 'pybeat', 'beat', '-S', 'pybeat:LagScheduler', '-s', file, '-l', 'warning'], { cwd: ROOT, env });
+  } else {
+    // As bin/ts-celery.js starts the CLI: tsx's in-thread require hook.
+    proc = startProc(process.execPath, ['-e', "require('tsx/cjs'); require('./scripts/bench/beat-runner.ts')"], { cwd: ROOT, env });
+  }
+  const sampler = new ProcSampler(proc.pid, 200).start();
+  const row: Row = { system, phase, ok: false };
+  try {
+    const deadline = Date.now() + WARMUP_MS + WINDOW_MS + 15_000;
+    let report: Report | null = null;
+    while (!report && Date.now() < deadline && !proc.done) {
+      await sleep(250);
+      if (system === 'celery') {
+        if (existsSync(out)) report = JSON.parse(readFileSync(out, 'utf8')) as Report;
+      } else {
+        const line = proc.log().split('\n').find((l) => l.startsWith('{"windowFrom"'));
+        if (line) report = JSON.parse(line) as Report;
+      }
+    }
+    if (!report) throw new Error(`no report within the window; log:\n${proc.log().slice(-2000)}`);
+    const seconds = (report.windowTo - report.windowFrom) / 1000;
+    row.ok = true;
+    row.sendsPerSecond = report.sends / seconds;
+    row.receivedPerSecond = arrivals.filter((t) => t >= report.windowFrom && t < report.windowTo).length / seconds;
+    row.lag = report.lag;
+    row.confirmedLag = report.confirmedLag;
+    row.cpuPercent = (sampler.cpuBetween(report.windowFrom, report.windowTo) / (report.windowTo - report.windowFrom)) * 100;
+    row.rssPeakMb = sampler.peakRss(report.windowFrom, report.windowTo);
+  } catch (err) {
+    row.error = (err as Error).message;
+  } finally {
+    sampler.stop();
+    await proc.stop(5_000);
+    await ch.deleteQueue(queue).catch(() => undefined);
+    await ch.close().catch(() => undefined);
+    await redis.del(key, `${key}:fence`, `${key}:schedule`);
+    for (const f of [file, `${file}.db`, `${file}.dat`, `${file}.dir`, `${file}.bak`, out]) rmSync(f, { force: true });
+  }
+  return row;
+}
+
+const ms = (x: number | null | undefined): string => (x === null || x === undefined ? '–' : x >= 100 ? String(Math.round(x)) : x.toFixed(1));
+const lagCell = (l: Lag | null | undefined): string => (l ? `${ms(l.p50)} / ${ms(l.p99)} / ${ms(l.max)}` : '–');
+
+function table(rows: Row[]): string {
+  const head = '| phase | beat | runs sent/s (received) | send lag p50 / p99 / max, ms | to RabbitMQ confirm, ms | runs > 50 ms late | CPU (% of a core) | peak RSS |';
+  const lines = [head, '|---|---|---|---|---|---|---|---|'];
+  for (const r of rows) {
+    if (!r.ok) {
+      lines.push(`| ${r.phase} | ${r.system} | FAILED: ${(r.error ?? '').split('\n')[0]} | | | | | |`);
+      continue;
+    }
+    const late = r.lag && r.sendsPerSecond ? `${((r.lag.over50 / (r.sendsPerSecond * (WINDOW_MS / 1000))) * 100).toFixed(2)} %` : '–';
+    lines.push(
+      `| ${r.phase} | ${r.system} | ${Math.round(r.sendsPerSecond!).toLocaleString('en-US')} (${Math.round(r.receivedPerSecond!).toLocaleString('en-US')}) | ` +
+        `${lagCell(r.lag)} | ${lagCell(r.confirmedLag)} | ${late} | ${Math.round(r.cpuPercent!)} % | ${Math.round(r.rssPeakMb!)} MB |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/**
+ * ts-celery's scheduler alone: N every-second entries for 20 virtual seconds on a virtual
+ * clock, with a store and a send that do nothing. CPU per run, in µs: what beat adds on top
+ * of publishing the messages.
+ */
+async function schedulerCost(): Promise<number> {
+  const schedule = Object.fromEntries(Array.from({ length: N }, (_, i) => [`e${i}`, { task: 'bench.beat_tick', schedule: 1, args: [i] }]));
+  let t = Date.now();
+  const end = t + 20_000;
+  let scheduler!: Scheduler;
+  const clock: Clock = {
+    now: () => t,
+    sleep: async (ms) => {
+      await Promise.resolve();
+      t += Math.max(1, ms);
+      if (t > end) scheduler.stop();
+    },
+  };
+  const store: ScheduleStore = { description: 'none', load: async () => null, save: async () => true, record: async () => true, close: async () => undefined };
+  let runs = 0;
+  scheduler = new Scheduler({
+    entries: normalizeSchedule(schedule),
+    store,
+    timezone: 'UTC',
+    utcEnabled: true,
+    maxIntervalMs: 300_000,
+    cronStartingDeadline: null,
+    send: async () => void runs++,
+    log: getLogger('bench'),
+    clock,
+  });
+  await scheduler.setup();
+  const before = process.cpuUsage();
+  await scheduler.run();
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / runs;
+}
+
+async function main(): Promise<number> {
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const amqp = await connectRaw(BROKER);
+  amqp.on('error', () => undefined);
+  const redis = new Redis(REDIS, { maxRetriesPerRequest: 3 });
+  const machine = await machineInfo(amqp, redis);
+  process.stdout.write(`beat benchmark: ${N.toLocaleString('en-US')} entries every second, ${WARMUP_MS / 1000} s warm-up + ${WINDOW_MS / 1000} s measured\n${describeMachine(machine)}\n\n`);
+  const perRun = await schedulerCost();
+  process.stdout.write(`ts-celery's scheduler alone (virtual clock, no broker, no store): ${perRun.toFixed(1)} µs of CPU per run\n\n`);
+  const rows: Row[] = [];
+  for (const phase of opts.phases!.split(',')) {
+    for (const system of opts.systems!.split(',')) {
+      const row = await runOne(system, phase, amqp, redis);
+      rows.push(row);
+      process.stderr.write(`[beat] ${phase} ${system}: ${row.ok ? `${Math.round(row.sendsPerSecond!)}/s, lag p99 ${ms(row.lag?.p99)} ms` : `FAILED ${row.error}`}\n`);
+    }
+  }
+  process.stdout.write(`${table(rows)}\n`);
+  const file = opts.out ?? join(RESULTS_DIR, `bench-beat-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, `${JSON.stringify({ n: N, warmupMs: WARMUP_MS, windowMs: WINDOW_MS, machine, schedulerCpuUsPerRun: perRun, rows }, null, 2)}\n`);
+  process.stdout.write(`\nResults: ${file}\n`);
+  await amqp.close().catch(() => undefined);
+  redis.disconnect();
+  return rows.every((r) => r.ok) ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`beat benchmark failed: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(2);
+  },
+);
