@@ -11,6 +11,7 @@ import { createBroker } from '../broker/index.js';
 import type { Broker } from '../broker/types.js';
 import { ImproperlyConfigured } from '../errors.js';
 import { buildTaskMessage, type Embed, type Signature, type WireMessage } from '../protocol/message.js';
+import { buildTaskMessageV1 } from '../protocol/message-v1.js';
 import { parseIsoTime } from '../protocol/time.js';
 import { AsyncResult } from '../result/async-result.js';
 import { producerOrigin } from '../support/ids.js';
@@ -269,7 +270,8 @@ export class Celery implements TaskHost {
             chord: null,
           }
         : undefined;
-    let wire: WireMessage = buildTaskMessage(
+    const build = this.conf.task_protocol === 1 ? buildTaskMessageV1 : buildTaskMessage;
+    let wire: WireMessage = build(
       {
         id,
         task: name,
@@ -290,6 +292,7 @@ export class Celery implements TaskHost {
       },
       now,
       appTimezone(this.conf),
+      this.conf.enable_utc,
     );
     if (this.conf.task_compression) wire = compress(wire);
     if (this.conf.task_default_delivery_mode === 1 || this.conf.task_default_delivery_mode === 'transient') {
