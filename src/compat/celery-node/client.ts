@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ApplyOptions } from '../../app/task.js';
 import { EncodeError } from '../../errors.js';
+import { assertJsonSerializable } from '../../protocol/json.js';
 import type { AsyncResult as CoreResult } from '../../result/async-result.js';
 import { getLogger } from '../../support/log.js';
 import { Base } from './base.js';
@@ -44,8 +45,8 @@ export class Client extends Base implements ResultSource {
   /**
    * Sends task `taskName` with `args` and `kwargs` to `conf.CELERY_QUEUE`,
    * under `taskId` or a new uuid, and returns its result handle at once.
-   * Arguments JSON cannot carry, or `args` that is not an array, throw an
-   * `EncodeError` here, before anything is sent.
+   * Arguments JSON cannot carry (BigInt, cycles, functions...), or `args`
+   * that is not an array, throw an `EncodeError` here, before anything is sent.
    */
   sendTask(taskName: string, args?: Array<any>, kwargs?: object, taskId?: string): AsyncResult {
     if (typeof taskName !== 'string' || taskName === '') throw new EncodeError(`sendTask: the task name must be a non-empty string, got ${JSON.stringify(taskName)}`);
@@ -53,6 +54,13 @@ export class Client extends Base implements ResultSource {
     const keywords = kwargs ?? {};
     if (!Array.isArray(positional)) throw new EncodeError(`args is not array: task ${taskName} got ${JSON.stringify(positional)}`);
     if (!isPlainObject(keywords)) throw new EncodeError(`kwargs is not object: task ${taskName} got ${JSON.stringify(keywords)}`);
+    try {
+      // Here rather than when the message is built: sendTask() returns before publishing.
+      assertJsonSerializable(positional, 'args');
+      assertJsonSerializable(keywords, 'kwargs');
+    } catch (err) {
+      throw new EncodeError(`Cannot encode the arguments of task ${taskName}: ${(err as Error).message}`);
+    }
     const id = taskId || randomUUID();
     const app = this.app;
     // celery-node reads the queue and protocol at each send; so does this.
