@@ -1,6 +1,7 @@
 // A worker program as a celery-node project writes one (CommonJS, celery-node's API only).
 // The tests run this same file on celery-node 0.5.9 itself and through ts-celery/celery-node:
-// the one difference is the module it requires (PEER_MODULE).
+// the one difference is the module it requires (PEER_MODULE). (The last lines only tell the
+// tests when it consumes.)
 //
 // Env: PEER_MODULE ('celery-node' or 'ts-celery/celery-node'), PEER_BROKER, PEER_BACKEND,
 // PEER_QUEUE, PEER_LABEL (who ran a task, in recorded entries), PEER_REDIS (for recording),
@@ -34,4 +35,8 @@ worker.register('shared.record', async (tag) => {
   return tag;
 });
 
-worker.start().then(() => console.log(`peer worker ready (${process.env.PEER_MODULE || 'celery-node'})`));
+const started = worker.start();
+// celery-node's start() resolves once it consumes from RabbitMQ, but with a Redis broker never (its
+// receive loop is that promise): there, being connected is the readiness it offers.
+const onRedis = /^rediss?:/.test(process.env.PEER_BROKER || '') && !process.env.PEER_MODULE.startsWith('ts-celery');
+(onRedis ? worker.isReady() : started).then(() => console.log(`peer worker ready (${process.env.PEER_MODULE || 'celery-node'})`));
