@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import { Celery, TaskError } from 'ts-celery';
 import * as shim from 'ts-celery/celery-node';
 import { runPythonClient } from '../helpers/python.js';
-import { AMQP_URL, REDIS_URL, deleteQueues, uniqueName } from '../helpers/services.js';
+import { AMQP_URL, RABBIT_VHOST, REDIS_URL, deleteQueues, rabbitmqctl, uniqueName } from '../helpers/services.js';
 import { startTsWorker, type TsWorker } from '../helpers/ts-worker.js';
 import { recorded, startPeerWorker, waitForRecords, type PeerModule, type PeerWorker } from './peers.js';
 
@@ -35,6 +35,21 @@ async function waitForQueue(queue: string, test: (c: { ready: number; consumers:
     counts = await queueCounts(queue);
   }
   return counts;
+}
+
+/** Closes (as an operator or a broker restart would) the connections consuming `queue`. */
+async function closeConsumerConnections(queue: string): Promise<number> {
+  const rows = (text: string): string[][] => text.trim().split('\n').filter(Boolean).map((l) => l.split('\t'));
+  const channels = rows(await rabbitmqctl(['-q', 'list_consumers', '-p', RABBIT_VHOST, '--no-table-headers', 'queue_name', 'channel_pid']))
+    .filter(([name]) => name === queue)
+    .map(([, channel]) => channel);
+  const connections = new Set(
+    rows(await rabbitmqctl(['-q', 'list_channels', '--no-table-headers', 'pid', 'connection']))
+      .filter(([channel]) => channels.includes(channel))
+      .map(([, connection]) => connection!),
+  );
+  for (const connection of connections) await rabbitmqctl(['-q', 'close_connection', connection, 'test: the broker connection is lost']);
+  return connections.size;
 }
 
 describe('celery-node 0.5.9 as a peer of ts-celery (RabbitMQ, Redis results)', function () {
@@ -212,6 +227,30 @@ describe('celery-node 0.5.9 as a peer of ts-celery (RabbitMQ, Redis results)', f
         expect(err).to.deep.include({ excType: 'NotRegistered' });
         expect(await (await app.sendTask('cn.add', [2, 3], {}, { queue: shimQueue })).get({ timeout: 20_000 })).to.equal(5);
         expect(migrated.child.exitCode).to.equal(null);
+      } finally {
+        await Promise.all([cn.stop(), migrated.stop()]);
+      }
+    });
+
+    it('the broker closes its connection: celery-node stays up consuming nothing; the shim reconnects and consumes again', async () => {
+      const cnQueue = newQueue('cn-conn-lost');
+      const shimQueue = newQueue('shim-conn-lost');
+      const [cn, migrated] = await Promise.all([start('celery-node', cnQueue), start('ts-celery/celery-node', shimQueue)]);
+      try {
+        expect(await closeConsumerConnections(cnQueue)).to.equal(1);
+        expect(await closeConsumerConnections(shimQueue)).to.be.at.least(1);
+        // Consuming again after the loss (the log says so), not still on the old connection.
+        const deadline = Date.now() + 20_000;
+        while (!/consuming resumed/.test(migrated.output()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+        expect((await queueCounts(shimQueue)).consumers, migrated.output()).to.equal(1);
+        const [toCn, toShim] = await Promise.all([app.sendTask('cn.add', [1, 2], {}, { queue: cnQueue }), app.sendTask('cn.add', [3, 4], {}, { queue: shimQueue })]);
+        expect(await toShim.get({ timeout: 20_000 })).to.equal(7);
+        // By now the shim has reconnected and run a task; celery-node is still running, attached to nothing.
+        expect(cn.child.exitCode, cn.output()).to.equal(null);
+        expect(await queueCounts(cnQueue)).to.deep.equal({ ready: 1, consumers: 0 });
+        expect(await toCn.state()).to.equal('PENDING');
+        expect(migrated.output()).to.contain('consumer: Connection to broker lost. Trying to re-establish the connection...');
+        expect(migrated.output()).to.match(/consumer: Connected to amqp:\/\/guest:\*\*@\S+ again; consuming resumed\./);
       } finally {
         await Promise.all([cn.stop(), migrated.stop()]);
       }

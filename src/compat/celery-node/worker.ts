@@ -14,6 +14,7 @@ import type { Celery } from '../../app/celery.js';
 import { currentTaskRequest } from '../../app/context.js';
 import { ImproperlyConfigured } from '../../errors.js';
 import { getLogger, logLevelChosen, setLogLevel } from '../../support/log.js';
+import { logBrokerEvents } from '../../worker/broker-log.js';
 import { Worker as CoreWorker } from '../../worker/worker.js';
 import { Base } from './base.js';
 import { DEFAULT_CONCURRENCY } from './conf.js';
@@ -103,6 +104,7 @@ export class Worker extends Base {
     core.on('task-finished', this.onFinished);
     core.on('fatal', () => void this.onFatal());
     this.listenForSignals();
+    logBrokerEvents(app.broker);
     log.info(
       `celery-node worker (ts-celery) on ${app.broker.displayUrl}, queue ${this.conf.CELERY_QUEUE}, ` +
         `concurrency ${core.concurrency}; registered tasks: ${Object.keys(this.handlers).join(', ') || '(none)'}`,
