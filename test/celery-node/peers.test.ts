@@ -256,6 +256,28 @@ describe('celery-node 0.5.9 as a peer of ts-celery (RabbitMQ, Redis results)', f
       }
     });
 
+    it('SIGTERM while a task runs: celery-node dies with it (already acked: lost); the shim lets it finish and store its result, then ends', async () => {
+      const base = uniqueName('term');
+      const outcome: Record<string, { state: string; signal: string | null; finishedBeforeExit: boolean; backInQueue: number }> = {};
+      for (const module of ['celery-node', 'ts-celery/celery-node'] as const) {
+        const who = module === 'celery-node' ? 'cn' : 'shim';
+        const tag = `${base}-${who}`;
+        const queue = newQueue(`${who}-term`);
+        const worker = await start(module, queue);
+        const r = await app.sendTask('cn.sleep', [`${tag}:0`, 1_000], {}, { queue });
+        await waitForRecords(redis, tag, 1);
+        worker.kill('SIGTERM');
+        const { signal } = await worker.exited;
+        const finishedBeforeExit = (await recorded(redis, tag)).includes(`${who}:${tag}:0`);
+        const { ready } = await waitForQueue(queue, (c) => c.consumers === 0);
+        outcome[who] = { state: await r.state(), signal, finishedBeforeExit, backInQueue: ready };
+        await redis.del(`pytasks:record:${tag}`);
+      }
+      console.log(`      SIGTERM mid-task: ${JSON.stringify(outcome)}`);
+      expect(outcome.cn).to.deep.equal({ state: 'PENDING', signal: 'SIGTERM', finishedBeforeExit: false, backInQueue: 0 });
+      expect(outcome.shim).to.deep.equal({ state: 'SUCCESS', signal: 'SIGTERM', finishedBeforeExit: true, backInQueue: 0 });
+    });
+
     it('killed while running: celery-node had acked and loses every task it received; the shim loses at most the one running, the others run on the next worker', async () => {
       const base = uniqueName('kill');
       const outcome: Record<string, { sent: number; backInQueue: number; completed: number }> = {};
