@@ -210,7 +210,7 @@ describe('celery-node 0.5.9 as a peer of ts-celery (RabbitMQ, Redis results)', f
       }
     });
 
-    it('an unregistered task: celery-node acks it and exits, so nothing consumes; the shim stores NotRegistered and goes on', async () => {
+    it('an unregistered task or a non-JSON message: celery-node acks it and exits, so nothing consumes; the shim stores NotRegistered and goes on', async () => {
       const cnQueue = newQueue('cn-unknown');
       const shimQueue = newQueue('shim-unknown');
       const [cn, migrated] = await Promise.all([start('celery-node', cnQueue), start('ts-celery/celery-node', shimQueue)]);
@@ -221,6 +221,20 @@ describe('celery-node 0.5.9 as a peer of ts-celery (RabbitMQ, Redis results)', f
         expect(cn.output()).to.contain('Missing process handler for task no.such.task');
         expect(await cnUnknown.state(), 'acked before it crashed: gone, no result').to.equal('PENDING');
         expect((await waitForQueue(cnQueue, (c) => c.consumers === 0)).ready).to.equal(0);
+
+        // A message of another content type goes the same way.
+        const pickleQueue = newQueue('cn-pickle');
+        const cn2 = await start('celery-node', pickleQueue);
+        const conn = await amqp.connect(AMQP_URL);
+        try {
+          const ch = await conn.createConfirmChannel();
+          ch.publish('', pickleQueue, Buffer.from('\x80\x04pickle'), { contentType: 'application/x-python-serialize', headers: { task: 'cn.add', id: 'pickle-1' } });
+          await ch.waitForConfirms();
+        } finally {
+          await conn.close();
+        }
+        expect((await cn2.exited).code, cn2.output()).to.equal(1);
+        expect(cn2.output()).to.contain('unsupported content type application/x-python-serialize');
 
         const shimUnknown = await app.sendTask('no.such.task', [], {}, { queue: shimQueue });
         const err = await shimUnknown.get({ timeout: 20_000 }).then(() => null, (e: unknown) => e);
@@ -251,6 +265,33 @@ describe('celery-node 0.5.9 as a peer of ts-celery (RabbitMQ, Redis results)', f
         expect(await toCn.state()).to.equal('PENDING');
         expect(migrated.output()).to.contain('consumer: Connection to broker lost. Trying to re-establish the connection...');
         expect(migrated.output()).to.match(/consumer: Connected to amqp:\/\/guest:\*\*@\S+ again; consuming resumed\./);
+      } finally {
+        await Promise.all([cn.stop(), migrated.stop()]);
+      }
+    });
+
+    it("its queue deleted and declared again with other settings: celery-node crashes on the consumer's cancel; the shim, refused the redeclare (406), logs CRITICAL and exits 1", async () => {
+      const cnQueue = newQueue('cn-406');
+      const shimQueue = newQueue('shim-406');
+      const [cn, migrated] = await Promise.all([start('celery-node', cnQueue), start('ts-celery/celery-node', shimQueue)]);
+      try {
+        const conn = await amqp.connect(AMQP_URL);
+        try {
+          const ch = await conn.createChannel();
+          for (const queue of [cnQueue, shimQueue]) {
+            // RabbitMQ cancels the consumers; the redeclare that follows is refused (406).
+            await ch.deleteQueue(queue);
+            await ch.assertQueue(queue, { durable: true, arguments: { 'x-max-length': 5 } });
+          }
+        } finally {
+          await conn.close();
+        }
+        const { code } = await migrated.exited;
+        expect(code, migrated.output()).to.equal(1);
+        expect(migrated.output()).to.match(new RegExp(`CRITICAL/MainProcess\\] consumer: RabbitMQ refused to declare queue "${shimQueue}"`));
+        // celery-node acks the null message amqplib hands a cancelled consumer, and throws.
+        expect((await cn.exited).code, cn.output()).to.equal(1);
+        expect(cn.output()).to.contain("TypeError: Cannot read properties of null (reading 'fields')");
       } finally {
         await Promise.all([cn.stop(), migrated.stop()]);
       }

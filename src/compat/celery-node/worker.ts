@@ -145,13 +145,14 @@ export class Worker extends Base {
 
   /**
    * The broker gave up (reconnect retries ran out, a queue could not be
-   * redeclared): the core worker has logged it and is stopping. Close up and
-   * make the process exit non-zero once idle, so a supervisor restarts it
-   * rather than leaving a worker that consumes nothing.
+   * redeclared): the core worker has logged it (CRITICAL) and stops warm.
+   * Then the process exits 1, as `ts-celery worker` does, so a supervisor
+   * restarts it: a worker program that stays up consuming nothing is the
+   * failure this prevents (celery-node's worker does exactly that).
    */
   private async onFatal(): Promise<void> {
-    process.exitCode = 1;
     await this.disconnect().catch(() => undefined);
+    process.exit(1);
   }
 
   // Signals: only when the program has no handlers of its own, so its own
