@@ -38,7 +38,7 @@ export class Client extends Base implements ResultSource {
   }
 
   /** @internal The ts-celery result for an id (AsyncResult reads through this). */
-  result(taskId: string): CoreResult {
+  coreResult(taskId: string): CoreResult {
     return this.app.asyncResult(taskId);
   }
 

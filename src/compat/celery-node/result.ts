@@ -7,7 +7,7 @@ import type { AsyncResult as CoreResult } from '../../result/async-result.js';
 
 /** Where the result's state is read from (the client's app). */
 export interface ResultSource {
-  result(taskId: string): CoreResult;
+  coreResult(taskId: string): CoreResult;
 }
 
 export class AsyncResult {
@@ -39,7 +39,7 @@ export class AsyncResult {
   async get(timeout?: number, interval?: number): Promise<any> {
     void interval;
     await this.sent;
-    return this.source.result(this.taskId).get(timeout ? { timeout } : {});
+    return this.source.coreResult(this.taskId).get(timeout ? { timeout } : {});
   }
 
   /**
@@ -48,7 +48,7 @@ export class AsyncResult {
    */
   async status(): Promise<string | null> {
     await this.sent;
-    return (await this.source.result(this.taskId).meta())?.status ?? null;
+    return (await this.source.coreResult(this.taskId).meta())?.status ?? null;
   }
 
   /**
@@ -57,6 +57,6 @@ export class AsyncResult {
    */
   async result(): Promise<any> {
     await this.sent;
-    return (await this.source.result(this.taskId).meta())?.result ?? null;
+    return (await this.source.coreResult(this.taskId).meta())?.result ?? null;
   }
 }

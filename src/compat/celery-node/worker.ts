@@ -101,15 +101,16 @@ export class Worker extends Base {
       concurrency: app.conf.worker_concurrency ?? DEFAULT_CONCURRENCY,
     });
     this.core = core;
-    core.on('task-finished', this.onFinished);
-    core.on('fatal', () => void this.onFatal());
-    this.listenForSignals();
-    logBrokerEvents(app.broker);
-    log.info(
-      `celery-node worker (ts-celery) on ${app.broker.displayUrl}, queue ${this.conf.CELERY_QUEUE}, ` +
-        `concurrency ${core.concurrency}; registered tasks: ${Object.keys(this.handlers).join(', ') || '(none)'}`,
-    );
     try {
+      const broker = app.broker; // an unsupported URL throws here
+      logBrokerEvents(broker);
+      core.on('task-finished', this.onFinished);
+      core.on('fatal', () => void this.onFatal());
+      log.info(
+        `celery-node worker (ts-celery) on ${broker.displayUrl}, queue ${this.conf.CELERY_QUEUE}, ` +
+          `concurrency ${core.concurrency}; registered tasks: ${Object.keys(this.handlers).join(', ') || '(none)'}`,
+      );
+      this.listenForSignals();
       await core.start();
     } catch (err) {
       log.critical(`worker: cannot start: ${(err as Error).message}`);

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { Celery } from '../../../src/app/celery.js';
 import { defaultConf, settingsFromConf, type CeleryConf } from '../../../src/compat/celery-node/conf.js';
 import { createClient, createWorker } from '../../../src/compat/celery-node/index.js';
+import { setLogLevel, setLogSink } from '../../../src/support/log.js';
 import { EncodeError, ImproperlyConfigured } from '../../../src/errors.js';
 
 const conf = (changes: Partial<CeleryConf>): CeleryConf => ({ ...defaultConf(), ...changes });
@@ -85,6 +86,20 @@ describe("ts-celery/celery-node: celery-node's conf as ts-celery settings", () =
     expect(() => task.applyAsync([], 'k' as never)).to.throw(EncodeError, /kwargs is not object/);
     expect(() => client.sendTask('t', [1n])).to.throw(EncodeError, /task t: args\[0\] is a BigInt/);
     expect(() => client.sendTask('t', [], { f: () => 1 })).to.throw(EncodeError, /kwargs\.f/);
+  });
+
+  it('a worker whose broker URL ts-celery cannot serve rejects start() with the reason, and leaves no signal handlers behind', async () => {
+    const signals = process.listenerCount('SIGTERM') + process.listenerCount('SIGINT');
+    const worker = createWorker('kafka://k', 'redis://r');
+    setLogLevel('warning'); // chosen, so the worker keeps it (and this process's other tests their quiet)
+    const lines: string[] = [];
+    const previous = setLogSink((line) => lines.push(line));
+    const err = await worker.start().then(() => null, (e: unknown) => e).finally(() => setLogSink(previous));
+    expect(lines.join('\n')).to.match(/CRITICAL\/MainProcess\] worker: cannot start: Unsupported broker_url/);
+    expect(err).to.be.instanceOf(ImproperlyConfigured);
+    expect((err as Error).message).to.match(/Unsupported broker_url "kafka:\/\/k"/);
+    expect(process.listenerCount('SIGTERM') + process.listenerCount('SIGINT')).to.equal(signals);
+    await worker.disconnect();
   });
 
   it("register() refuses a missing handler and a name registered twice, as celery-node's does", () => {
