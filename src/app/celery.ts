@@ -17,6 +17,7 @@ import { registerBuiltinTasks } from '../canvas/builtins.js';
 import { signature as makeSignature, type Signature } from '../canvas/index.js';
 import type { SignatureLike, SignatureOptions } from '../canvas/options.js';
 import { buildTaskMessage, type Embed, type SignatureDict, type WireMessage } from '../protocol/message.js';
+import { buildTaskMessageV1 } from '../protocol/message-v1.js';
 import { parseIsoTime } from '../protocol/time.js';
 import { AsyncResult } from '../result/async-result.js';
 import { LamportClock } from '../support/clock.js';
@@ -293,7 +294,8 @@ export class Celery implements TaskHost {
         : undefined;
     const nesting = options.replacedTaskNesting;
     const headers = nesting ? { ...options.headers, replaced_task_nesting: nesting } : (options.headers ?? {});
-    let wire: WireMessage = buildTaskMessage(
+    const build = this.conf.task_protocol === 1 ? buildTaskMessageV1 : buildTaskMessage;
+    let wire: WireMessage = build(
       {
         id,
         task: name,
@@ -316,6 +318,7 @@ export class Celery implements TaskHost {
       },
       now,
       appTimezone(this.conf),
+      this.conf.enable_utc,
     );
     if (this.conf.task_compression) wire = compress(wire);
     if (this.conf.task_default_delivery_mode === 1 || this.conf.task_default_delivery_mode === 'transient') {

@@ -237,7 +237,8 @@ export const SETTINGS: { readonly [K in keyof CelerySettings]: SettingSpec } = {
   result_accept_content: { default: null, kind: 'list', nullable: true },
   task_serializer: { default: 'json', kind: 'string', oneOf: ['json'] },
   accept_content: { default: ['json'], kind: 'list' },
-  task_protocol: { default: 2, kind: 'int', oneOf: [2] },
+  // 1 is what celery-node's TASK_PROTOCOL = 1 asks for (ts-celery/celery-node); workers read both.
+  task_protocol: { default: 2, kind: 'int', oneOf: [1, 2] },
   task_compression: { default: null, kind: 'string', nullable: true, oneOf: [null, 'zlib', 'gzip'] },
   task_default_queue: { default: 'celery', kind: 'string' },
   task_default_exchange: { default: null, kind: 'string', nullable: true },

@@ -9,10 +9,10 @@
  */
 import { hostname } from 'node:os';
 import type { Celery } from '../app/celery.js';
-import type { ReconnectInfo } from '../broker/amqp/amqp-broker.js';
 import { CeleryError } from '../errors.js';
 import { getLogger, setLogLevel, type LogLevel } from '../support/log.js';
 import { urlScheme } from '../support/url.js';
+import { logBrokerEvents } from '../worker/broker-log.js';
 import { Worker } from '../worker/worker.js';
 import { Beat } from '../beat/beat.js';
 import { banner } from './banner.js';
@@ -70,21 +70,6 @@ function configure(app: Celery, args: WorkerArgs): void {
         '(or broker_url in your config, or -b).',
     );
   }
-}
-
-function logBrokerEvents(worker: Worker): void {
-  const broker = worker.app.broker;
-  broker.on('reconnect-scheduled', (info: ReconnectInfo) => {
-    const of = info.maxRetries === null ? '' : `/${info.maxRetries}`;
-    log.error(
-      `consumer: Cannot connect to ${broker.displayUrl}: ${info.error.message}\n` +
-        `Trying again in ${(info.delayMs / 1000).toFixed(2)} seconds... (${info.attempt}${of})`,
-    );
-  });
-  broker.on('disconnected', (err: Error) => log.warning(`consumer: Connection to broker lost. Trying to re-establish the connection... (${err.message})`));
-  broker.on('resumed', (url: string) => log.info(`consumer: Connected to ${url} again; consuming resumed.`));
-  broker.on('connected', (url: string) => log.info(`Connected to ${url}`));
-  broker.on('blocked', (reason: string) => log.warning(`RabbitMQ blocked this connection: ${reason}`));
 }
 
 /** Runs the worker until a signal ends it. */
@@ -174,7 +159,7 @@ export async function runWorker(args: WorkerArgs): Promise<void> {
   } catch (err) {
     fail((err as Error).message);
   }
-  logBrokerEvents(worker);
+  logBrokerEvents(worker.app.broker);
   process.stdout.write(`${banner(worker)}\n`);
   try {
     await worker.start();

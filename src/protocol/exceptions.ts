@@ -118,6 +118,9 @@ export function deserializeException(
   value: unknown,
   context: { state: string; taskId: string; traceback: string | null },
 ): TaskError {
+  // Stored by other implementations, the traceback is not always text (celery-node 0.5.9 stores
+  // the JSON of its Error object, `{}`): only text is a traceback.
+  if (typeof context.traceback !== 'string' && context.traceback !== null) context = { ...context, traceback: null };
   if (!isSerializedException(value)) {
     return new TaskError({
       excType: 'Exception',

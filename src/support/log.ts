@@ -12,11 +12,22 @@ export type LogLevel = 'debug' | 'info' | 'warning' | 'error' | 'critical';
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warning: 30, error: 40, critical: 50 };
 
 let threshold = ORDER.warning;
+let levelChosen = false;
 let sink: (line: string) => void = (line) => process.stderr.write(`${line}\n`);
 
 /** Sets the level below which nothing is printed (`-l info`). */
 export function setLogLevel(level: LogLevel): void {
   threshold = ORDER[level];
+  levelChosen = true;
+}
+
+/**
+ * True once something chose a level (`-l`, or the user's `setLogLevel`), so a
+ * component with a different default (the celery-node shim's worker logs at
+ * info, as celery-node did) leaves a deliberate choice alone.
+ */
+export function logLevelChosen(): boolean {
+  return levelChosen;
 }
 
 /** True when `level` would be printed: lets hot paths skip building messages. */

@@ -11,6 +11,7 @@ import { expect } from 'chai';
 import { cleanEnv, createPackedProject, ROOT, run, type PackedProject } from '../../scripts/packed-project.js';
 import { runPythonClient } from '../helpers/python.js';
 import { AMQP_URL, deleteQueues, REDIS_URL, uniqueName } from '../helpers/services.js';
+import { celeryNodeExample, migrateExample } from '../celery-node/readme.js';
 
 const CONSUMER_FILES = join(ROOT, 'test', 'package', 'consumer');
 const TSC = join(ROOT, 'node_modules', '.bin', 'tsc');
@@ -83,7 +84,7 @@ describe('the npm package, installed from its tarball into a fresh project', fun
   it('holds only dist/, bin/, the README, LICENSE, CHANGELOG and package.json', () => {
     const top = [...new Set(project.pack.files.map((f) => (f.includes('/') ? `${f.split('/')[0]}/` : f)))].sort();
     expect(top).to.deep.equal(['CHANGELOG.md', 'LICENSE', 'README.md', 'bin/', 'dist/', 'package.json']);
-    expect(project.pack.files).to.include.members(['dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'bin/ts-celery.js']);
+    expect(project.pack.files).to.include.members(['dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'bin/ts-celery.js', 'dist/compat/celery-node/index.js', 'dist/compat/celery-node/index.d.ts']);
     expect(project.pack.files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).to.deep.equal([]);
     expect(project.pack.version).to.equal(repoPackage.version);
   });
@@ -101,6 +102,16 @@ describe('the npm package, installed from its tarball into a fresh project', fun
     expect(esm.stderr).to.equal('');
     expect(esm.stdout.trim()).to.equal('function function');
     expect(cjs.stdout.trim(), cjs.stderr).to.equal('function true');
+  });
+
+  it('ts-celery/celery-node: ESM import and CommonJS require() give the same module, with celery-node\'s names', async () => {
+    writeFileSync(
+      join(project.dir, 'check-cn.cjs'),
+      "const cn = require('ts-celery/celery-node');\n" +
+        "import('ts-celery/celery-node').then((esm) => console.log(typeof cn.createClient, typeof cn.createWorker, cn.Client === esm.Client, esm.default.createWorker === cn.createWorker, cn.createClient().conf.CELERY_QUEUE));\n",
+    );
+    const r = await run(process.execPath, ['check-cn.cjs'], { cwd: project.dir });
+    expect(r.stdout.trim(), r.stderr).to.equal('function function true true celery');
   });
 
   it("type-checks a strict consumer (nodenext and bundler resolution, skipLibCheck off), delay() typed", async () => {
@@ -141,6 +152,29 @@ describe('the npm package, installed from its tarball into a fresh project', fun
     } finally {
       await Promise.all(workers.map((w) => w.stop()));
     }
+  });
+
+  it("celery-node's README worker and client run from the installed package with plain Node, the import changed", async () => {
+    const queue = uniqueName('pkg-cn');
+    queues.push(queue);
+    writeFileSync(join(project.dir, 'cn-worker.cjs'), migrateExample(celeryNodeExample('Worker'), AMQP_URL, AMQP_URL, queue));
+    writeFileSync(join(project.dir, 'cn-client.cjs'), migrateExample(celeryNodeExample('Client'), AMQP_URL, AMQP_URL, queue));
+    const worker = spawn(process.execPath, ['cn-worker.cjs'], { cwd: project.dir, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    worker.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    worker.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<void>((resolve) => worker.on('exit', () => resolve()));
+    try {
+      const deadline = Date.now() + 20_000;
+      while (!/ ready\.$/m.test(out) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(out).to.match(/ ready\.$/m);
+      const client = await run(process.execPath, ['cn-client.cjs'], { cwd: project.dir, timeoutMs: 20_000 });
+      expect([client.code, client.stdout.trim()], client.stderr).to.deep.equal([0, '3']);
+    } finally {
+      worker.kill('SIGTERM');
+      await exited;
+    }
+    expect(out).to.contain('Warm shutdown');
   });
 
   it('a broken app: the built CLI names the file, line and cause, and exits 1', async () => {

@@ -56,6 +56,14 @@ describe('result meta (against Python 5.2.6 Redis captures)', () => {
     expect(odd.excType).to.equal('Exception');
   });
 
+  it('reads a celery-node 0.5.9 failure (result null, the Error object as traceback) as an Exception without traceback', () => {
+    // What celery-node's worker stores: {status: 'FAILURE', result: null, traceback: {}}.
+    const err = deserializeException(null, { state: 'FAILURE', taskId: 'i', traceback: {} as unknown as string });
+    expect(err).to.be.instanceOf(TaskError);
+    expect(err.excType).to.equal('Exception');
+    expect(err.remoteTraceback).to.equal(null);
+  });
+
   it('stores JS errors so Python rebuilds them: builtins by name, others with their class name', () => {
     expect(serializeException(new TypeError('bad arg'))).to.deep.equal({ exc_type: 'TypeError', exc_message: ['bad arg'], exc_module: 'builtins' });
     class ValueError extends Error { override name = 'ValueError'; }
