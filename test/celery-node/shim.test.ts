@@ -5,6 +5,7 @@
  */
 import { expect } from 'chai';
 import amqp from 'amqplib';
+import { hostname } from 'node:os';
 import { BrokerError, setLogLevel, TaskError, TimeoutError } from 'ts-celery';
 import { createClient, createWorker, type Client, type Worker } from 'ts-celery/celery-node';
 import { AMQP_URL, REDIS_URL, deleteQueues, uniqueName } from '../helpers/services.js';
@@ -166,6 +167,21 @@ describe('ts-celery/celery-node: the client and worker API on RabbitMQ and Redis
       await rpcClient.disconnect();
       await rpcWorker.disconnect();
       await deleteQueues(rpcQueue);
+    }
+  });
+  it('each worker answers remote control under a node name of its own, so several start in one process or on one host', async () => {
+    const second = createWorker(AMQP_URL, REDIS_URL, uniqueName('shim-second'));
+    second.register('tasks.add', (a: number, b: number) => a + b);
+    await second.start(); // with one shared name, its exclusive pidbox queue was locked and this never resolved
+    try {
+      const names = (await client.app.control.ping({ timeout: 1 })).flatMap((r) => Object.keys(r));
+      const ours = names.filter((n) => n.startsWith(`celery-node-${process.pid}`));
+      expect(ours, names.join(', ')).to.have.length.of.at.least(2);
+      expect(new Set(ours).size).to.equal(ours.length);
+      for (const n of ours) expect(n).to.match(new RegExp(`^celery-node-${process.pid}(-\\d+)?@${hostname()}$`));
+    } finally {
+      await second.disconnect();
+      await deleteQueues(second.conf.CELERY_QUEUE);
     }
   });
 });

@@ -21,6 +21,21 @@ import { DEFAULT_CONCURRENCY } from './conf.js';
 
 const log = getLogger('MainProcess');
 
+/** Workers started in this process, for their node names. */
+let started = 0;
+
+/**
+ * The node name a shim worker answers remote control as: `celery-node-<pid>@<host>`,
+ * then `celery-node-<pid>-2@<host>`... for more workers in one process. celery-node
+ * had no node names, and programs run it several times per host (pm2, cluster):
+ * Celery's `celery@<host>` for all of them would make every worker after the first
+ * fail to declare the node's exclusive pidbox queue, and never start.
+ */
+function nodeName(): string {
+  started++;
+  return `celery-node-${process.pid}${started > 1 ? `-${started}` : ''}@${hostname()}`;
+}
+
 /** A function registered with `worker.register()`: `(...args, kwargs) => value | Promise`. */
 export type TaskHandler = (...args: any[]) => unknown;
 
@@ -96,7 +111,7 @@ export class Worker extends Base {
     if (!logLevelChosen()) setLogLevel('info');
     const app = this.app;
     const core = new CoreWorker(app, {
-      hostname: `celery@${hostname()}`,
+      hostname: nodeName(),
       queues: [this.conf.CELERY_QUEUE],
       concurrency: app.conf.worker_concurrency ?? DEFAULT_CONCURRENCY,
     });
