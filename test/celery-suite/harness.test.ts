@@ -42,7 +42,8 @@ describe('celery-suite harness faults', function () {
 
   it('exits 2 when the worker exits before it is ready', async () => {
     const { code, out } = await harness(['--', 't/integration/test_inspect.py::test_Inspect::test_ping'], {
-      CELERY_SUITE_WORKER_CMD: JSON.stringify([process.execPath, '-e', 'process.exit(3)']),
+      // `--`: the -n/-c the plugin appends go to the script, not to node.
+      CELERY_SUITE_WORKER_CMD: JSON.stringify([process.execPath, '-e', 'process.exit(3)', '--']),
     });
     expect(out).to.match(/HARNESS FAULT: the worker exited with code 3 before it was ready/);
     expect(out).not.to.match(/^celery-suite: \d+ passed/m);

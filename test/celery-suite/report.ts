@@ -76,8 +76,11 @@ export function failureGroups(results: SuiteResults): Array<{ message: string; t
     if (outcome !== 'failed') continue;
     // Ids and numbers differ per run; the rest of the message names the cause.
     const message = (results.messages[id] ?? '(no message)')
+      .replace(/\[\d{4}-\d\d-\d\d [\d:,]+: (\w+)\/MainProcess\] /g, '$1 ')
+      .replace(/Task [\w.]+\[[0-9a-f-]{36}\]/g, 'Task <task>')
       .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, '<id>')
-      .slice(0, 160);
+      .replace(/\(([\w.]+|celery\.\w+ \(\w+\)) will not run\)/, '(<body> will not run)')
+      .slice(0, 150);
     groups.set(message, [...(groups.get(message) ?? []), id]);
   }
   return [...groups.entries()].map(([message, tests]) => ({ message, tests })).sort((a, b) => b.tests.length - a.tests.length);

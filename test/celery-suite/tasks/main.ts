@@ -60,7 +60,13 @@ const sleep = (seconds: number, signal?: AbortSignal): Promise<void> =>
  * stub's error is the one reported.
  */
 const stub = (name: string, pyParams: string[], what: string, feature: string, issue: IssueRef, options: TaskOptions = {}) =>
-  app.task({ ...options, name: `${NAME}.${name}`, params: [...pyParams.map((p) => `${p}?`), '...args'] } as TaskOptions & { bind?: false }, needs(what, feature, issue));
+  app.task(
+    // Eight unnamed slots take positional arguments, so a keyword-only Python parameter
+    // (`*args, link_msg=None`) passed by keyword never collides with them.
+    { ...options, name: `${NAME}.${name}`, params: [...STUB_SLOTS, ...pyParams.map((p) => `${p}?`), '...args'] } as TaskOptions & { bind?: false },
+    needs(what, feature, issue),
+  );
+const STUB_SLOTS = Array.from({ length: 8 }, (_, i) => `_positional${i}?`);
 
 /** Registers `t.integration.tasks.<name>`. Bound functions take `self: BoundTask` first. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the ports keep Python's loose signatures
