@@ -55,18 +55,15 @@ const sleep = (seconds: number, signal?: AbortSignal): Promise<void> =>
   });
 
 /**
- * A stub for a task that needs a missing API (see ./missing.ts). `pyParams` are the
- * Python parameter names: all optional here, so whatever the suite sends, the
- * stub's error is the one reported.
+ * A stub for a task that needs a missing API (see ./missing.ts). `_pyParams` are the
+ * Python parameter names, for whoever writes the real port.
  */
-const stub = (name: string, pyParams: string[], what: string, feature: string, issue: IssueRef, options: TaskOptions = {}) =>
+const stub = (name: string, _pyParams: string[], what: string, feature: string, issue: IssueRef, options: TaskOptions = {}) =>
   app.task(
-    // Eight unnamed slots take positional arguments, so a keyword-only Python parameter
-    // (`*args, link_msg=None`) passed by keyword never collides with them.
-    { ...options, name: `${NAME}.${name}`, params: [...STUB_SLOTS, ...pyParams.map((p) => `${p}?`), '...args'] } as TaskOptions & { bind?: false },
+    // `*args, **kwargs`: whatever the suite sends, the stub's own error is the one reported.
+    { ...options, name: `${NAME}.${name}`, params: ['*args', '**kwargs'] } as TaskOptions & { bind?: false },
     needs(what, feature, issue),
   );
-const STUB_SLOTS = Array.from({ length: 8 }, (_, i) => `_positional${i}?`);
 
 /** Registers `t.integration.tasks.<name>`. Bound functions take `self: BoundTask` first. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the ports keep Python's loose signatures
@@ -91,7 +88,7 @@ export const writeToFileAndReturnInt = task('write_to_file_and_return_int', {}, 
 export const addNotTyped = task('add_not_typed', {}, (x: unknown, y: unknown) => pyAdd(x, y));
 export const addIgnoreResult = task('add_ignore_result', { ignoreResult: true }, (x: unknown, y: unknown) => pyAdd(x, y));
 export const addWithResult = task('add_with_result', { ignoreResult: false }, (x: unknown, y: unknown) => pyAdd(x, y));
-export const raiseError = task('raise_error', { params: ['...args'] }, (..._args: unknown[]) => {
+export const raiseError = task('raise_error', { params: ['*args'] }, (_args: unknown[]) => {
   throw new PyValueError('deliberate error');
 });
 /** `(add.s(x, x) | add.s(y)).apply_async()`: a two-step chain is a task with a `link`. */
@@ -155,9 +152,8 @@ export const printUnicode = task(
   },
 );
 export const returnException = task('return_exception', {}, (e: unknown) => [e, true]);
-// `def sleeping(i, **_)`: extra keyword arguments are accepted and ignored (issue #9 item 2 is
-// what lets a TS task take **kwargs; the suite never sends any).
-export const sleeping = task('sleeping', {}, async (i: number) => {
+// `def sleeping(i, **_)`: extra keyword arguments are accepted and ignored.
+export const sleeping = task('sleeping', { params: ['i', '**_'] }, async (i: number) => {
   await sleep(i);
   return null;
 });
@@ -200,14 +196,12 @@ export const retryWithKwargsAfterArgs = task(
     return { foo, bar, retries: self.request.retries, is_eager: false };
   },
 );
-// `def retry_once(self, *args, expires=None, max_retries=1, countdown=0.1)`: keyword-only
-// parameters after *args cannot be expressed yet (issue #9 item 2), so the keywords come
-// first here; the suite passes them by keyword only. RetryOptions has no `expires` either:
-// the retry keeps the task's own (120 s), which is what the suite's 60 s would not change.
+// `def retry_once(self, *args, expires=None, max_retries=1, countdown=0.1)`. RetryOptions has
+// no `expires`: the retry keeps the task's own (120 s), which the suite's 60 s would not change.
 export const retryOnce = task(
   'retry_once',
-  { bind: true, expires: 120, maxRetries: 1, params: ['expires?', 'max_retries?', 'countdown?', '...args'] },
-  async (self: BoundTask, _expires: number | null = null, maxRetries = 1, countdown = 0.1) => {
+  { bind: true, expires: 120, maxRetries: 1, params: ['*args', 'expires?', 'max_retries?', 'countdown?'] },
+  async (self: BoundTask, _args: unknown[], _expires: number | null = null, maxRetries = 1, countdown = 0.1) => {
     if (self.request.retries) return self.request.retries;
     return self.retry({ countdown, maxRetries });
   },
@@ -222,16 +216,16 @@ export const retryOnceWithResult = task('retry_once_with_result', { bind: true, 
 });
 export const retryOncePriority = task(
   'retry_once_priority',
-  { bind: true, maxRetries: 1, params: ['expires?', 'max_retries?', 'countdown?', '...args'] },
-  async (self: BoundTask, _expires = 60, maxRetries = 1, countdown = 0.1) => {
+  { bind: true, maxRetries: 1, params: ['*args', 'expires?', 'max_retries?', 'countdown?'] },
+  async (self: BoundTask, _args: unknown[], _expires = 60, maxRetries = 1, countdown = 0.1) => {
     if (self.request.retries) return self.request.deliveryInfo.priority;
     return self.retry({ countdown, maxRetries });
   },
 );
 export const retryOnceHeaders = task(
   'retry_once_headers',
-  { bind: true, maxRetries: 1, params: ['max_retries?', 'countdown?', '...args'] },
-  async (self: BoundTask, maxRetries = 1, countdown = 0.1) => {
+  { bind: true, maxRetries: 1, params: ['*args', 'max_retries?', 'countdown?'] },
+  async (self: BoundTask, _args: unknown[], maxRetries = 1, countdown = 0.1) => {
     if (self.request.retries) return self.request.headers;
     return self.retry({ countdown, maxRetries });
   },
@@ -255,7 +249,7 @@ export const redisEchoGroupId = task('redis_echo_group_id', { bind: true, params
 export const redisCount = task('redis_count', { params: ['redis_key?'] }, redisCountImpl);
 
 // ---- failures ---------------------------------------------------------------
-export const fail = task('fail', { params: ['...args'] }, (...args: unknown[]) => {
+export const fail = task('fail', { params: ['*args'] }, (args: unknown[]) => {
   throw new ExpectedException('Task expected to fail', ...args);
 });
 export const failUnpickleable = task('fail_unpickleable', {}, (foo: unknown, bar: unknown) => {
@@ -263,7 +257,7 @@ export const failUnpickleable = task('fail_unpickleable', {}, (foo: unknown, bar
 });
 
 // ---- the request ----------------------------------------------------------
-export const returnPriority = task('return_priority', { bind: true, params: ['...args'] }, (self: BoundTask) => `Priority: ${self.request.deliveryInfo.priority ?? 'None'}`);
+export const returnPriority = task('return_priority', { bind: true, params: ['*_args'] }, (self: BoundTask) => `Priority: ${self.request.deliveryInfo.priority ?? 'None'}`);
 export const returnRequestEta = task('return_request_eta', { bind: true }, (self: BoundTask) => (self.request.eta ? isoTime(self.request.eta) : null));
 export const returnProperties = stub('return_properties', [], 'self.request.properties (the message properties, e.g. app_id)', 'the request', null);
 
