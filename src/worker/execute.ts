@@ -355,6 +355,7 @@ class TaskRun implements TaskContextSource, RunHandle {
     if (err instanceof Ignore) {
       // self.replace() sent the replacement, which stores this id's result: nothing to store here.
       if (isEnabled('info')) log.info(`Task ${task.name}[${message.id}] ignored`);
+      ctx.lifecycle.emit('task-ignored', message);
       return 'ignored';
     }
     await this.storeException(States.FAILURE, err);

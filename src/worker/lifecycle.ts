@@ -4,7 +4,7 @@
  * subscribe to, so none of them needs code inside the consume
  * loop. Each event has Celery's name for the moment it describes; every task
  * that was received ends with exactly one of succeeded, failed, retried,
- * revoked, rejected or released.
+ * revoked, rejected, released or ignored.
  */
 import type { Delivery } from '../broker/types.js';
 import type { TaskMessage } from '../protocol/message.js';
@@ -43,6 +43,11 @@ export interface TaskLifecycleEvents {
   'task-rejected': [message: TaskMessage, requeue: boolean];
   /** Left this worker without running: given back at shutdown, or parked in the broker. */
   'task-released': [message: TaskMessage];
+  /**
+   * Ended by `Ignore` (`self.replace()` among others): no state stored, and,
+   * as in Celery, no task event sent; it is no longer running here.
+   */
+  'task-ignored': [message: TaskMessage];
 }
 
 type Listener<K extends keyof TaskLifecycleEvents> = (...args: TaskLifecycleEvents[K]) => void;

@@ -135,6 +135,8 @@ export class WorkerState {
     worker.on('task-revoked', ready);
     worker.on('task-rejected', ready);
     worker.on('task-released', ready);
+    // Celery's task_ready() for Ignore too: a replaced task must not stay in `inspect active`.
+    worker.on('task-ignored', ready);
   }
 
   private setPhase(m: TaskMessage, phase: RequestPhase): void {

@@ -188,3 +188,32 @@ describe('remote control on the embedded broker', () => {
     expect(await inspect().ping()).to.equal(null);
   });
 });
+
+describe('inspect active after self.replace() (embedded broker)', () => {
+  const restore = setLogSink(() => undefined);
+  let app: Celery;
+  let worker: Worker;
+  after(async () => {
+    await worker?.stop();
+    await app?.close();
+    setLogSink(restore);
+  });
+
+  it('a replaced task leaves the active list, as Celery marks an ignored request ready', async () => {
+    app = new Celery('memreplace', { broker_url: 'memory://' });
+    let replacementRan = false;
+    app.task({ name: 'target' }, () => {
+      replacementRan = true;
+      return 1;
+    });
+    app.task({ name: 'replaced', bind: true }, (self) => self.replace(app.signature('target')));
+    worker = new Worker(app, { hostname: 'memreplace@test', concurrency: 2 });
+    await worker.start();
+    await app.sendTask('replaced');
+    await until(() => replacementRan, 'the replacement to run');
+    await tick(50);
+    const active = (await app.control.inspect({ timeout: 0.5, destination: ['memreplace@test'] }).active())!['memreplace@test'];
+    expect(active).to.deep.equal([]);
+    expect(worker.workerState.active).to.equal(0);
+  });
+});
