@@ -47,10 +47,9 @@ _faults = []     # harness faults, in the order seen
 _worker = None   # the running _WorkerProcess, if any
 _baseline = set()
 
-# What ts-celery's worker logs when it drops or cannot do part of a workflow.
+# What ts-celery's worker logs when it cannot do part of a workflow. (Until the
+# canvas landed, chord members and group/chord signatures were declined too.)
 DECLINED = (
-    'does not run chord callbacks yet',          # a chord member: the body will never run
-    'runs plain signatures only',                # a group/chord/chain signature it cannot apply
     'ts-celery worker needs ',                   # a stub task of tasks/main.ts (a missing API)
     'Received unregistered task',                # a task name the port does not have
 )

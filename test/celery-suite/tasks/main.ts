@@ -4,11 +4,11 @@
  * (`t.integration.tasks.<name>`), with the same behaviour, for
  * `ts-celery worker -A test/celery-suite/tasks` (see ../README.md).
  *
- * Tasks that need an API ts-celery does not have yet are registered under
- * their names all the same and fail with {@link MissingFeature}, which names
- * what is missing and the issue that builds it, so the suite's score is honest.
- * The list of those stubs is in ../README.md ("Stub tasks"); whoever builds the
- * feature replaces the stub with the real port.
+ * Tasks that need an API ts-celery does not have yet (`Reject`,
+ * `request.properties`, stamping) are registered under their names all the
+ * same and fail with {@link MissingFeature}, which names what is missing, so
+ * the suite's score is honest. The list of those stubs is in ../README.md
+ * ("Stub tasks"); whoever builds the feature replaces the stub with the real port.
  *
  * Env (set by ../run.ts): TEST_BROKER and TEST_BACKEND, as Celery's suite reads
  * them; REDIS_HOST, REDIS_PORT as the suite's `get_redis_connection()` reads
@@ -17,7 +17,7 @@
  */
 import { appendFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
-import { Celery, getLogger, type BoundTask, type TaskOptions } from 'ts-celery';
+import { Celery, Chain, Chord, Group, Signature, chain, chord, getLogger, group, type BoundTask, type TaskOptions } from 'ts-celery';
 import { MissingFeature, needs, type IssueRef } from './missing.js';
 import { ExpectedException, PyTypeError, PyValueError, UnpickleableException } from './errors.js';
 import { pyAdd, pySum, isoTime } from './python.js';
@@ -65,6 +65,16 @@ const stub = (name: string, _pyParams: string[], what: string, feature: string, 
     needs(what, feature, issue),
   );
 
+/**
+ * `<name>.s(*args, **kwargs)` of a task of this module, untyped as Python's (the
+ * typed `task.s()` cannot take a spread of unknown arguments).
+ */
+const sig = (name: string, args: unknown[] = [], kwargs: Record<string, unknown> = {}): Signature =>
+  app.signature(`${NAME}.${name}`, args, kwargs);
+/** `<name>.si(*args, **kwargs)`: immutable. */
+const si = (name: string, args: unknown[] = [], kwargs: Record<string, unknown> = {}): Signature =>
+  app.signature(`${NAME}.${name}`, args, kwargs, { immutable: true });
+
 /** Registers `t.integration.tasks.<name>`. Bound functions take `self: BoundTask` first. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the ports keep Python's loose signatures
 const task = (name: string, options: TaskOptions, fn: (...args: any[]) => unknown) =>
@@ -96,7 +106,10 @@ export const chainAdd = task('chain_add', {}, async (x: number, y: number) => {
   await add.applyAsync([x, x], {}, { link: add.s(y) });
   return null;
 });
-export const chordAdd = stub('chord_add', ['x', 'y'], 'chord(...).apply_async() from inside a task', 'canvas', 12);
+export const chordAdd = task('chord_add', {}, async (x: unknown, y: unknown) => {
+  await chord(sig('add', [x, x]), sig('add', [y])).applyAsync();
+  return null;
+});
 export const delayedSum = task('delayed_sum', { params: ['numbers', 'pause_time?'] }, async (numbers: number[], pauseTime = 1) => {
   await sleep(pauseTime);
   return pySum(numbers);
@@ -124,22 +137,94 @@ export const sumAndRecord = task('sum_and_record', { bind: true }, async (self: 
   return result;
 });
 
-// ---- task replacement and chords from inside a task (canvas, issue #12) ---
-export const addReplaced = stub('add_replaced', ['x', 'y'], 'self.replace()', 'canvas', 12);
-export const recordReplacedTaskNesting = stub('record_replaced_task_nesting', ['replacements', 'nesting'], 'self.replace() and request.replaced_task_nesting', 'canvas', 12);
-export const addReplacedWithChain = stub('add_replaced_with_chain', ['x', 'y'], 'self.replace() with a chain', 'canvas', 12);
-export const replaceWithChain = stub('replace_with_chain', ['link_msg'], 'self.replace() with a chain', 'canvas', 12);
-export const replaceWithChainWhichRaises = stub('replace_with_chain_which_raises', ['link_msg'], 'self.replace() with a chain', 'canvas', 12);
-export const replaceWithEmptyChain = stub('replace_with_empty_chain', [], 'self.replace() with an empty chain', 'canvas', 12);
-export const replaceWithChainWhichContainsAGroup = stub('replace_with_chain_which_contains_a_group', [], 'self.replace() with a chain and a group', 'canvas', 12);
-export const addToAll = stub('add_to_all', ['nums', 'val'], 'self.replace() with a group', 'canvas', 12);
-export const addToAllToChord = stub('add_to_all_to_chord', ['nums', 'val'], 'self.add_to_chord()', 'canvas', 12);
-export const addChordToChord = stub('add_chord_to_chord', ['nums', 'val'], 'self.add_to_chord() with a chord', 'canvas', 12);
-export const secondOrderReplace1 = stub('second_order_replace1', ['state'], 'self.replace() with a chain', 'canvas', 12);
-export const secondOrderReplace2 = stub('second_order_replace2', ['state'], 'self.replace() with a chain', 'canvas', 12);
-export const failReplaced = stub('fail_replaced', [], 'self.replace()', 'canvas', 12);
-export const replaceWithStampedTask = stub('replace_with_stamped_task', ['replace_with'], 'self.replace() and stamping visitors', 'canvas', 12);
-export const buildChainInsideTask = stub('build_chain_inside_task', [], 'chain(...) | group(...) built and applied inside a task', 'canvas', 12);
+// ---- task replacement and chords from inside a task ----------------------
+export const addReplaced = task('add_replaced', { bind: true }, (self: BoundTask, x: unknown, y: unknown) => self.replace(sig('add', [x, y])));
+export const recordReplacedTaskNesting = task(
+  'record_replaced_task_nesting',
+  { bind: true, params: ['replacements', 'nesting?'] },
+  (self: BoundTask, replacements: number, nesting: number[] | null = null) => {
+    const levels = nesting ?? [];
+    levels.push(self.request.replacedTaskNesting);
+    if (replacements) {
+      // Keep the caller's result queue when using the RPC backend.
+      const replacement = sig('record_replaced_task_nesting', [replacements - 1, levels]);
+      if (self.request.replyTo) replacement.set({ replyTo: self.request.replyTo });
+      return self.replace(replacement);
+    }
+    return levels;
+  },
+);
+export const addReplacedWithChain = task('add_replaced_with_chain', { bind: true }, (self: BoundTask, x: unknown, y: unknown) =>
+  self.replace(chain(sig('add', [x, y]), sig('identity'))),
+);
+/** `link_msg` given: the link is `redis_echo.si(link_msg)`; else `redis_echo.s()` (gets the chain's result). */
+function echoLink(linkMsg: unknown): Signature {
+  const link = sig('redis_echo');
+  if (linkMsg !== null) {
+    link.args = [linkMsg];
+    link.set({ immutable: true });
+  }
+  return link;
+}
+export const replaceWithChain = task(
+  'replace_with_chain',
+  { bind: true, params: ['*args', 'link_msg?'] },
+  (self: BoundTask, args: unknown[], linkMsg: unknown = null) => {
+    const c = chain(sig('identity', args), sig('identity'));
+    c.link(echoLink(linkMsg));
+    return self.replace(c);
+  },
+);
+export const replaceWithChainWhichRaises = task(
+  'replace_with_chain_which_raises',
+  { bind: true, params: ['*args', 'link_msg?'] },
+  (self: BoundTask, args: unknown[], linkMsg: unknown = null) => {
+    const c = chain(sig('identity', args), sig('raise_error'));
+    c.linkError(echoLink(linkMsg));
+    return self.replace(c);
+  },
+);
+export const replaceWithEmptyChain = task('replace_with_empty_chain', { bind: true, params: ['*_'] }, (self: BoundTask) => self.replace(chain()));
+export const replaceWithChainWhichContainsAGroup = task('replace_with_chain_which_contains_a_group', { bind: true }, (self: BoundTask) =>
+  self.replace(chain(sig('add', [1, 2]), group(sig('add', [1]), sig('add', [1])))),
+);
+export const addToAll = task('add_to_all', { bind: true }, (self: BoundTask, nums: unknown[], val: unknown) =>
+  self.replace(group(nums.map((num) => sig('add', [num, val])))),
+);
+export const addToAllToChord = task('add_to_all_to_chord', { bind: true }, async (self: BoundTask, nums: unknown[], val: unknown) => {
+  for (const num of nums) await self.addToChord(sig('add', [num, val]));
+  return 0;
+});
+export const addChordToChord = task('add_chord_to_chord', { bind: true }, async (self: BoundTask, nums: unknown[], val: unknown) => {
+  await self.addToChord(group(nums.map((num) => sig('add', [num, val]))).pipe(sig('tsum')));
+  return 0;
+});
+export const secondOrderReplace1 = task('second_order_replace1', { bind: true, params: ['state?'] }, async (self: BoundTask, state = false) => {
+  if (!state) {
+    await redisConnection().rpush('redis-echo', 'In A');
+    return self.replace(chain(sig('second_order_replace2'), si('second_order_replace1', [], { state: true })));
+  }
+  await redisConnection().rpush('redis-echo', 'Out A');
+  return null;
+});
+export const secondOrderReplace2 = task('second_order_replace2', { bind: true, params: ['state?'] }, async (self: BoundTask, state = false) => {
+  if (!state) {
+    await redisConnection().rpush('redis-echo', 'In B');
+    return self.replace(chain(sig('redis_echo', ['In/Out C']), si('second_order_replace2', [], { state: true })));
+  }
+  await redisConnection().rpush('redis-echo', 'Out B');
+  return null;
+});
+export const failReplaced = task('fail_replaced', { bind: true, params: ['*args'] }, (self: BoundTask, args: unknown[]) => self.replace(si('fail', args)));
+export const replaceWithStampedTask = stub('replace_with_stamped_task', ['replace_with'], 'stamping visitors (StampingVisitor, Task.on_replace stamping the replacement)', 'stamping', null);
+/**
+ * `(add.s(1, 1) | add.s(2) | group(add.s(3), add.s(4)) | add.s(5))()`, returning the
+ * chain's AsyncResult: it is stored as Celery's result tuple (its toJSON), as Python's
+ * backend stores a returned result (`prepare_value`).
+ */
+export const buildChainInsideTask = task('build_chain_inside_task', { bind: true }, (_self: BoundTask) =>
+  sig('add', [1, 1]).pipe(sig('add', [2])).pipe(group(sig('add', [3]), sig('add', [4]))).pipe(sig('add', [5])).applyAsync(),
+);
 
 // ---- misc -------------------------------------------------------------------
 export const printUnicode = task(
@@ -270,25 +355,35 @@ export const autoRetryClassTask = app.task(
   },
 );
 
-// ---- signatures returned as values, rebuilt from dicts (canvas, issue #12) --
-for (const name of [
-  'return_nested_signature_chain_chain',
-  'return_nested_signature_chain_group',
-  'return_nested_signature_chain_chord',
-  'return_nested_signature_group_chain',
-  'return_nested_signature_group_group',
-  'return_nested_signature_group_chord',
-  'return_nested_signature_chord_chain',
-  'return_nested_signature_chord_group',
-  'return_nested_signature_chord_chord',
-]) {
-  stub(name, [], 'chain/group/chord signatures built in TypeScript', 'canvas', 12);
-}
-export const rebuildSignature = stub('rebuild_signature', ['sig_dict'], 'Signature.from_dict for chain/group/chord', 'canvas', 12);
+// ---- signatures returned as values, rebuilt from dicts ----------------------
+// The signatures returned wouldn't run (their arguments are missing); they are never sent.
+export const returnNestedSignatureChainChain = task('return_nested_signature_chain_chain', {}, () => chain(chain([sig('add')])));
+export const returnNestedSignatureChainGroup = task('return_nested_signature_chain_group', {}, () => chain(group([sig('add')])));
+export const returnNestedSignatureChainChord = task('return_nested_signature_chain_chord', {}, () => chain(chord([sig('add')], sig('add'))));
+export const returnNestedSignatureGroupChain = task('return_nested_signature_group_chain', {}, () => group(chain([sig('add')])));
+export const returnNestedSignatureGroupGroup = task('return_nested_signature_group_group', {}, () => group(group([sig('add')])));
+export const returnNestedSignatureGroupChord = task('return_nested_signature_group_chord', {}, () => group(chord([sig('add')], sig('add'))));
+export const returnNestedSignatureChordChain = task('return_nested_signature_chord_chain', {}, () => chord(chain([sig('add')]), sig('add')));
+export const returnNestedSignatureChordGroup = task('return_nested_signature_chord_group', {}, () => chord(group([sig('add')]), sig('add')));
+export const returnNestedSignatureChordChord = task('return_nested_signature_chord_chord', {}, () => chord(chord([sig('add')], sig('add')), sig('add')));
+
+/** `Signature.from_dict(sig_dict)`, then every nested element must be a signature object too. */
+export const rebuildSignature = task('rebuild_signature', {}, (sigDict: Record<string, unknown>) => {
+  const recurse = (s: unknown): void => {
+    if (!(s instanceof Signature)) throw new PyTypeError(`${JSON.stringify(s)} is not a signature object`);
+    if (s instanceof Chain || s instanceof Group) for (const t of s.tasks) recurse(t);
+    if (s instanceof Chord) {
+      for (const t of s.headerTasks) recurse(t);
+      recurse(s.body);
+    }
+  };
+  recurse(Signature.fromDict(sigDict, app));
+  return null;
+});
 
 // ---- errbacks ---------------------------------------------------------------
-// Python calls a (request, exc, traceback) errback inline; these run when a worker
-// sends them as tasks. Old-style errbacks get the failed task's id.
+// The worker calls a (request, exc, traceback) errback it has inline, as Python's does;
+// old-style errbacks are sent as tasks with the failed task's id.
 export const errbackOldStyle = task('errback_old_style', {}, async (requestId: string) => {
   await redisCountImpl(requestId);
   return requestId;
