@@ -337,7 +337,7 @@ export class Celery implements TaskHost {
   /** Celery's `task-sent` event, sent by the producer once the message is published. */
   private sendSentEvent(wire: WireMessage, queue: string | null, exchange: string, routingKey: string): void {
     const h = wire.headers;
-    this.sentEvents ??= new EventDispatcher({ hostname: this.origin, broker: () => this.broker, clock: this.clock, exchange: eventExchange(this.conf) });
+    this.sentEvents ??= new EventDispatcher({ hostname: this.origin, broker: () => this.broker, clock: this.clock, exchange: () => eventExchange(this.conf, this.broker.driverType) });
     this.sentEvents.send('task-sent', {
       uuid: h.id, root_id: h.root_id, parent_id: h.parent_id, name: h.task, args: h.argsrepr, kwargs: h.kwargsrepr,
       retries: h.retries, eta: h.eta, expires: h.expires, queue, exchange, routing_key: routingKey,

@@ -166,6 +166,13 @@ export interface Broker extends EventEmitter<BrokerEvents> {
   /** The broker URL with the password masked. */
   readonly displayUrl: string;
   /**
+   * Optional: kombu's `driver_type` of the transport (`'redis'`), for the
+   * few places where Celery behaves differently per transport: on Redis it
+   * declares the `celeryev` exchange as fanout instead of topic. Absent
+   * means AMQP-like.
+   */
+  readonly driverType?: string;
+  /**
    * Resolves once the message is safely with the broker (publisher confirm),
    * or, with `{ confirm: false }`, once it was handed to the connection.
    */
@@ -181,13 +188,6 @@ export interface Broker extends EventEmitter<BrokerEvents> {
    * memory and out of RabbitMQ's consumer_timeout.
    */
   park?(delivery: Delivery, delayMs: number): Promise<number | null>;
-  /**
-   * Optional: whether the transport can route through an exchange of this
-   * type (kombu's `supports_exchange_type`). Absent means every type. The
-   * worker leaves out remote control when `fanout` is not supported, as
-   * Celery's Control bootstep does.
-   */
-  supportsExchangeType?(type: ExchangeDeclaration['type']): boolean;
   /** Opens the connection now (otherwise the first publish/consume does). */
   connect(): Promise<void>;
   /** Closes everything; unsettled deliveries go back to the queue. */

@@ -7,6 +7,7 @@ import { SETTINGS } from '../app/config.js';
 import type { Task } from '../app/task.js';
 import type { QueueDeclaration } from '../broker/types.js';
 import { parseAmqpUrl } from '../broker/amqp/connection.js';
+import { parseRedisUrl } from '../broker/redis/url.js';
 import { formatIsoTime } from '../protocol/time.js';
 import { maskUrl, urlScheme } from '../support/url.js';
 import { VERSION } from '../support/version.js';
@@ -150,6 +151,12 @@ function brokerInfo(ctx: CommandContext): Record<string, unknown> {
   if (scheme === 'amqp' || scheme === 'amqps' || scheme === 'pyamqp') {
     const c = parseAmqpUrl(conf.broker_url.replace(/^pyamqp:/i, 'amqp:'));
     return { hostname: c.hostname, userid: c.username, virtual_host: c.vhost, port: c.port, ...common };
+  }
+  if (scheme === 'redis' || scheme === 'rediss' || scheme === 'sentinel') {
+    // kombu: the database number is the virtual host (a sentinel:// URL reads as '/').
+    const r = parseRedisUrl(conf.broker_url);
+    const first = r.hosts[0]!;
+    return { hostname: first.host, userid: r.username ?? null, virtual_host: scheme === 'sentinel' ? '/' : String(r.db), port: first.port, ...common, ssl: scheme === 'rediss' };
   }
   return { hostname: 'localhost', userid: null, virtual_host: '/', port: null, ...common };
 }

@@ -1,10 +1,10 @@
 /**
  * Sending events, as Celery's `EventDispatcher`: each event is stamped with
  * the hostname, UTC offset, pid and the app's Lamport clock, and published
- * fire-and-forget (no confirm) to the `celeryev` topic exchange. Events of
- * the groups in `bufferGroups` (a worker's `task` events) are collected and
- * sent as one list with routing key `<group>.multi`, as Celery's worker
- * batches them: after 24 events (Celery's `buffer_limit`), or
+ * fire-and-forget (no confirm) to the `celeryev` topic exchange (fanout on
+ * Redis). Events of the groups in `bufferGroups` (a worker's `task` events)
+ * are collected and sent as one list with routing key `<group>.multi`, as
+ * Celery's worker batches them: after 24 events (Celery's `buffer_limit`), or
  * {@link FLUSH_DELAY_MS} after the first one waiting, whichever comes first.
  * Celery flushes on its event loop's next iteration; a short delay instead
  * keeps batches full while the worker is busy (one publish per 24 events,
@@ -33,7 +33,8 @@ export interface EventDispatcherOptions {
   hostname: string;
   broker: () => Broker;
   clock: LamportClock;
-  exchange: ExchangeDeclaration;
+  /** The `celeryev` exchange, or a function giving it at the first send (its type depends on the broker). */
+  exchange: ExchangeDeclaration | (() => ExchangeDeclaration);
   /** Groups sent (`worker`, `task`); null = every group. */
   groups?: string[] | null;
   /** Groups sent batched as `<group>.multi` lists. */
@@ -64,6 +65,7 @@ export class EventDispatcher {
   private readonly buffers = new Map<string, string[]>();
   /** `{"hostname": ..., "utcoffset": ..., "pid": ...,"clock":`: the start every event of this sender shares. */
   private head = '';
+  private resolvedExchange: ExchangeDeclaration | null = null;
   /** Per event type: its group, routing key and the JSON it ends with. */
   private readonly types = new Map<string, { group: string; tail: string; routingKey: string }>();
   private flushScheduled = false;
@@ -80,6 +82,11 @@ export class EventDispatcher {
     this.groups = options.groups ? new Set(options.groups) : null;
     this.bufferGroups = new Set(options.bufferGroups ?? []);
     this.setHead();
+  }
+
+  private exchange(): ExchangeDeclaration {
+    const ex = this.options.exchange;
+    return (this.resolvedExchange ??= typeof ex === 'function' ? ex() : ex);
   }
 
   private setHead(): void {
@@ -155,7 +162,8 @@ export class EventDispatcher {
   private publish(json: string, routingKey: string, size: number): void {
     let p: Promise<void>;
     try {
-      p = this.options.broker().publish(buildEventMessage(json, this.hostname), { exchange: this.options.exchange.name, routingKey, declareExchange: this.options.exchange }, { confirm: false });
+      const exchange = this.exchange();
+      p = this.options.broker().publish(buildEventMessage(json, this.hostname), { exchange: exchange.name, routingKey, declareExchange: exchange }, { confirm: false });
     } catch (err) {
       p = Promise.reject(err);
     }

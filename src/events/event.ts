@@ -26,17 +26,21 @@ export function utcOffsetHours(date = new Date()): number {
   return Math.floor((date.getTimezoneOffset() * 60) / 3600);
 }
 
-/** The `celeryev` exchange (`event_exchange`): a durable topic exchange. */
-export function eventExchange(conf: CelerySettings): ExchangeDeclaration {
-  return { name: conf.event_exchange, type: 'topic', durable: true };
+/**
+ * The `celeryev` exchange (`event_exchange`): a durable topic exchange, or a
+ * fanout one on Redis (`driverType` `'redis'`), where Celery's `get_exchange`
+ * switches it to fanout so events go over pub/sub instead of lists.
+ */
+export function eventExchange(conf: CelerySettings, driverType?: string): ExchangeDeclaration {
+  return { name: conf.event_exchange, type: driverType === 'redis' ? 'fanout' : 'topic', durable: true };
 }
 
 /**
  * An event receiver's queue, as Celery 5.7 declares it: `celeryev.<uuid>`,
  * auto-delete, exclusive, `x-message-ttl` 5 s, `x-expires` 60 s, bound with
- * `routingKey` (`#` = every event).
+ * `routingKey` (`#` = every event) to the exchange for `driverType`.
  */
-export function receiverQueue(conf: CelerySettings, id: string, routingKey = '#'): QueueDeclaration {
+export function receiverQueue(conf: CelerySettings, id: string, routingKey = '#', driverType?: string): QueueDeclaration {
   const args: Record<string, unknown> = {};
   if (conf.event_queue_expires) args['x-expires'] = Math.round(conf.event_queue_expires * 1000);
   if (conf.event_queue_ttl) args['x-message-ttl'] = Math.round(conf.event_queue_ttl * 1000);
@@ -46,7 +50,7 @@ export function receiverQueue(conf: CelerySettings, id: string, routingKey = '#'
     autoDelete: !conf.event_queue_durable,
     exclusive: conf.event_queue_exclusive && !conf.event_queue_durable,
     arguments: args,
-    exchange: eventExchange(conf),
+    exchange: eventExchange(conf, driverType),
     routingKey,
   };
 }

@@ -1,7 +1,7 @@
 /**
  * Receiving events, as Celery's `EventReceiver`: a queue of its own
  * (`celeryev.<uuid>`, auto-delete, exclusive, short TTL) bound to the
- * `celeryev` topic exchange, consumed without acks. Batched messages are
+ * `celeryev` topic exchange (fanout on Redis), consumed without acks. Batched messages are
  * unpacked, and each event is stamped like Python's `event_from_message`:
  * the Lamport clock is adjusted, the timestamp moved into this host's UTC
  * offset, and `local_received` added. `ts-celery events --dump` and the tests
@@ -33,7 +33,7 @@ export class EventReceiver {
     private readonly app: Celery,
     private readonly options: EventReceiverOptions,
   ) {
-    this.queue = receiverQueue(app.conf, options.nodeId ?? randomUUID(), options.routingKey ?? '#');
+    this.queue = receiverQueue(app.conf, options.nodeId ?? randomUUID(), options.routingKey ?? '#', app.broker.driverType);
   }
 
   /** Declares the queue and starts delivering events to the handlers. */

@@ -70,7 +70,7 @@ export class WorkerEvents {
       hostname: options.hostname,
       broker: () => app.broker,
       clock: app.clock,
-      exchange: eventExchange(app.conf),
+      exchange: () => eventExchange(app.conf, app.broker.driverType),
       // Celery: groups=None (all) with -E, else only worker events until enable_events.
       groups: options.taskEvents ? null : ['worker'],
       bufferGroups: ['task'],

@@ -8,11 +8,8 @@ import { ControlNode } from '../control/node.js';
 import type { CommandContext } from '../control/commands.js';
 import { WorkerEvents } from '../events/worker-events.js';
 import { WorkerMetrics } from '../metrics/worker-metrics.js';
-import { getLogger } from '../support/log.js';
 import { StateDb } from './statedb.js';
 import type { Worker } from './worker.js';
-
-const log = getLogger('MainProcess');
 
 export interface WorkerServiceOptions {
   /** `-E`: send task events from the start (default `worker_send_task_events`). */
@@ -76,13 +73,6 @@ export class WorkerServices {
   /** Once consuming: remote control. */
   async afterConsume(): Promise<void> {
     if (!(this.options.remoteControl ?? this.worker.app.conf.worker_enable_remote_control)) return;
-    // Celery's Control bootstep is only included when the transport supports fanout exchanges
-    // (the pidbox is one): on such a broker the worker runs its tasks without remote control.
-    const broker = this.worker.app.broker;
-    if (broker.supportsExchangeType && !broker.supportsExchangeType('fanout')) {
-      log.warning(`Remote control is off: the broker ${broker.displayUrl} cannot route fanout exchanges (celery.pidbox)`);
-      return;
-    }
     this.control = new ControlNode(this.worker, this.commandContext());
     await this.control.start();
   }

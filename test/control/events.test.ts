@@ -4,43 +4,19 @@
  * task events only once enabled (-E or an `enable_events` broadcast); and on
  * the wire, task events batched into `task.multi` lists.
  */
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import amqp from 'amqplib';
 import { expect } from 'chai';
 import { Celery } from '../../src/index.js';
-import { PYTHON } from '../helpers/python.js';
 import { uniqueName } from '../helpers/services.js';
-import { PY_CTL_DIR, startTsCtlWorker, until, type CtlWorker } from './support.js';
+import { pythonReceiver, startTsCtlWorker, until, type CtlWorker, type PyEvent } from './support.js';
 import { CONTROL_AMQP_URL, CONTROL_REDIS_URL, deleteControlQueues } from './services.js';
 
-type Event = Record<string, unknown> & { type: string; hostname: string };
+type Event = PyEvent;
 
 const fixtureKeys = (type: string): string[] =>
   Object.keys((JSON.parse(readFileSync(new URL(`../fixtures/celery-5.7/event_${type.replace(/-/g, '_')}.json`, import.meta.url), 'utf8')) as { body_decoded: object }).body_decoded);
-
-/** Python's receiver, running until the worker's worker-offline (or `seconds`). */
-function pythonReceiver(hostname: string, seconds: number): { ready: Promise<void>; events: Promise<Event[]> } {
-  const child = spawn(PYTHON.pypi, [`${PY_CTL_DIR}/ctlevents.py`, hostname, String(seconds)], {
-    cwd: PY_CTL_DIR,
-    env: { ...process.env, PYTHONPATH: PY_CTL_DIR, PYTHONDONTWRITEBYTECODE: '1', CTL_BROKER: CONTROL_AMQP_URL, CTL_BACKEND: CONTROL_REDIS_URL },
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  const ready = new Promise<void>((resolve, reject) => {
-    child.stderr.on('data', (d: Buffer) => {
-      err += d.toString();
-      if (err.includes('ready\n')) resolve();
-    });
-    child.on('exit', () => reject(new Error(`ctlevents.py exited before ready:\n${err}`)));
-  });
-  const events = new Promise<Event[]>((resolve, reject) =>
-    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as Event[]) : reject(new Error(`ctlevents.py failed (${code}):\n${err}`)))),
-  );
-  return { ready, events };
-}
 
 describe("events from a ts-celery worker, received by Python's app.events.Receiver", function () {
   this.timeout(60_000);

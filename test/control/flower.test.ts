@@ -7,34 +7,20 @@
  * The worker starts without -E: task events begin when Flower's periodic
  * `enable_events` broadcast reaches it, as with a Python worker.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { Celery, TaskError } from '../../src/index.js';
-import { PYTHON } from '../helpers/python.js';
 import { ROOT } from '../helpers/ts-worker.js';
-import { PY_CTL_DIR, startTsCtlWorker, until, type CtlWorker } from './support.js';
+import { startFlower, startTsCtlWorker, until, type CtlWorker, type FlowerProcess } from './support.js';
 import { CONTROL_AMQP_URL, CONTROL_REDIS_URL, deleteControlQueues } from './services.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 // The flags test/e2e/meiduo-browser.test.ts found to work here.
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const ARTIFACTS = join(ROOT, 'test', 'artifacts');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface FlowerTask {
   uuid: string;
@@ -48,18 +34,13 @@ interface FlowerTask {
 describe('Flower 2.2 with a ts-celery worker', function () {
   this.timeout(90_000);
   let w: CtlWorker;
-  let flower: ChildProcess;
-  let flowerLog = '';
+  let flower: FlowerProcess;
   let base: string;
   let app: Celery;
   let browser: BrowserContext;
   let profile: string;
 
-  const api = async <T>(path: string, init?: RequestInit): Promise<T> => {
-    const r = await fetch(`${base}${path}`, init);
-    if (!r.ok) throw new Error(`${init?.method ?? 'GET'} ${path}: HTTP ${r.status} ${await r.text()}`);
-    return (await r.json()) as T;
-  };
+  const api = <T>(path: string, init?: RequestInit): Promise<T> => flower.api<T>(path, init);
   const tasks = (): Promise<Record<string, FlowerTask>> => api('/api/tasks');
 
   before(async function () {
@@ -67,29 +48,15 @@ describe('Flower 2.2 with a ts-celery worker', function () {
     mkdirSync(ARTIFACTS, { recursive: true });
     w = await startTsCtlWorker({ concurrency: 2 });
     app = new Celery('flowerclient', { broker_url: CONTROL_AMQP_URL, result_backend: CONTROL_REDIS_URL, task_default_queue: w.queue });
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    flower = spawn(PYTHON.pypi, ['-m', 'celery', '-A', 'ctlapp', 'flower', `--port=${port}`, '--address=127.0.0.1'], {
-      cwd: PY_CTL_DIR,
-      detached: true,
-      env: { ...process.env, PYTHONPATH: PY_CTL_DIR, PYTHONDONTWRITEBYTECODE: '1', CTL_BROKER: CONTROL_AMQP_URL, CTL_BACKEND: CONTROL_REDIS_URL, FLOWER_UNAUTHENTICATED_API: 'true' },
-    });
-    flower.stdout!.on('data', (d: Buffer) => (flowerLog += d.toString()));
-    flower.stderr!.on('data', (d: Buffer) => (flowerLog += d.toString()));
-    await until(async () => (await fetch(`${base}/healthcheck`).then((r) => r.ok).catch(() => false)), `Flower on ${base}:\n${flowerLog}`, 40_000);
+    flower = await startFlower();
+    base = flower.base;
     profile = mkdtempSync(join(tmpdir(), 'flower-chromium-'));
     browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
   });
   after(async () => {
     await browser?.close();
     if (profile) rmSync(profile, { recursive: true, force: true });
-    if (flower?.pid) {
-      try {
-        process.kill(-flower.pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
+    flower?.stop();
     await app?.close();
     await w?.stop();
     await deleteControlQueues(w.queue);

@@ -4,6 +4,7 @@
  * `celery` command line and API (test/control/py) as clients.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { PYTHON, REPO_ROOT } from '../helpers/python.js';
@@ -170,22 +171,22 @@ function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv, t
   });
 }
 
-/** Python 5.7's `celery -A ctlapp <args>`. */
-export function celery(args: string[], timeoutMs = 30_000): Promise<CliResult> {
-  return run(PYTHON.pypi, ['-m', 'celery', '-A', 'ctlapp', ...args], PY_CTL_DIR, pyEnv(), timeoutMs);
+/** Python 5.7's `celery -A ctlapp <args>`; `env` overrides CTL_BROKER/CTL_BACKEND (another broker). */
+export function celery(args: string[], timeoutMs = 30_000, env: Record<string, string> = {}): Promise<CliResult> {
+  return run(PYTHON.pypi, ['-m', 'celery', '-A', 'ctlapp', ...args], PY_CTL_DIR, pyEnv(env), timeoutMs);
 }
 
-/** `ts-celery <args>` against the control vhost. */
-export function tsCelery(args: string[], timeoutMs = 30_000): Promise<CliResult> {
-  return run(process.execPath, [CLI, ...args], ROOT, { ...process.env, CELERY_BROKER_URL: CONTROL_AMQP_URL, CELERY_RESULT_BACKEND: CONTROL_REDIS_URL }, timeoutMs);
+/** `ts-celery <args>` against the control vhost, or the broker `env.CTL_BROKER` names. */
+export function tsCelery(args: string[], timeoutMs = 30_000, env: Record<string, string> = {}): Promise<CliResult> {
+  return run(process.execPath, [CLI, ...args], ROOT, { ...process.env, CELERY_BROKER_URL: env.CTL_BROKER ?? CONTROL_AMQP_URL, CELERY_RESULT_BACKEND: env.CTL_BACKEND ?? CONTROL_REDIS_URL }, timeoutMs);
 }
 
 /**
  * Python 5.7's client API: runs test/control/py/ctlclient.py with `ops`
  * (a list of `[op, ...args]`) and returns what each op returned.
  */
-export async function pyClient(ops: unknown[][], timeoutMs = 60_000): Promise<unknown[]> {
-  const r = await run(PYTHON.pypi, [join(PY_CTL_DIR, 'ctlclient.py'), JSON.stringify(ops)], PY_CTL_DIR, pyEnv(), timeoutMs);
+export async function pyClient(ops: unknown[][], timeoutMs = 60_000, env: Record<string, string> = {}): Promise<unknown[]> {
+  const r = await run(PYTHON.pypi, [join(PY_CTL_DIR, 'ctlclient.py'), JSON.stringify(ops)], PY_CTL_DIR, pyEnv(env), timeoutMs);
   if (r.code !== 0) throw new Error(`ctlclient.py failed (${r.code}):\n${r.stderr}\n${r.stdout}`);
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as unknown[];
 }
@@ -197,4 +198,91 @@ export async function until(check: () => boolean | Promise<boolean>, what: strin
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** An event as Python's receiver hands it over. */
+export type PyEvent = Record<string, unknown> & { type: string; hostname: string };
+
+/**
+ * Python 5.7's `app.events.Receiver` (test/control/py/ctlevents.py), running
+ * until the worker `hostname` sends worker-offline or `seconds` pass; `env`
+ * overrides CTL_BROKER/CTL_BACKEND.
+ */
+export function pythonReceiver(hostname: string, seconds: number, env: Record<string, string> = {}): { ready: Promise<void>; events: Promise<PyEvent[]> } {
+  const child = spawn(PYTHON.pypi, [join(PY_CTL_DIR, 'ctlevents.py'), hostname, String(seconds)], { cwd: PY_CTL_DIR, env: pyEnv(env) });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+      if (err.includes('ready\n')) resolve();
+    });
+    child.on('exit', () => reject(new Error(`ctlevents.py exited before ready:\n${err}`)));
+  });
+  const events = new Promise<PyEvent[]>((resolve, reject) =>
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as PyEvent[]) : reject(new Error(`ctlevents.py failed (${code}):\n${err}`)))),
+  );
+  return { ready, events };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A running Flower. */
+export interface FlowerProcess {
+  /** `http://127.0.0.1:<port>`. */
+  readonly base: string;
+  /** What it printed so far. */
+  log(): string;
+  /** GET (or `init`) an /api path, parsed as JSON; throws on an HTTP error. */
+  api<T>(path: string, init?: RequestInit): Promise<T>;
+  stop(): void;
+}
+
+/** Flower 2.2 (`celery -A ctlapp flower`, API unauthenticated), once /healthcheck answers; `env` overrides CTL_BROKER/CTL_BACKEND. */
+export async function startFlower(env: Record<string, string> = {}): Promise<FlowerProcess> {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const child = spawn(PYTHON.pypi, ['-m', 'celery', '-A', 'ctlapp', 'flower', `--port=${port}`, '--address=127.0.0.1'], {
+    cwd: PY_CTL_DIR,
+    detached: true,
+    env: pyEnv({ FLOWER_UNAUTHENTICATED_API: 'true', ...env }),
+  });
+  live.add(child);
+  let log = '';
+  child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+  const flower: FlowerProcess = {
+    base,
+    log: () => log,
+    async api<T>(path: string, init?: RequestInit): Promise<T> {
+      const r = await fetch(`${base}${path}`, init);
+      if (!r.ok) throw new Error(`${init?.method ?? 'GET'} ${path}: HTTP ${r.status} ${await r.text()}`);
+      return (await r.json()) as T;
+    },
+    stop() {
+      live.delete(child);
+      try {
+        if (child.pid) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    },
+  };
+  try {
+    await until(async () => (await fetch(`${base}/healthcheck`).then((r) => r.ok).catch(() => false)), `Flower on ${base}:\n${log}`, 40_000);
+  } catch (err) {
+    flower.stop();
+    throw err;
+  }
+  return flower;
 }

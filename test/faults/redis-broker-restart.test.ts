@@ -11,7 +11,7 @@
  * - every delay() that did not resolve rejected with a PublishError saying
  *   the message may not be stored (and no password);
  * - the workers log the outage and the backoff, reconnect and resume by
- *   themselves; duplicates (tasks that ran but whose ack, or fetch reply,
+ *   themselves (remote control included: they answer a ping); duplicates (tasks that ran but whose ack, or fetch reply,
  *   was lost) are counted and bounded.
  */
 import { expect } from 'chai';
@@ -119,5 +119,11 @@ describe('fault: Redis broker restart under load (5,000 tasks, acks_late)', func
       expect(out).to.match(/consuming resumed/);
       assertNoSecrets(out, [node.password], 'worker output');
     }
+    // Remote control came back too: each worker's pub/sub connection subscribed to its pidbox again.
+    const control = brokerProducer(broker, queue);
+    closers.push(() => control.close());
+    let pongs = 0;
+    await settle(async () => (pongs = (await control.control.ping({ timeout: 1, limit: workers.length })).length) === workers.length, 20_000, 200);
+    expect(pongs, 'workers answering ping after the restart').to.equal(workers.length);
   });
 });

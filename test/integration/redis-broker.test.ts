@@ -7,7 +7,9 @@ import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { RedisBroker } from '../../src/broker/redis/index.js';
 import type { Delivery } from '../../src/broker/types.js';
-import { BrokerError, Celery, EventReceiver, PublishError, Worker, type CeleryConfig } from '../../src/index.js';
+import { Bindings } from '../../src/broker/redis/bindings.js';
+import { createCommandClient } from '../../src/broker/redis/client.js';
+import { Celery, EventReceiver, PublishError, Worker, type CeleryConfig } from '../../src/index.js';
 import { setLogSink } from '../../src/support/log.js';
 import { REDIS_BROKER_RESULTS_URL, REDIS_BROKER_URL, uniqueName } from '../helpers/services.js';
 
@@ -36,6 +38,8 @@ describe('Redis broker (integration, Redis DB 10)', function () {
     const app = new Celery('rb', { broker_url: REDIS_BROKER_URL, result_backend: REDIS_BROKER_RESULTS_URL, task_default_queue: queue, ...over });
     const prefix = ((over.broker_transport_options as { global_keyprefix?: string } | undefined)?.global_keyprefix) ?? '';
     keys.push(...['', `${SEP}3`, `${SEP}6`, `${SEP}9`].map((s) => `${prefix}${queue}${s}`), `${prefix}_kombu.binding.${queue}`, `${prefix}_kombu.binding_permanent.${queue}`);
+    // A prefixed app's workers bind their pidbox with a deadline (x-expires): its own deadline set.
+    if (prefix) keys.push(`${prefix}_kombu.binding_deadlines`);
     app.task({ name: 'rb.add' }, (x: number, y: number) => x + y);
     app.task({ name: 'rb.sleep' }, async (ms: number) => {
       await sleep(ms);
@@ -299,36 +303,103 @@ describe('Redis broker (integration, Redis DB 10)', function () {
     expect(again()!.message.headers.redelivered).to.equal(true);
     await consumer.close();
   });
-  it('a worker starts without remote control (no fanout, as Celery on such a transport); its task events go through the celeryev topic exchange', async () => {
-    const queue = uniqueName('rb-ev');
-    const app = makeApp(queue);
-    const received: string[] = [];
-    const receiver = new EventReceiver(app, { handlers: { '*': (e) => received.push(`${e.type}:${String(e.uuid ?? '')}`) } });
-    keys.push(receiver.queue.name, ...['3', '6', '9'].map((s) => `${receiver.queue.name}${SEP}${s}`));
-    await receiver.start();
+  it('fanout exchanges go over pub/sub: PUBLISH on <prefix>/10.<exchange>/<key>, one PSUBSCRIBE per binding, no unacked records', async () => {
+    const prefix = `${uniqueName('rbfx')}:`;
+    const exchange = uniqueName('rb-fx');
+    const app = makeApp(uniqueName('rb-fx-q'), { broker_transport_options: { global_keyprefix: prefix } });
+    const tap = new Redis(REDIS_BROKER_URL);
+    const channels: string[] = [];
+    tap.on('pmessage', (_p: string, channel: string) => channels.push(channel));
+    await tap.psubscribe(`${prefix}/10.${exchange}*`);
+    const decl = (name: string, key: string) => ({ name, durable: false, autoDelete: true, arguments: {}, exchange: { name: exchange, type: 'fanout' as const, durable: false }, routingKey: key });
+    const got: Record<string, string[]> = { all: [], a: [] };
+    const onDelivery = (q: string) => (d: Delivery) => got[q]!.push(`${d.info.routingKey}:${d.message.body.toString()}`);
+    const all = await app.broker.consume(decl(uniqueName('rb-fx-all'), '#'), { prefetch: 0, noAck: true, onDelivery: onDelivery('all') });
+    const a = await app.broker.consume(decl(uniqueName('rb-fx-a'), 'a.#'), { prefetch: 0, noAck: true, onDelivery: onDelivery('a') });
     try {
-      const w = new Worker(app, { hostname: `rb-ev@test`, concurrency: 2, taskEvents: true, heartbeatInterval: null });
-      workers.push(w);
+      expect(all.consuming).to.equal(true);
+      // Bound as kombu binds: members in the table (and the permanent set: no x-expires here).
+      expect((await redis.smembers(`${prefix}_kombu.binding.${exchange}`)).sort()).to.deep.equal([`#${SEP}${SEP}${all.queue}`, `a.#${SEP}${SEP}${a.queue}`].sort());
+      const route = { exchange, declareExchange: { name: exchange, type: 'fanout' as const, durable: false } };
+      const msg = (text: string) => ({ body: Buffer.from(text), contentType: 'text/plain', contentEncoding: 'utf-8', headers: {}, deliveryMode: 1 as const });
+      await app.broker.publish(msg('one'), { ...route, routingKey: 'a.b' });
+      await app.broker.publish(msg('two'), { ...route, routingKey: 'c.d' });
+      await until(() => got.all!.length === 2 && channels.length === 2, 3000, 'two broadcasts');
+      expect(got.all).to.deep.equal(['a.b:one', 'c.d:two']);
+      expect(got.a).to.deep.equal(['a.b:one']);
+      expect(channels).to.deep.equal([`${prefix}/10.${exchange}/a.b`, `${prefix}/10.${exchange}/c.d`]);
+      expect(await redis.hlen(`${prefix}unacked`)).to.equal(0);
+    } finally {
+      await all.close();
+      await a.close();
+      tap.disconnect();
+    }
+    // Auto-delete fanout queues go with their consumer (kombu's close); a broadcast nobody hears is refused unless unconfirmed.
+    expect(await redis.exists(`${prefix}_kombu.binding.${exchange}`, `${prefix}_kombu.binding_permanent.${exchange}`)).to.equal(0);
+    const route = { exchange, routingKey: 'x', declareExchange: { name: exchange, type: 'fanout' as const, durable: false } };
+    const lonely = { body: Buffer.from('x'), contentType: 'text/plain', contentEncoding: 'utf-8', headers: {}, deliveryMode: 1 as const };
+    await app.broker.publish(lonely, route, { confirm: false });
+    const err = await app.broker.publish(lonely, route).then(() => null, (e: unknown) => e);
+    expect(err).to.be.instanceOf(PublishError);
+    expect((err as Error).message).to.match(/No consumer is subscribed to fanout exchange/);
+  });
+
+  it('a worker answers remote control over its pidbox and sends events over the celeryev fanout exchange', async () => {
+    const queue = uniqueName('rb-ctl');
+    const app = makeApp(queue);
+    const hostname = `${uniqueName('rb-ctl')}@test`;
+    const received: string[] = [];
+    const receiver = new EventReceiver(app, { handlers: { '*': (e) => received.push(`${e.type}:${String(e.uuid ?? e.hostname)}`) } });
+    expect(receiver.queue.exchange.type).to.equal('fanout');
+    await receiver.start();
+    const w = new Worker(app, { hostname, concurrency: 2, taskEvents: true, heartbeatInterval: null });
+    workers.push(w);
+    try {
       await w.start();
-      expect(logs.some((l) => l.includes('Remote control is off') && l.includes('fanout')), logs.join('\n')).to.equal(true);
+      expect(await app.control.ping({ destination: [hostname], timeout: 2 })).to.deep.equal([{ [hostname]: { ok: 'pong' } }]);
       const r = await app.sendTask('rb.add', [20, 22]);
       expect(await r.get({ timeout: 5000 })).to.equal(42);
       await until(() => received.includes(`task-succeeded:${r.id}`), 5000, 'task-succeeded');
-      expect(received).to.include(`task-received:${r.id}`);
-      expect(received).to.include(`task-started:${r.id}`);
-      // app.control needs the fanout exchange celery.pidbox: a clear error, not a silent empty reply.
-      const err = await app.control.ping({ timeout: 0.2 }).then(() => null, (e: unknown) => e);
-      expect(err).to.be.instanceOf(BrokerError);
-      expect((err as Error).message).to.match(/celery\.pidbox.*fanout/);
+      expect(received).to.include(`worker-online:${hostname}`).and.to.include(`task-received:${r.id}`).and.to.include(`task-started:${r.id}`);
+      // The pidbox and the reply queue have x-expires: bound with a deadline an hour away, not permanently (kombu 5.7).
+      const node = `${SEP}${SEP}${hostname}.celery.pidbox`;
+      expect(await redis.sismember('_kombu.binding.celery.pidbox', node)).to.equal(1);
+      expect(await redis.sismember('_kombu.binding_permanent.celery.pidbox', node)).to.equal(0);
+      const deadline = Number(await redis.zscore('_kombu.binding_deadlines', 'celery.pidbox'));
+      expect(deadline).to.be.greaterThan(Date.now() + 50 * 60_000);
+      // Replies were consumed without acks: no unacked record of the reply queue.
+      expect((await redis.hvals('unacked')).some((v) => v.includes(app.control.oid))).to.equal(false);
+      await w.stop();
+      await until(() => received.includes(`worker-offline:${hostname}`), 5000, 'worker-offline');
+      // Its pidbox was auto-delete: its binding went with it, as kombu deletes it.
+      expect(await redis.sismember('_kombu.binding.celery.pidbox', node)).to.equal(0);
     } finally {
       await receiver.close();
-      // kombu's Redis transport keeps a topic queue's binding after its consumer goes; this test's must not stay.
-      const members = await redis.smembers('_kombu.binding.celeryev');
-      const mine = members.filter((m) => m.endsWith(receiver.queue.name));
-      if (mine.length) {
-        await redis.srem('_kombu.binding.celeryev', ...mine);
-        await redis.srem('_kombu.binding_permanent.celeryev', ...mine);
-      }
+    }
+    expect(await redis.sismember('_kombu.binding.celeryev', `#${SEP}${SEP}${receiver.queue.name}`)).to.equal(0);
+  });
+
+  it("sweeps binding tables nobody refreshed in time, as kombu 5.7's consumers do, and keeps those a permanent queue still uses", async () => {
+    const prefix = `${uniqueName('rbsw')}:`;
+    const client = createCommandClient({ host: '127.0.0.1', port: 6379, db: 10 });
+    const bindings = new Bindings(client, { keySpace: { prefix, sep: SEP, steps: [0, 3, 6, 9] }, displayUrl: REDIS_BROKER_URL, reason: (e) => String(e) });
+    const q = (name: string, exchange: string, args: Record<string, unknown>) => ({ name, durable: false, autoDelete: true, arguments: args, exchange: { name: exchange, type: 'direct' as const, durable: false }, routingKey: name });
+    try {
+      await bindings.declare(q('r1', 'gone', { 'x-expires': 10_000 }));
+      await bindings.declare(q('r2', 'kept', { 'x-expires': 10_000 }));
+      await bindings.declare(q('p1', 'kept', {}));
+      expect(await client.smembers(`${prefix}_kombu.binding_permanent.kept`)).to.deep.equal([`p1${SEP}${SEP}p1`]);
+      expect(await bindings.sweep()).to.equal(0); // deadlines an hour away
+      // Both deadlines passed (no refresh for an hour): the expiring table goes, the one with a permanent queue stays.
+      await client.zadd(`${prefix}_kombu.binding_deadlines`, 1, 'gone', 1, 'kept');
+      expect(await bindings.sweep()).to.equal(2);
+      expect(await client.exists(`${prefix}_kombu.binding.gone`)).to.equal(0);
+      expect((await client.smembers(`${prefix}_kombu.binding.kept`)).sort()).to.deep.equal([`p1${SEP}${SEP}p1`, `r2${SEP}${SEP}r2`]);
+      expect(await client.zcard(`${prefix}_kombu.binding_deadlines`)).to.equal(0);
+    } finally {
+      bindings.stop();
+      await client.del(...['_kombu.binding.gone', '_kombu.binding.kept', '_kombu.binding_permanent.kept', '_kombu.binding_deadlines'].map((k) => prefix + k));
+      client.disconnect();
     }
   });
 });

@@ -1,7 +1,8 @@
 /**
  * The Redis connections of the broker: one command connection (publishes,
- * fetches, acks, restores; pipelined) and blocking ones for waiting on queue
- * lists. Both are ioredis clients with the transport's scripts defined.
+ * fetches, acks, restores, bindings; pipelined) and blocking ones for waiting
+ * on queue lists, ioredis clients with the transport's scripts defined. (The
+ * pub/sub connection of fanout exchanges is fanout.ts's.)
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import * as scripts from './scripts.js';
@@ -16,6 +17,8 @@ export type ScriptedRedis = Redis & {
   tsRenew(numKeys: number, ...keysAndArgs: Arg[]): Promise<string[]>;
   tsRestore(numKeys: number, ...keysAndArgs: Arg[]): Promise<number>;
   tsReleaseLock(numKeys: number, ...keysAndArgs: Arg[]): Promise<number>;
+  tsRefreshBinding(numKeys: number, ...keysAndArgs: Arg[]): Promise<number>;
+  tsSweepBindings(numKeys: number, ...keysAndArgs: Arg[]): Promise<number>;
 };
 
 /**
@@ -45,6 +48,8 @@ export function createCommandClient(options: RedisOptions): ScriptedRedis {
   client.defineCommand('tsRenew', { lua: scripts.RENEW });
   client.defineCommand('tsRestore', { lua: scripts.RESTORE });
   client.defineCommand('tsReleaseLock', { lua: scripts.RELEASE_LOCK });
+  client.defineCommand('tsRefreshBinding', { lua: scripts.REFRESH_BINDING });
+  client.defineCommand('tsSweepBindings', { lua: scripts.SWEEP_BINDINGS });
   return client;
 }
 

@@ -27,6 +27,8 @@ export interface ConsumerHost {
   detach(consumer: RedisConsumer): void;
   /** Waits until pending acks and requeues reached Redis (or gave up). */
   flush(): Promise<void>;
+  /** The consumer closed (after its flush): the broker forgets its queue, or deletes it if auto-delete. */
+  closed(consumer: RedisConsumer): Promise<void>;
 }
 
 type State = 'held' | 'settled' | 'lost';
@@ -94,6 +96,8 @@ export class RedisConsumer implements Consumer {
     private readonly onDelivery: (delivery: Delivery) => void,
     private readonly host: ConsumerHost,
     id: number,
+    /** kombu's no_ack: messages are not recorded in `unacked`, and settled once handed over. */
+    readonly noAck = false,
   ) {
     this.consumerTag = `ts-celery-redis-${id}`;
   }
@@ -106,6 +110,7 @@ export class RedisConsumer implements Consumer {
   /** How many more messages it may hold now, not counting fetches in flight (Infinity with prefetch 0). */
   room(): number {
     if (this.cancelled) return 0;
+    if (this.noAck) return Infinity; // no acks to wait for: the prefetch does not apply
     return this.prefetch === 0 ? Infinity : Math.max(0, this.prefetch - this.unsettled.size - this.reserved);
   }
 
@@ -128,6 +133,12 @@ export class RedisConsumer implements Consumer {
   deliver(delivery: RedisDelivery): void {
     if (this.cancelled) {
       if (delivery.settleInternally()) void this.host.requeue(delivery);
+      return;
+    }
+    if (this.noAck) {
+      // Settled as it is handed over (it has no `unacked` record): ack/reject are no-ops, close returns nothing.
+      delivery.settleInternally();
+      this.onDelivery(delivery);
       return;
     }
     this.unsettled.add(delivery);
@@ -173,5 +184,6 @@ export class RedisConsumer implements Consumer {
     this.unsettled.clear();
     await Promise.all(rest.map((d) => (d.settleInternally() ? this.host.requeue(d) : undefined)));
     await this.host.flush();
+    await this.host.closed(this);
   }
 }

@@ -241,7 +241,14 @@ export class Fetcher {
     const lists = this.listsOf(slots);
     const rooms = slots.map((c) => Math.min(c.room(), MAX_FETCH));
     slots.forEach((c, i) => c.reserve(rooms[i]!));
-    const args: Array<string | number> = [(Date.now() / 1000).toFixed(6), slots.length, ...rooms, ...slots.map((c) => c.queue), ...lists.map((l) => l.slot)];
+    const args: Array<string | number> = [
+      (Date.now() / 1000).toFixed(6),
+      slots.length,
+      ...rooms,
+      ...slots.map((c) => c.queue),
+      ...slots.map((c) => (c.noAck ? '0' : '1')),
+      ...lists.map((l) => l.slot),
+    ];
     const { indexKey, hashKey } = this.options;
     let reply: Array<number | string | null>;
     try {

@@ -35,6 +35,12 @@ export interface RedisTransportOptions {
   socket_timeout: number | null;
   socket_connect_timeout: number | null;
   client_name: string | null;
+  /** Fanout topics start with `/<db>.` (true), this prefix (`{db}` formatted), or nothing (false). */
+  fanout_prefix: boolean | string;
+  /** The routing key is part of a fanout topic (`/<db>.<exchange>/<key>`), so bindings can filter. */
+  fanout_patterns: boolean;
+  /** sentinel:// only: also publish to and read from kombu < 5.4's literal `/{db}.` topic (rolling upgrades). */
+  sentinel_fanout_compat: boolean;
 }
 
 export const DEFAULT_TRANSPORT_OPTIONS: Readonly<RedisTransportOptions> = Object.freeze({
@@ -56,19 +62,20 @@ export const DEFAULT_TRANSPORT_OPTIONS: Readonly<RedisTransportOptions> = Object
   socket_timeout: null,
   socket_connect_timeout: null,
   client_name: null,
+  fanout_prefix: true,
+  fanout_patterns: true,
+  sentinel_fanout_compat: false,
 });
 
 /** kombu options accepted but not acted on, with the reason (printed once as a warning). */
 const IGNORED: Record<string, string> = {
   ack_emulation: 'ack emulation (unacked + visibility timeout) is always on: without it a crash loses messages',
-  fanout_prefix: 'fanout exchanges over pub/sub are not implemented yet',
-  fanout_patterns: 'fanout exchanges over pub/sub are not implemented yet',
-  sentinel_fanout_compat: 'fanout exchanges over pub/sub are not implemented yet',
   socket_keepalive: 'TCP keep-alive is always on',
   socket_keepalive_options: 'TCP keep-alive is always on',
   retry_on_timeout: 'commands are not retried after a timeout (a publish could be stored twice)',
-  max_connections: 'the broker uses one command connection plus one per watched queue list',
-  health_check_interval: 'blocking waits are re-issued every polling_interval seconds, which detects dead connections',
+  max_connections: 'the broker uses one command connection, one per watched queue list and one pub/sub connection (fanout exchanges)',
+  health_check_interval:
+    'blocking waits are re-issued every polling_interval seconds, and the pub/sub connection is pinged every 25 s (kombu\'s default), which detects dead connections',
   reauth_check_interval: 'streaming credential providers are not supported',
   credential_provider: 'streaming credential providers are not supported',
   min_other_sentinels: 'not checked',
@@ -165,6 +172,15 @@ export function parseTransportOptions(raw: Record<string, unknown>): ParsedTrans
         break;
       case 'client_name':
         o.client_name = v === null ? null : nonEmptyString(key, v);
+        break;
+      case 'fanout_prefix':
+        if (typeof v !== 'boolean' && typeof v !== 'string') fail(key, "true, false or a prefix such as '/{db}.'", v);
+        o.fanout_prefix = v;
+        break;
+      case 'fanout_patterns':
+      case 'sentinel_fanout_compat':
+        if (typeof v !== 'boolean') fail(key, 'true or false', v);
+        o[key] = v;
         break;
       default: {
         if (key in IGNORED) {

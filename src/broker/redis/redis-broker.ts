@@ -12,9 +12,11 @@
  * - Reconnects: ioredis reconnects by itself with capped exponential backoff;
  *   deliveries survive it (their records are in Redis), and pending acks are
  *   sent once the connection is back.
- * - Fanout exchanges (kombu: PUBLISH/PSUBSCRIBE on `/<db>.<exchange>`) are
- *   refused with a clear error for now; `lookup()` and `consume()` are where
- *   they plug in.
+ * - Fanout exchanges (remote control, events): PUBLISH/PSUBSCRIBE on
+ *   `/<db>.<exchange>[/<routing key>]` over one subscriber connection, as
+ *   kombu does; see fanout.ts and topics.ts.
+ * - Bindings: kombu 5.7's tables, with deadlines for queues with x-expires;
+ *   see bindings.ts.
  *
  * No `park()`: RabbitMQ needs parking because it kills a channel that holds a
  * message longer than `consumer_timeout`. Redis has no such limit, and this
@@ -32,13 +34,16 @@ import { getLogger } from '../../support/log.js';
 import { maskUrl, safeCause } from '../../support/url.js';
 import type { Broker, BrokerEvents, ConsumeOptions, Consumer, PublishOptions, PublishRoute, QueueDeclaration, ReconnectInfo } from '../types.js';
 import { AckEmulation } from './ack-emulation.js';
+import { Bindings } from './bindings.js';
 import { createBlockingClient, createCommandClient, type ScriptedRedis } from './client.js';
 import { RedisConsumer, type ConsumerHost } from './consumer.js';
 import { buildEnvelope } from './envelope.js';
+import { FanoutConsumer, FanoutHub, type FanoutHost } from './fanout.js';
 import { Fetcher } from './fetcher.js';
-import { bindingKey, bindingMember, bindingPermanentKey, queueKey, routeThroughBindings, topicPattern, type KeySpace } from './keys.js';
+import { bindingKey, queueKey, routeThroughBindings, type KeySpace } from './keys.js';
 import { parseTransportOptions, type RedisTransportOptions } from './options.js';
 import { RestoreSweeper, sweepIntervalMs } from './restore.js';
+import { publishTopics, subscribePatterns, topicSpace, type TopicSpace } from './topics.js';
 import { connectionOptions, parseRedisUrl } from './url.js';
 
 const log = getLogger('MainProcess');
@@ -69,23 +74,33 @@ const MIN_REDIS: [number, number] = [6, 2];
 
 type ExchangeType = 'direct' | 'topic' | 'fanout';
 
-function fanoutNotSupported(exchange: string): BrokerError {
-  return new BrokerError(
-    `Exchange ${JSON.stringify(exchange)} is a fanout exchange: fanout over Redis pub/sub is not implemented ` +
-      'yet in the Redis broker (direct and topic exchanges are); route tasks to queues instead',
-  );
+/**
+ * An auto-delete queue is deleted when its consumer closes if it is a fanout
+ * queue (kombu deletes those when its channel closes) or exclusive (only this
+ * connection used it: remote control's reply queue, which kombu deletes after
+ * each collect). A shared auto-delete list may still have consumers elsewhere.
+ */
+function deletedOnClose(q: QueueDeclaration): boolean {
+  return q.autoDelete && (q.exchange.type === 'fanout' || q.exclusive === true);
 }
 
 export class RedisBroker extends EventEmitter<BrokerEvents> implements Broker {
+  /** kombu's `driver_type`: Celery declares its event exchange as fanout on Redis. */
+  readonly driverType = 'redis';
   readonly displayUrl: string;
   readonly transport: RedisTransportOptions;
   private readonly keySpace: KeySpace;
+  private readonly topics: TopicSpace;
   private readonly client: ScriptedRedis;
   private readonly fetcher: Fetcher;
   private readonly acks: AckEmulation;
   private readonly sweeper: RestoreSweeper;
-  private readonly consumers = new Map<RedisConsumer, QueueDeclaration>();
-  private readonly declared = new Map<string, Promise<void>>();
+  private readonly bindings: Bindings;
+  private readonly fanout: FanoutHub;
+  /** Consumers not cancelled, with their queue. */
+  private readonly consumers = new Map<RedisConsumer | FanoutConsumer, QueueDeclaration>();
+  /** Consumers not closed: their queue, and what ends its binding refresh. */
+  private readonly open = new Map<RedisConsumer | FanoutConsumer, { decl: QueueDeclaration; release: () => void }>();
   private readonly exchangeTypes = new Map<string, ExchangeType>();
   private serverChecked: Promise<void> | null = null;
   private consumerIds = 0;
@@ -103,7 +118,9 @@ export class RedisBroker extends EventEmitter<BrokerEvents> implements Broker {
     for (const w of warnings) process.emitWarning(w, 'TsCeleryWarning');
     this.transport = transport;
     this.keySpace = { prefix: transport.global_keyprefix, sep: transport.sep, steps: transport.priority_steps };
-    const conn = connectionOptions(parseRedisUrl(options.url), transport, { tls: options.tls, connectTimeout: options.connectTimeout });
+    const endpoint = parseRedisUrl(options.url);
+    this.topics = topicSpace(transport, endpoint.scheme === 'sentinel', endpoint.db);
+    const conn = connectionOptions(endpoint, transport, { tls: options.tls, connectTimeout: options.connectTimeout });
     if (!conn.connectionName && options.connectionName) conn.connectionName = options.connectionName.replace(/\s+/g, '-');
     this.client = createCommandClient({
       ...conn,
@@ -133,8 +150,10 @@ export class RedisBroker extends EventEmitter<BrokerEvents> implements Broker {
         limit: transport.unacked_restore_limit,
         everyMs: sweepIntervalMs(transport.unacked_restore_interval, transport.unacked_restore_throttle),
       },
-      (exchange, routingKey) => this.lookup(exchange, routingKey, true),
+      (exchange, routingKey) => this.lookup(exchange, routingKey),
     );
+    this.bindings = new Bindings(this.client, { keySpace: this.keySpace, displayUrl: this.displayUrl, reason: (err) => this.reason(err) });
+    this.fanout = new FanoutHub(conn);
     this.fetcher = new Fetcher(this.client, {
       ...keys,
       keySpace: this.keySpace,
@@ -173,7 +192,7 @@ export class RedisBroker extends EventEmitter<BrokerEvents> implements Broker {
     this.emit('connected', this.displayUrl);
     if (again) {
       // Redis may have restarted empty: declare the bindings again, as on a new AMQP connection.
-      this.declared.clear();
+      this.bindings.reset();
       for (const decl of this.consumers.values()) void this.declare(decl).catch(() => undefined);
       if (this.consumers.size > 0) this.emit('resumed', this.displayUrl);
     }
@@ -262,47 +281,25 @@ export class RedisBroker extends EventEmitter<BrokerEvents> implements Broker {
   // -------------------------------------------------------------------------
   // Exchanges and bindings
 
-  /** Direct and topic exchanges route through kombu's binding sets; fanout (pub/sub) is not implemented. */
-  supportsExchangeType(type: ExchangeType): boolean {
-    return type !== 'fanout';
+  /**
+   * Records the queue's binding in `_kombu.binding.<exchange>`, as kombu's
+   * `queue_bind` does (see bindings.ts), and remembers the exchange's type
+   * as kombu's channel state does. Once per connection.
+   */
+  private declare(q: QueueDeclaration): Promise<void> {
+    if (q.exchange.name !== '') this.exchangeTypes.set(q.exchange.name, q.exchange.type);
+    return this.bindings.declare(q);
   }
 
   /**
-   * Records the queue's binding in `_kombu.binding.<exchange>` (and 5.7's
-   * `_kombu.binding_permanent.<exchange>`), as kombu's `queue_bind` does, so
-   * Python producers and restores route through it. The default exchange
-   * needs no binding. Once per connection.
+   * kombu's `_lookup`: the queues (exchange, routing key) leads to; the
+   * default exchange leads to the queue named by the key. A fanout exchange
+   * leads to every bound queue's list: only restores of records kombu wrote
+   * for a fanout queue consumed with acks get here (publishes go over pub/sub).
    */
-  private declare(q: QueueDeclaration): Promise<void> {
-    const exchange = q.exchange.name;
-    if (exchange === '') return Promise.resolve();
-    if (q.exchange.type === 'fanout') return Promise.reject(fanoutNotSupported(exchange));
-    this.exchangeTypes.set(exchange, q.exchange.type);
-    const cacheKey = JSON.stringify([exchange, q.exchange.type, q.routingKey, q.name]);
-    let done = this.declared.get(cacheKey);
-    if (!done) {
-      const pattern = q.exchange.type === 'topic' ? topicPattern(q.routingKey) : '';
-      const member = bindingMember(this.keySpace.sep, q.routingKey, pattern, q.name);
-      done = Promise.all([
-        this.client.sadd(bindingKey(this.keySpace, exchange), member),
-        this.client.sadd(bindingPermanentKey(this.keySpace, exchange), member),
-      ]).then(
-        () => undefined,
-        (err: unknown) => {
-          this.declared.delete(cacheKey);
-          throw new BrokerError(`Declaring the binding of queue ${JSON.stringify(q.name)} on ${this.displayUrl} failed: ${this.reason(err)}`, { cause: safeCause(err) });
-        },
-      );
-      this.declared.set(cacheKey, done);
-    }
-    return done;
-  }
-
-  /** kombu's `_lookup`: the queues (exchange, routing key) leads to; the default exchange leads to the queue named by the key. */
-  private async lookup(exchange: string, routingKey: string, forRestore = false, typeHint?: ExchangeType): Promise<string[]> {
+  private async lookup(exchange: string, routingKey: string, typeHint?: ExchangeType): Promise<string[]> {
     if (exchange === '') return [routingKey];
     const type = typeHint ?? this.exchangeTypes.get(exchange) ?? 'direct';
-    if (type === 'fanout' && !forRestore) throw fanoutNotSupported(exchange);
     const members = await this.client.smembers(bindingKey(this.keySpace, exchange));
     return routeThroughBindings(type, this.keySpace.sep, members, routingKey);
   }
@@ -316,19 +313,19 @@ export class RedisBroker extends EventEmitter<BrokerEvents> implements Broker {
    * PublishError when no queue takes it, or when Redis did not reply (then it
    * may or may not be stored). With `{ confirm: false }` (events, remote
    * control replies) a message no queue takes is dropped silently, as kombu
-   * drops it (no `deadletter_queue`).
+   * drops it (no `deadletter_queue`). A fanout exchange's message is
+   * PUBLISHed to its subscribers instead (see publishFanout).
    */
   async publish(message: WireMessage, route: PublishRoute, options?: PublishOptions): Promise<void> {
     this.ensureConnecting();
     if (route.declare) await this.declare(route.declare);
     const declared = route.declare?.exchange.name === route.exchange ? route.declare.exchange : route.declareExchange;
-    if (declared && declared.name !== '') {
-      if (declared.type === 'fanout') throw fanoutNotSupported(declared.name);
-      this.exchangeTypes.set(declared.name, declared.type);
-    }
+    if (declared && declared.name !== '') this.exchangeTypes.set(declared.name, declared.type);
+    const type = route.exchange === '' ? 'direct' : ((declared?.name === route.exchange ? declared.type : undefined) ?? this.exchangeTypes.get(route.exchange) ?? 'direct');
+    if (type === 'fanout') return this.publishFanout(message, route, options);
     let queues: string[];
     try {
-      queues = await this.lookup(route.exchange, route.routingKey, false, declared?.name === route.exchange ? declared.type : undefined);
+      queues = await this.lookup(route.exchange, route.routingKey, type);
     } catch (err) {
       if (err instanceof BrokerError) throw err;
       throw new PublishError(`Cannot publish to ${this.displayUrl}: ${this.reason(err)}`, { cause: safeCause(err) });
@@ -353,6 +350,29 @@ export class RedisBroker extends EventEmitter<BrokerEvents> implements Broker {
     }
   }
 
+  /**
+   * kombu's `_put_fanout`: PUBLISHes the envelope (the same JSON a list gets)
+   * on the exchange's topic. Nothing is stored: a queue whose consumer is not
+   * subscribed right now misses it. Rejects with a PublishError when nobody
+   * received it, unless sent with `{ confirm: false }` (remote control and
+   * events, which kombu also sends into the void).
+   */
+  private async publishFanout(message: WireMessage, route: PublishRoute, options?: PublishOptions): Promise<void> {
+    const envelope = buildEnvelope(message, route.exchange, route.routingKey, randomUUID());
+    let receivers = 0;
+    try {
+      for (const n of await Promise.all(publishTopics(this.topics, route.exchange, route.routingKey).map((t) => this.client.publish(t, envelope)))) receivers += n;
+    } catch (err) {
+      throw new PublishError(`Cannot publish to fanout exchange ${JSON.stringify(route.exchange)} on ${this.displayUrl}: ${this.reason(err)}`, { cause: safeCause(err) });
+    }
+    if (receivers === 0 && options?.confirm !== false) {
+      throw new PublishError(
+        `No consumer is subscribed to fanout exchange ${JSON.stringify(route.exchange)} on ${this.displayUrl}: ` +
+          'the message reached nobody (Redis pub/sub keeps nothing). Start a consumer of a queue bound to it first.',
+      );
+    }
+  }
+
   // -------------------------------------------------------------------------
   // Consuming
 
@@ -366,24 +386,65 @@ export class RedisBroker extends EventEmitter<BrokerEvents> implements Broker {
       this.consumers.delete(c);
       this.fetcher.remove(c);
     },
+    closed: (c) => this.consumerClosed(c),
     flush: async () => {
       const left = await this.acks.drain(5_000);
       if (left > 0) log.warning(`${left} ack(s)/requeue(s) could not be sent to ${this.displayUrl}: those messages are restored after visibility_timeout`);
     },
   };
 
+  private readonly fanoutHost: FanoutHost = {
+    cancelled: (c) => {
+      this.consumers.delete(c);
+    },
+    closed: (c) => this.consumerClosed(c),
+  };
+
+  /**
+   * A queue bound to a fanout exchange is consumed over pub/sub (see
+   * fanout.ts); any other from its lists. The binding is recorded first,
+   * as kombu records it, and kept fresh while consumed when it expires.
+   * `noAck` (kombu's no_ack) consumers leave no `unacked` records.
+   */
   async consume(queue: QueueDeclaration, options: ConsumeOptions): Promise<Consumer> {
     if (this.closed) throw new BrokerError('The broker connection was closed by the application');
-    if (queue.exchange.name !== '' && queue.exchange.type === 'fanout') throw fanoutNotSupported(queue.exchange.name);
     await this.waitReady();
     await this.checkServer();
     await this.declare(queue);
-    const consumer = new RedisConsumer(queue.name, options.prefetch, options.onDelivery, this.host, ++this.consumerIds);
+    if (queue.exchange.name !== '' && queue.exchange.type === 'fanout') return this.consumeFanout(queue, options);
+    const consumer = new RedisConsumer(queue.name, options.prefetch, options.onDelivery, this.host, ++this.consumerIds, options.noAck === true);
     this.consumers.set(consumer, queue);
+    this.open.set(consumer, { decl: queue, release: this.bindings.keep(queue) });
     this.acks.startRenewing();
     this.sweeper.start();
     this.fetcher.add(consumer);
     return consumer;
+  }
+
+  private async consumeFanout(queue: QueueDeclaration, options: ConsumeOptions): Promise<Consumer> {
+    const patterns = subscribePatterns(this.topics, queue.exchange.name, queue.routingKey);
+    const consumer = new FanoutConsumer(queue, patterns, options.onDelivery, this.fanout, this.fanoutHost, `ts-celery-redis-${++this.consumerIds}`);
+    this.consumers.set(consumer, queue);
+    this.open.set(consumer, { decl: queue, release: this.bindings.keep(queue) });
+    try {
+      await this.fanout.subscribe(consumer);
+    } catch (err) {
+      await this.consumerClosed(consumer);
+      throw new BrokerError(`Subscribing queue ${JSON.stringify(queue.name)} to ${patterns.join(', ')} on ${this.displayUrl} failed: ${this.reason(err)}`, { cause: safeCause(err) });
+    }
+    return consumer;
+  }
+
+  /** A consumer closed: its binding is no longer refreshed, and an auto-delete queue it owned is deleted. */
+  private async consumerClosed(consumer: RedisConsumer | FanoutConsumer): Promise<void> {
+    this.consumers.delete(consumer);
+    const entry = this.open.get(consumer);
+    if (!entry) return;
+    this.open.delete(consumer);
+    entry.release();
+    const decl = entry.decl;
+    if (!deletedOnClose(decl) || this.client.status !== 'ready') return;
+    await this.bindings.delete(decl).catch((err: unknown) => log.debug(`Deleting queue ${JSON.stringify(decl.name)} on ${this.displayUrl} failed: ${this.reason(err)}`));
   }
 
   /** Runs kombu's restore of overdue `unacked` messages now (tests; workers also do it on a timer). */
@@ -398,11 +459,13 @@ export class RedisBroker extends EventEmitter<BrokerEvents> implements Broker {
   async close(): Promise<void> {
     if (this.closed) return;
     await this.fetcher.stop();
-    await Promise.allSettled([...this.consumers.keys()].map((c) => c.close()));
+    await Promise.allSettled([...this.open.keys()].map((c) => c.close()));
     this.sweeper.stop();
+    this.bindings.stop();
     await this.host.flush();
     this.acks.stop();
     this.closed = true;
+    await this.fanout.close();
     const status = this.client.status;
     if (status === 'ready') await this.client.quit().catch(() => undefined);
     this.client.disconnect();

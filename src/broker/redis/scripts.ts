@@ -18,7 +18,8 @@
 /**
  * KEYS: unacked_index, unacked, then the lists to pop from, in order.
  * ARGV: now (epoch s), n (slots), room of each slot, queue name of each slot,
- * then the slot (1-based) of each list.
+ * '1' for each slot whose messages are recorded ('0': a no-ack consumer,
+ * settled on delivery as kombu's no_ack), then the slot (1-based) of each list.
  * Returns a flat list: list number (1-based), envelope, delivery tag or false.
  *
  * The tag, exchange and routing key are read from the end of the envelope
@@ -59,12 +60,13 @@ end
 
 local now = ARGV[1]
 local ns = tonumber(ARGV[2])
-local room, qname = {}, {}
+local room, qname, record = {}, {}, {}
 for i = 1, ns do
   room[i] = tonumber(ARGV[2 + i])
   qname[i] = ARGV[2 + ns + i]
+  record[i] = ARGV[2 + 2 * ns + i] == '1'
 end
-local base = 2 + 2 * ns
+local base = 2 + 3 * ns
 local out = {}
 for j = 3, #KEYS do
   local slot = tonumber(ARGV[base + j - 2])
@@ -72,11 +74,14 @@ for j = 3, #KEYS do
     local raw = redis.call('RPOP', KEYS[j])
     if not raw then break end
     room[slot] = room[slot] - 1
-    local tag, record = tail(raw)
-    if not tag then tag, record = decoded(raw, qname[slot]) end
-    if tag then
-      redis.call('ZADD', KEYS[1], now, tag)
-      redis.call('HSET', KEYS[2], tag, record)
+    local tag, entry = nil, nil
+    if record[slot] then
+      tag, entry = tail(raw)
+      if not tag then tag, entry = decoded(raw, qname[slot]) end
+      if tag then
+        redis.call('ZADD', KEYS[1], now, tag)
+        redis.call('HSET', KEYS[2], tag, entry)
+      end
     end
     out[#out + 1] = j - 2
     out[#out + 1] = raw
@@ -170,4 +175,40 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
+`;
+
+/**
+ * KEYS: the binding table `_kombu.binding.<exchange>`, `_kombu.binding_deadlines`.
+ * ARGV: binding member, exchange name, lifetime in ms.
+ * kombu 5.7's binding of a queue with `x-expires`: the member goes in the
+ * table (never in the permanent set) and the exchange's deadline is pushed to
+ * now + lifetime by the server's clock, never pulled earlier (GT). The table
+ * itself gets no TTL, so a volatile-* eviction policy cannot drop it.
+ */
+export const REFRESH_BINDING = `
+redis.call('SADD', KEYS[1], ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[2], 'GT', now + tonumber(ARGV[3]), ARGV[2])
+return 1
+`;
+
+/**
+ * KEYS: `_kombu.binding_deadlines`. ARGV: the table key and the permanent-set
+ * key without the exchange name, the most tables to look at.
+ * kombu 5.7's sweep: a table whose deadline passed (no consumer refreshed it)
+ * is deleted, unless its permanent set says a queue without x-expires is
+ * still bound; either way its deadline goes. Returns how many were due.
+ */
+export const SWEEP_BINDINGS = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
+for _, exchange in ipairs(due) do
+  if redis.call('EXISTS', ARGV[2] .. exchange) == 0 then
+    redis.call('DEL', ARGV[1] .. exchange)
+  end
+  redis.call('ZREM', KEYS[1], exchange)
+end
+return #due
 `;
