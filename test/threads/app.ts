@@ -1,8 +1,16 @@
-/** The app the threads-pool unit tests load in every pool thread (memory broker, memory results). */
+/** The app the threads-pool tests load in every pool thread. */
 import { isMainThread, threadId } from 'node:worker_threads';
 import { Celery, getLogger } from 'ts-celery';
 
-export const app = new Celery('threads-unit', { broker_url: 'memory://' });
+/**
+ * In-process tests use it on the embedded broker; the CLI tests run it with CELERY_BROKER_URL
+ * and CELERY_RESULT_BACKEND set (Celery's environment overrides), and THREADS_HEARTBEAT
+ * (broker_heartbeat, seconds).
+ */
+export const app = new Celery('threads-unit', {
+  broker_url: 'memory://',
+  ...(process.env.THREADS_HEARTBEAT ? { broker_heartbeat: Number(process.env.THREADS_HEARTBEAT) } : {}),
+});
 const log = getLogger('tasks.threads');
 
 class Flaky extends Error {}
@@ -81,3 +89,8 @@ const dieOnce = (self: { request: { deliveryInfo: { redelivered: boolean } } }):
 app.task({ name: 'dieEarly', bind: true }, dieOnce);
 app.task({ name: 'dieLate', bind: true, acksLate: true }, dieOnce);
 app.task({ name: 'dieLateRequeue', bind: true, acksLate: true, rejectOnWorkerLost: true }, dieOnce);
+/** Waits without using the CPU (an I/O-bound task). */
+app.task({ name: 'nap' }, async (ms: number) => {
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  return Date.now();
+});
