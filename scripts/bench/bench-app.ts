@@ -8,6 +8,8 @@
  *   bench.sleep100(run, n)         await 100 ms (a slow SMS provider), then count
  *   bench.stamp(run, n, sentAt)    record send -> start latency, then count
  *   bench.chord_body(values, run)  a chord's body: records when it ran and how many results it got
+ *   bench.cpu400(run, n)           compute for 400 ms (a busy loop), then count
+ *   bench.nothing(run, n)          nothing at all (hop-worker.ts counts it in the main thread)
  *
  * Settings from the environment: BENCH_BROKER (default the test vhost),
  * BENCH_BACKEND (empty or unset = no result backend), BENCH_QUEUE
@@ -16,6 +18,15 @@
 import { Celery } from 'ts-celery';
 import { DEFAULT_BROKER, DEFAULT_REDIS } from './config.js';
 import { Marker, nowMs, sleep } from './marker.js';
+
+/** How long `bench.cpu400` computes. */
+export const CPU_TASK_MS = 400;
+
+/** Keeps one core busy for `ms` (a CPU-bound task: nothing else runs on its thread meanwhile). */
+function busy(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end);
+}
 
 export interface BenchAppOptions {
   broker?: string | undefined;
@@ -47,7 +58,13 @@ export function createBenchApp(options: BenchAppOptions) {
   const chordBody = app.task({ name: 'bench.chord_body' }, async (values: unknown[], run: string) => {
     await marker.body(run, values.length);
   });
-  return { app, marker, tasks: { noop, sleep100, stamp, chordBody } };
+  const cpu400 = app.task({ name: 'bench.cpu400' }, async (run: string, n: number) => {
+    const started = nowMs();
+    busy(CPU_TASK_MS);
+    await marker.done(run, n, started);
+  });
+  const nothing = app.task({ name: 'bench.nothing' }, (_run: string, _n: number) => undefined);
+  return { app, marker, tasks: { noop, sleep100, stamp, chordBody, cpu400, nothing } };
 }
 
 const env = process.env;

@@ -7,6 +7,7 @@
  *   npm run bench                      full run: 3 repetitions, ~20 minutes on 2 cores
  *   npm run bench -- --quick           small N, 1 repetition, under a minute (the smoke test)
  *   npm run bench -- --only noop,e2e --systems ts,raw --reps 5
+ *   npm run bench -- --only cpu,noop-hop                -P threads: CPU-bound throughput, the thread hop's CPU
  *   npm run bench -- --profile         also write CPU profiles of the ts-celery workers
  *                                      and print their top self-time functions
  *   npm run bench -- --long 0          skip the 100,000-task RSS run (or give another size)
@@ -56,6 +57,8 @@ const PLAN: Array<{ workload: WorkloadId; systems: string[] }> = [
   { workload: 'noop', systems: ['raw', 'ts', 'ts-events', 'py-eventlet', 'py-prefork', 'bullmq'] },
   { workload: 'noop-redis', systems: ['ts', 'py-eventlet', 'py-prefork'] },
   { workload: 'sleep100', systems: ['raw', 'ts', 'py-eventlet', 'bullmq'] },
+  { workload: 'cpu', systems: ['ts-threads', 'ts-async2', 'py-prefork'] },
+  { workload: 'noop-hop', systems: ['hop-async', 'hop-threads'] },
   { workload: 'producer-rate', systems: ['raw', 'ts', 'python', 'bullmq'] },
   { workload: 'producer-single', systems: ['raw', 'ts', 'python', 'bullmq'] },
   { workload: 'e2e', systems: ['raw', 'ts', 'py-eventlet', 'py-prefork', 'bullmq'] },
@@ -89,6 +92,10 @@ function runOne(ctx: BenchContext, workload: WorkloadId, system: string, rep: nu
     case 'sleep100':
     case 'sleep100-rb':
       return drain(ctx, workload, system as SystemId, rep, 'sleep100', sizes.sleep, null);
+    case 'cpu':
+      return drain(ctx, workload, system as SystemId, rep, 'cpu400', sizes.cpu, null);
+    case 'noop-hop':
+      return drain(ctx, workload, system as SystemId, rep, 'nothing', sizes.hop, null);
     case 'long':
       return drain(ctx, workload, system as SystemId, rep, 'sleep100', sizes.long, REDIS_BACKEND);
     case 'producer-rate':

@@ -5,7 +5,7 @@ As a worker (cwd = scripts/bench), Debian's python3-celery 5.2.6:
   /usr/bin/python3 -m celery -A pybench worker -l warning -P prefork -c 2 -Q <queue>
 
 As a producer (Python's delay(), one process), printing one JSON line:
-  pybench.py fill   --task bench.noop --run R --n N     queue N tasks
+  pybench.py fill   --task bench.noop --run R --n N     queue N tasks (bench.cpu400: a 400-ms busy loop)
   pybench.py rate   --run R --n N --warmup W            delay() calls per second
   pybench.py single --run R --n N --warmup W --gap-ms G latency of one delay() at a time
   pybench.py e2e    --run R --n N --rate 100            stamp tasks at a steady rate
@@ -85,6 +85,15 @@ def stamp(run, n, sent_at):
     done(run, n, started)
 
 
+@app.task(name='bench.cpu400')
+def cpu400(run, n):
+    started = now_ms()
+    end = time.perf_counter() + 0.4
+    while time.perf_counter() < end:  # CPU-bound, as bench-app.ts's busy loop
+        pass
+    done(run, n, started)
+
+
 def close_connections():
     """Closes the pooled broker connections with AMQP's close handshake.
 
@@ -107,7 +116,7 @@ def chord_body(values, run):
     redis_client().rpush('bench:%s:body' % run, '%.3f|%d' % (now_ms(), len(values)))
 
 
-TASKS = {'bench.noop': noop, 'bench.sleep100': sleep100, 'bench.stamp': stamp}
+TASKS = {'bench.noop': noop, 'bench.sleep100': sleep100, 'bench.stamp': stamp, 'bench.cpu400': cpu400}
 
 
 def main(argv):
