@@ -50,7 +50,7 @@ class ThreadRun implements TaskContextSource {
   ) {}
 
   get request(): TaskRequest {
-    return (this.requestObject ??= buildRequest(this.req.message, { info: this.req.info }, this.req.hostname));
+    return (this.requestObject ??= buildRequest(this.req.message, { info: this.req.info }, data.hostname));
   }
 
   aborter(): AbortController {

@@ -26,6 +26,8 @@ export interface ThreadStartData {
   reportMemory: boolean;
   /** The pool's name for this thread in logs, e.g. `ThreadPoolWorker-1`. */
   threadName: string;
+  /** The worker's node name (`self.request.hostname`). */
+  hostname: string;
 }
 
 /** Everything the thread needs to run one task. */
@@ -36,7 +38,6 @@ export interface RunRequest {
   args: unknown[];
   message: TaskMessage;
   info: DeliveryInfo;
-  hostname: string;
   /** Soft time limit (s): the thread aborts `self.signal` itself. */
   soft: number | null;
 }

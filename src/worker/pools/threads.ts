@@ -316,6 +316,7 @@ export class ThreadPool implements WorkerPool {
       logLevel: getLogLevel(),
       reportMemory: maxMemoryPerChild !== null,
       threadName: name,
+      hostname: this.options.hostname,
     };
     const worker = new NodeWorker(BOOTSTRAP, {
       eval: true,
@@ -432,7 +433,6 @@ export class ThreadPool implements WorkerPool {
       args,
       message: call.message,
       info: call.deliveryInfo,
-      hostname: this.options.hostname,
       soft: limits.soft,
     };
     try {
