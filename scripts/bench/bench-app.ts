@@ -8,7 +8,7 @@
  *   bench.sleep100(run, n)         await 100 ms (a slow SMS provider), then count
  *   bench.stamp(run, n, sentAt)    record send -> start latency, then count
  *   bench.chord_body(values, run)  a chord's body: records when it ran and how many results it got
- *   bench.cpu400(run, n)           compute for 400 ms (a busy loop), then count
+ *   bench.cpu400(run, n)           compute for 400 ms of CPU (BENCH_CPU_ITERATIONS of work()), then count
  *   bench.nothing(run, n)          nothing at all (hop-worker.ts counts it in the main thread)
  *
  * Settings from the environment: BENCH_BROKER (default the test vhost),
@@ -19,13 +19,29 @@ import { Celery } from 'ts-celery';
 import { DEFAULT_BROKER, DEFAULT_REDIS } from './config.js';
 import { Marker, nowMs, sleep } from './marker.js';
 
-/** How long `bench.cpu400` computes. */
+/** How much CPU `bench.cpu400` uses. */
 export const CPU_TASK_MS = 400;
 
-/** Keeps one core busy for `ms` (a CPU-bound task: nothing else runs on its thread meanwhile). */
-function busy(ms: number): void {
-  const end = performance.now() + ms;
-  while (performance.now() < end);
+/**
+ * A fixed amount of pure computation: `iterations` steps of an integer hash. A fixed amount, not
+ * "until 400 ms have passed", so that a task that gets only part of a core takes longer.
+ */
+export function work(iterations: number): number {
+  let x = 0;
+  for (let i = 0; i < iterations; i++) x = (x * 31 + i) | 0;
+  return x;
+}
+
+/** The iterations of work() that take `ms` of CPU on this machine (measured with process.cpuUsage, in a single-threaded process). */
+export function calibrateWork(ms: number): number {
+  work(1e6); // warm up the JIT
+  for (let n = 1e6; ; n *= 2) {
+    const before = process.cpuUsage();
+    work(n);
+    const used = process.cpuUsage(before);
+    const usedMs = (used.user + used.system) / 1000;
+    if (usedMs >= 200) return Math.round((n * ms) / usedMs);
+  }
 }
 
 export interface BenchAppOptions {
@@ -60,7 +76,7 @@ export function createBenchApp(options: BenchAppOptions) {
   });
   const cpu400 = app.task({ name: 'bench.cpu400' }, async (run: string, n: number) => {
     const started = nowMs();
-    busy(CPU_TASK_MS);
+    work(Number(process.env.BENCH_CPU_ITERATIONS) || 200_000_000);
     await marker.done(run, n, started);
   });
   const nothing = app.task({ name: 'bench.nothing' }, (_run: string, _n: number) => undefined);

@@ -23,7 +23,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { createBenchApp } from './bench-app.js';
+import { calibrateWork, CPU_TASK_MS, createBenchApp } from './bench-app.js';
 import { DEFAULT_BROKER, DEFAULT_REDIS, FULL, QUICK, REDIS_BROKER, RESULTS_DIR, type Sizes } from './config.js';
 import { describeMachine, machineInfo, type MachineInfo } from './machine.js';
 import { epochToMonotonicUs, formatHot, hotFunctions, profileOf } from './profile.js';
@@ -146,6 +146,11 @@ async function main(): Promise<number> {
   await admin.deleteExchange(captureQueue);
   await admin.close();
 
+  if (!only || only.has('cpu')) {
+    // bench.cpu400's amount of work: 400 ms of CPU here (Python calibrates its own loop likewise).
+    process.env.BENCH_CPU_ITERATIONS = String(calibrateWork(CPU_TASK_MS));
+    progress(`bench.cpu400: ${process.env.BENCH_CPU_ITERATIONS} iterations = ${CPU_TASK_MS} ms of CPU`);
+  }
   const ctx: BenchContext = { sizes, broker: DEFAULT_BROKER, redisUrl: DEFAULT_REDIS, redis, brokerRedis, amqp, shape, profileDir, progress };
   const records: RunRecord[] = [];
   const measure = async (workload: WorkloadId, system: string, rep: number): Promise<void> => {

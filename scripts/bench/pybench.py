@@ -22,7 +22,7 @@ import os
 import sys
 import time
 
-from celery import Celery
+from celery import Celery, signals
 
 BROKER = os.environ.get('BENCH_BROKER') or 'amqp://guest:guest@127.0.0.1:5672/ts-celery-test'
 BACKEND = os.environ.get('BENCH_BACKEND') or None
@@ -85,12 +85,40 @@ def stamp(run, n, sent_at):
     done(run, n, started)
 
 
+def work(iterations):
+    """A fixed amount of pure computation (bench-app.ts's work(), in Python)."""
+    x = 0
+    for i in range(iterations):
+        x = (x * 31 + i) & 0xFFFFFFFF
+    return x
+
+
+def calibrate_work(ms):
+    """The iterations of work() that take `ms` of this thread's CPU time."""
+    n = 100000
+    while True:
+        t = time.thread_time()
+        work(n)
+        used = time.thread_time() - t
+        if used >= 0.2:
+            return int(n * (ms / 1000.0) / used)
+        n *= 2
+
+
+_cpu_iterations = None
+
+
+@signals.worker_init.connect
+def _calibrate(**_):
+    # In the main process, before the pool forks: every child inherits the figure.
+    global _cpu_iterations
+    _cpu_iterations = calibrate_work(400)
+
+
 @app.task(name='bench.cpu400')
 def cpu400(run, n):
     started = now_ms()
-    end = time.perf_counter() + 0.4
-    while time.perf_counter() < end:  # CPU-bound, as bench-app.ts's busy loop
-        pass
+    work(_cpu_iterations or calibrate_work(400))  # 400 ms of CPU, as bench-app.ts's cpu400
     done(run, n, started)
 
 
