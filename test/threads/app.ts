@@ -94,3 +94,8 @@ app.task({ name: 'nap' }, async (ms: number) => {
   await new Promise((resolve) => setTimeout(resolve, ms));
   return Date.now();
 });
+/** Leaves a rejected promise nobody awaits: logged, as in the async pool; the thread lives on. */
+app.task({ name: 'stray' }, () => {
+  void Promise.reject(new Error('nobody awaited me'));
+  return threadId;
+});

@@ -94,6 +94,15 @@ describe('-P threads (embedded broker)', function () {
     expect(logs.some((l) => / WARNING\/tasks\.threads\] hello from a thread$/.test(l))).to.equal(true);
   });
 
+  it('a promise rejection nobody awaited is logged, and the thread lives on', async () => {
+    const thread = await run<number>('stray');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(logs.some((l) => /ERROR\/ThreadPoolWorker-\d+\] Unhandled promise rejection .*: Error: nobody awaited me/.test(l))).to.equal(true);
+    const again = new Set<number>();
+    for (let i = 0; i < 4; i++) again.add(await run<number>('stray'));
+    expect(again.has(thread)).to.equal(true);
+  });
+
   it('an endless loop past timeLimit fails with TimeLimitExceeded within 2 s; its thread is replaced, none leaks', async () => {
     await poolSettled(worker, 2);
     const threadsBefore = osThreads();
