@@ -12,74 +12,18 @@
  * fails with WorkerLostError), or when `worker_max_tasks_per_child` /
  * `worker_max_memory_per_child` say it has done enough (recycling, as Celery's children).
  */
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker as NodeWorker, type ResourceLimits } from 'node:worker_threads';
 import type { Celery } from '../../app/celery.js';
 import type { ThreadResourceLimits } from '../../app/config.js';
-import type { Retry } from '../../errors.js';
-import { EncodeError, ImproperlyConfigured, TimeLimitExceeded, WorkerLostError } from '../../errors.js';
+import { EncodeError, TimeLimitExceeded, WorkerLostError } from '../../errors.js';
 import { getLogger, getLogLevel, writeLogLine } from '../../support/log.js';
 import { ConcurrencyPool } from '../pool.js';
+import { PoolThread, ThreadJob } from './pool-thread.js';
+import { BOOTSTRAP, bootData, type Boot } from './thread-boot.js';
 import { taskErrorFrom, toEnvelope, type FromThread, type RpcReply, type RunRequest, type ThreadStartData } from './thread-messages.js';
 import type { PoolInfo, PoolJob, TaskCall, TaskLimits, WorkerPool } from './types.js';
 
 const log = getLogger('MainProcess');
-
-const SELF = fileURLToPath(import.meta.url);
-/** A checkout runs this file as TypeScript through tsx: each thread must register tsx too. */
-const FROM_SOURCE = /\.[cm]?ts$/.test(SELF);
-const ENTRY = new URL(`./thread-main.${FROM_SOURCE ? 'ts' : 'js'}`, import.meta.url).href;
-
-/**
- * What each thread runs first (a CommonJS script, so it needs no file of its own in dist/):
- * the same tsx registration as bin/ts-celery.js when the library runs from its source,
- * then thread-main. A failure here is the thread's uncaught error (its load failure).
- */
-const BOOTSTRAP = `
-const { workerData } = require('node:worker_threads');
-const boot = workerData.boot;
-(async () => {
-  if (boot.tsxEsm) {
-    (await import(boot.tsxEsm)).register(boot.tsconfig ? { tsconfig: boot.tsconfig } : undefined);
-    require(boot.tsxCjs).register();
-  }
-  await import(boot.entry);
-})().catch((err) => process.nextTick(() => { throw err; }));
-`;
-
-interface Boot {
-  entry: string;
-  tsxEsm: string | null;
-  tsxCjs: string | null;
-  tsconfig: string | null;
-}
-
-/** tsx's ESM and CommonJS register APIs, found through its package.json's exports. */
-function tsxApis(): { esm: string; cjs: string } {
-  const pkgFile = createRequire(SELF).resolve('tsx/package.json');
-  type Target = string | { import?: Target; require?: Target; default?: Target };
-  const exports = (JSON.parse(readFileSync(pkgFile, 'utf8')) as { exports: Record<string, Target> }).exports;
-  const pick = (target: Target | undefined, condition: 'import' | 'require'): string => {
-    if (typeof target === 'string') return target;
-    const next = target?.[condition] ?? target?.default;
-    if (next === undefined) throw new Error(`tsx's package.json has no ${condition} export for its register API`);
-    return pick(next, condition);
-  };
-  const dir = dirname(pkgFile);
-  return {
-    esm: pathToFileURL(join(dir, pick(exports['./esm/api'], 'import'))).href,
-    cjs: join(dir, pick(exports['./cjs/api'], 'require')),
-  };
-}
-
-function bootData(): Boot {
-  if (!FROM_SOURCE) return { entry: ENTRY, tsxEsm: null, tsxCjs: null, tsconfig: null };
-  const tsx = tsxApis();
-  return { entry: ENTRY, tsxEsm: tsx.esm, tsxCjs: tsx.cjs, tsconfig: process.env.TSX_TSCONFIG_PATH ?? null };
-}
 
 export interface ThreadPoolOptions {
   /** Threads, i.e. tasks at once (`-c`). */
@@ -96,80 +40,6 @@ export interface ThreadPoolOptions {
   maxMemoryPerChild: number | null;
   /** `worker_thread_resource_limits`. */
   resourceLimits: ThreadResourceLimits | null;
-}
-
-/** One call of a task's function, from the moment the pool has it until it settles. */
-class ThreadJob {
-  thread: PoolThread | null = null;
-  timer: NodeJS.Timeout | null = null;
-  /** The main thread's Retry of each `self.retry()` the thread's run made, by number. */
-  readonly retries = new Map<number, Retry>();
-  settled = false;
-
-  constructor(
-    readonly seq: number,
-    readonly call: TaskCall,
-    readonly args: unknown[],
-    readonly limits: TaskLimits,
-    private readonly resolveFn: (value: unknown) => void,
-    private readonly rejectFn: (err: unknown) => void,
-  ) {}
-
-  resolve(value: unknown): void {
-    if (this.settled) return;
-    this.settled = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.resolveFn(value);
-  }
-
-  reject(err: unknown): void {
-    if (this.settled) return;
-    this.settled = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.rejectFn(err);
-  }
-}
-
-type ThreadState = 'starting' | 'idle' | 'busy' | 'stopping';
-
-/** One pool thread. `stopping`: terminated or terminating, never given work again. */
-class PoolThread {
-  state: ThreadState = 'starting';
-  job: ThreadJob | null = null;
-  tasksRun = 0;
-  /** Set once the thread loaded the app. */
-  loadedApp = false;
-  /** Why it died, from its `error` event (uncaught error, out of memory) or its load failure. */
-  failure: string | null = null;
-  /** Kept from the start: Node reports -1 once the thread has exited. */
-  readonly threadId: number;
-  readonly exited: Promise<number>;
-  readonly ready: Promise<void>;
-  private markReady!: () => void;
-  private markFailed!: (err: Error) => void;
-
-  constructor(
-    readonly name: string,
-    readonly worker: NodeWorker,
-  ) {
-    this.ready = new Promise<void>((resolve, reject) => {
-      this.markReady = resolve;
-      this.markFailed = reject;
-    });
-    this.ready.catch(() => undefined); // start() reports it; a replacement's failure is logged
-    this.threadId = worker.threadId;
-    this.exited = new Promise((resolve) => worker.once('exit', resolve));
-  }
-
-  loaded(): void {
-    this.loadedApp = true;
-    if (this.state === 'starting') this.state = 'idle';
-    this.markReady();
-  }
-
-  loadFailed(why: string): void {
-    this.markFailed(new ImproperlyConfigured(`A worker thread (-P threads) could not load the app: ${why}`));
-  }
 }
 
 export class ThreadPool implements WorkerPool {
