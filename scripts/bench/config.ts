@@ -29,9 +29,9 @@ export interface Sizes {
   noop: number;
   /** Workload 2: 100-ms tasks queued, then drained at -c 1000 (also workload 5's RSS). */
   sleep: number;
-  /** Workload 6: 400-ms CPU-bound tasks queued, then drained by two threads / processes. */
+  /** Workload 8: 400-ms CPU-bound tasks queued, then drained by two threads / processes. */
   cpu: number;
-  /** Workload 7: no-op tasks drained at -c 2 by -P threads and -P async (the thread hop's CPU). */
+  /** Workload 9: no-op tasks drained at -c 2 by -P threads and -P async (the thread hop's CPU). */
   hop: number;
   /** Workload 3: delay() calls timed for the rate, with `window` in flight. */
   producer: number;

@@ -1,5 +1,5 @@
 /**
- * Workload 7's worker: the thread hop's CPU, with nothing else in the way. A ts-celery Worker
+ * Workload 9's worker: the thread hop's CPU, with nothing else in the way. A ts-celery Worker
  * (the class `ts-celery worker` runs) at -c 2 with `-P threads` or `-P async` (POOL), draining
  * `bench.nothing` tasks, whose function does nothing at all. Completions are counted here, in
  * the main thread, from the worker's `task-finished` events, and written to Redis every 20 ms

@@ -34,8 +34,8 @@ const TITLES: Record<WorkloadId, string> = {
   noop: 'Workload 1: no-op task, no result backend (queued first, then drained)',
   'noop-redis': 'Workload 1b: no-op task, Redis result backend',
   sleep100: 'Workload 2: I/O task awaiting 100 ms at concurrency 1000 (ideal 10,000/s)',
-  cpu: 'Workload 6: CPU-bound task (400 ms of CPU), two at once (ideal 5/s on 2 cores)',
-  'noop-hop': 'Workload 7: a task that does nothing, at -c 2, -P threads vs -P async (the CPU of the hop to a worker thread)',
+  cpu: 'Workload 8: CPU-bound task (400 ms of CPU), two at once (ideal 5/s on 2 cores)',
+  'noop-hop': 'Workload 9: a task that does nothing, at -c 2, -P threads vs -P async (the CPU of the hop to a worker thread)',
   'producer-rate': 'Workload 3a: producer, calls per second from one process (many in flight)',
   'producer-single': 'Workload 3b: latency of a single call, one at a time',
   e2e: 'Workload 4: end-to-end latency, send -> task start, at 100 tasks/s',
@@ -308,5 +308,5 @@ export const NOTES = [
   "Workload 7 (Redis as the broker): ts-celery, BullMQ and Celery share one Redis server (broker DB 10, BullMQ and counters DB 11); ts-celery's delay() resolves once Redis replied to the LPUSH, Celery's once the command was written.",
   'RSS and CPU are summed over the worker process tree (prefork: parent and children; shared pages count per process).',
   'ts-celery -E sends task-received/started/succeeded for every task, batched as Celery does (task.multi lists of up to 24); no receiver is bound during the run, so RabbitMQ routes and drops them.',
-  'Workload 6 (CPU-bound): each task computes a fixed amount calibrated to 400 ms of CPU on this machine (JS and Python each calibrate their own loop); -P async runs one at a time whatever -c says, -P threads and prefork two. Workload 7: a Worker (hop-worker.ts) drains tasks that do nothing, two at once, and counts them in its main thread, so the CPU difference between the pools is the hop to a thread and back.',
+  'Workload 8 (CPU-bound): each task computes a fixed amount calibrated to 400 ms of CPU on this machine (JS and Python each calibrate their own loop); -P async runs one at a time whatever -c says, -P threads and prefork two. Workload 9: a Worker (hop-worker.ts) drains tasks that do nothing, two at once, and counts them in its main thread, so the CPU difference between the pools is the hop to a thread and back.',
 ];

@@ -7,7 +7,7 @@
  *   ts-async2    the same with -P async -c 2     (the thread hop's baseline; CPU-bound work)
  *   ts-threads   the same with -P threads -c 2   (CPU-bound tasks in worker threads)
  *   hop-async    a Worker at -c 2, -P async, counting completions itself  hop-worker.ts
- *   hop-threads  the same with -P threads    (workload 7: the thread hop's CPU)
+ *   hop-threads  the same with -P threads    (workload 9: the thread hop's CPU)
  *   py-eventlet  Debian's Celery 5.2.6, -P eventlet -c 1000 (the tutorial)  pybench.py
  *   py-prefork   Debian's Celery 5.2.6, -P prefork -c 2                     pybench.py
  *   bullmq       BullMQ Worker, concurrency 1000 (Redis, not RabbitMQ)      bullmq-worker.ts

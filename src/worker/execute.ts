@@ -292,7 +292,7 @@ class TaskRun implements TaskContextSource, RunHandle, TaskCall {
       }
       const args = bindArguments(task.name, paramsOfTask(task), message.args, message.kwargs);
       // The pool calls the function: here, or in a worker thread (which runs its own soft time limit).
-      const returned = ctx.pool.invoke(this, args, { hard: null, soft });
+      const returned = ctx.pool.invoke(this, args, soft);
       // Any thenable, not only Promise instances (query builders, other promise libraries); awaited so
       // that a hard time limit or a terminate can end the wait.
       const value = isThenable(returned) ? await this.interruptible(returned) : returned;

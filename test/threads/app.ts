@@ -99,3 +99,5 @@ app.task({ name: 'stray' }, () => {
   void Promise.reject(new Error('nobody awaited me'));
   return threadId;
 });
+/** self.replace() from a thread: the replacement (published by the main thread) stores this id's result. */
+app.task({ name: 'replaced', bind: true }, (self, x: number) => self.replace(add.s(x, 100)));

@@ -83,6 +83,13 @@ describe('-P threads (embedded broker)', function () {
     const out = await run<{ me: string; child: string; value: number }>('parent');
     expect(out.value).to.equal(3);
     expect(await app.backend.get(out.child)).to.deep.include({ status: 'SUCCESS', parent_id: out.me });
+    // ...and it is stored among the parent's children, as Celery stores request.children.
+    const parent = await app.backend.get(out.me);
+    expect(JSON.stringify(parent?.children)).to.include(out.child);
+  });
+
+  it('self.replace() in a thread: the replacement runs and its result is the task\'s', async () => {
+    expect(await run('replaced', [1])).to.equal(101);
   });
 
   it('return values are what JSON makes of them, as the async pool stores them', async () => {

@@ -6,7 +6,7 @@ import { AsyncPool } from './async.js';
 import { ThreadPool } from './threads.js';
 import type { WorkerPool } from './types.js';
 
-export type { PoolInfo, PoolName, TaskCall, TaskLimits, WorkerPool } from './types.js';
+export type { PoolInfo, PoolName, TaskCall, WorkerPool } from './types.js';
 export { AsyncPool } from './async.js';
 export { ThreadPool } from './threads.js';
 

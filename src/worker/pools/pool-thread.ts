@@ -1,12 +1,11 @@
 /** The threads pool's bookkeeping: one call in flight (ThreadJob) and one pool thread (PoolThread). */
 import type { Worker as NodeWorker } from 'node:worker_threads';
 import { ImproperlyConfigured, type Retry } from '../../errors.js';
-import type { TaskCall, TaskLimits } from './types.js';
+import type { TaskCall } from './types.js';
 
 /** One call of a task's function, from the moment the pool has it until it settles. */
 export class ThreadJob {
   thread: PoolThread | null = null;
-  timer: NodeJS.Timeout | null = null;
   /** The main thread's Retry of each `self.retry()` the thread's run made, by number. */
   readonly retries = new Map<number, Retry>();
   settled = false;
@@ -15,7 +14,8 @@ export class ThreadJob {
     readonly seq: number,
     readonly call: TaskCall,
     readonly args: unknown[],
-    readonly limits: TaskLimits,
+    /** Soft time limit (s): the thread aborts `self.signal` itself. */
+    readonly softLimit: number | null,
     private readonly resolveFn: (value: unknown) => void,
     private readonly rejectFn: (err: unknown) => void,
   ) {}
@@ -23,14 +23,12 @@ export class ThreadJob {
   resolve(value: unknown): void {
     if (this.settled) return;
     this.settled = true;
-    if (this.timer) clearTimeout(this.timer);
     this.resolveFn(value);
   }
 
   reject(err: unknown): void {
     if (this.settled) return;
     this.settled = true;
-    if (this.timer) clearTimeout(this.timer);
     this.rejectFn(err);
   }
 }

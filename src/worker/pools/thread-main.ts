@@ -14,7 +14,7 @@ import type { BoundTask, RetryOptions, Task, TaskRequest } from '../../app/task.
 import { addToChord, replaceTask } from '../../canvas/replace.js';
 import type { Signature } from '../../canvas/signature.js';
 import { loadApp } from '../../cli/load-app.js';
-import { CeleryError, EncodeError, NotRegistered, Retry, SoftTimeLimitExceeded } from '../../errors.js';
+import { CeleryError, EncodeError, Ignore, NotRegistered, Retry, SoftTimeLimitExceeded } from '../../errors.js';
 import { getLogger, setLogLevel, setLogSink } from '../../support/log.js';
 import { buildRequest } from '../execute.js';
 import { checkRetryAllowed, DEFAULT_MAX_RETRIES, retrySchedule } from '../retry.js';
@@ -43,6 +43,8 @@ class ThreadRun implements TaskContextSource {
   private abort: AbortController | null = null;
   /** The Retry of each `self.retry()` call of this run, by number (the main thread holds the real one). */
   readonly retries = new Map<Retry, number>();
+  /** Results of what the task sent, as tuples: the main thread stores them as its `children`. */
+  private sent: unknown[] | undefined;
 
   constructor(
     readonly task: Task<never, unknown>,
@@ -51,6 +53,20 @@ class ThreadRun implements TaskContextSource {
 
   get request(): TaskRequest {
     return (this.requestObject ??= buildRequest(this.req.message, { info: this.req.info }, data.hostname));
+  }
+
+  addChild(child: { asTuple(): unknown }): void {
+    (this.sent ??= []).push(child.asTuple());
+  }
+
+  children(): unknown[] {
+    return this.sent ?? [];
+  }
+
+  /** What the main thread needs with the run's end, besides how it ended. */
+  ending(): { seq: number; memory?: number; children?: unknown[] } {
+    const memory = memoryKiB();
+    return { seq: this.req.seq, ...(memory === undefined ? {} : { memory }), ...(this.sent ? { children: this.sent } : {}) };
   }
 
   aborter(): AbortController {
@@ -144,7 +160,8 @@ let app: Celery;
 async function run(req: RunRequest): Promise<void> {
   const task = app.tasks.get(req.task);
   if (!task) {
-    post({ t: 'failed', seq: req.seq, error: toEnvelope(new NotRegistered(req.task)), memory: memoryKiB() });
+    const memory = memoryKiB();
+    post({ t: 'failed', seq: req.seq, error: toEnvelope(new NotRegistered(req.task)), ...(memory === undefined ? {} : { memory }) });
     return;
   }
   const current = new ThreadRun(task, req);
@@ -158,20 +175,22 @@ async function run(req: RunRequest): Promise<void> {
     const returned = current.call();
     const value = isThenable(returned) ? await returned : returned;
     try {
-      post({ t: 'done', seq: req.seq, value: jsonView(value), memory: memoryKiB() });
+      post({ t: 'done', value: jsonView(value), ...current.ending() });
     } catch (err) {
       // A function or a class the clone refuses: the same EncodeError the result would have met.
       const encode = new EncodeError(`Cannot send the return value of ${task.name} to the worker's main thread: ${(err as Error).message}`);
-      post({ t: 'failed', seq: req.seq, error: toEnvelope(encode), memory: memoryKiB() });
+      post({ t: 'failed', error: toEnvelope(encode), ...current.ending() });
     }
   } catch (thrown) {
     const retry = thrown instanceof Retry ? current.retries.get(thrown) : thrown instanceof RetryPublishFailed ? thrown.retry : undefined;
     if (retry !== undefined) {
-      post({ t: 'retried', seq: req.seq, retry, memory: memoryKiB() });
+      post({ t: 'retried', retry, ...current.ending() });
+    } else if (thrown instanceof Ignore) {
+      post({ t: 'ignored', reason: thrown.message, ...current.ending() });
     } else {
       // autoretryFor's classes are this thread's: only here can `instanceof` tell.
       const autoretry = task.options.autoretryFor?.some((cls) => thrown instanceof cls) ?? false;
-      post({ t: 'failed', seq: req.seq, error: toEnvelope(thrown, autoretry), memory: memoryKiB() });
+      post({ t: 'failed', error: toEnvelope(thrown, autoretry), ...current.ending() });
     }
   } finally {
     if (softTimer) clearTimeout(softTimer);

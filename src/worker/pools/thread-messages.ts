@@ -64,16 +64,26 @@ export type FromThread =
   | { t: 'ready'; tasks: string[]; threadId: number }
   | { t: 'load-failed'; error: string }
   | { t: 'log'; line: string }
-  /** The function returned (or its promise resolved) this value. */
-  | { t: 'done'; seq: number; value: unknown; memory?: number }
-  /** The function threw (or its promise rejected). */
-  | { t: 'failed'; seq: number; error: ErrorEnvelope; memory?: number }
-  /** The run ended with the Retry of its `self.retry()` call number `retry`. */
-  | { t: 'retried'; seq: number; retry: number; memory?: number }
+  | Ended
   | { t: 'publish'; id: number; message: WireMessage; route: PublishRoute }
   | { t: 'backend'; id: number; method: 'get' | 'waitForReady' | 'forget' | 'beforePublish' | 'store'; args: unknown[] }
   /** `self.retry()` call number `number` of run `seq`. */
   | { t: 'retry'; id: number; seq: number; number: number; options: RetryCall };
+
+/**
+ * How a run in a thread ended. With it: the thread's memory (when worker_max_memory_per_child
+ * asks) and the result tuples of what the task sent (`children`, stored with its state).
+ */
+export type Ended = { seq: number; memory?: number; children?: unknown[] } & (
+  /** The function returned (or its promise resolved) this value. */
+  | { t: 'done'; value: unknown }
+  /** The function threw (or its promise rejected). */
+  | { t: 'failed'; error: ErrorEnvelope }
+  /** The run ended with the Retry of its `self.retry()` call number `retry`. */
+  | { t: 'retried'; retry: number }
+  /** `self.replace()`: celery.exceptions.Ignore, with its message. */
+  | { t: 'ignored'; reason: string }
+);
 
 /** An error as data: how it is stored (Celery's shape), its traceback, message and stack. */
 export interface ErrorEnvelope {

@@ -15,13 +15,13 @@
 import { Worker as NodeWorker, type ResourceLimits } from 'node:worker_threads';
 import type { Celery } from '../../app/celery.js';
 import type { ThreadResourceLimits } from '../../app/config.js';
-import { EncodeError, TimeLimitExceeded, WorkerLostError } from '../../errors.js';
+import { EncodeError, Ignore, WorkerLostError } from '../../errors.js';
 import { getLogger, getLogLevel, writeLogLine } from '../../support/log.js';
 import { ConcurrencyPool } from '../pool.js';
 import { PoolThread, ThreadJob } from './pool-thread.js';
 import { BOOTSTRAP, bootData, type Boot } from './thread-boot.js';
-import { taskErrorFrom, toEnvelope, type FromThread, type RpcReply, type RunRequest, type ThreadStartData } from './thread-messages.js';
-import type { PoolInfo, PoolJob, TaskCall, TaskLimits, WorkerPool } from './types.js';
+import { taskErrorFrom, toEnvelope, type Ended, type FromThread, type RpcReply, type RunRequest, type ThreadStartData } from './thread-messages.js';
+import type { PoolInfo, PoolJob, TaskCall, WorkerPool } from './types.js';
 
 const log = getLogger('MainProcess');
 
@@ -99,9 +99,9 @@ export class ThreadPool implements WorkerPool {
     return this.queue.idle();
   }
 
-  invoke(call: TaskCall, args: unknown[], limits: TaskLimits): Promise<unknown> {
+  invoke(call: TaskCall, args: unknown[], softLimit: number | null): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const job = new ThreadJob(++this.nextSeq, call, args, limits, resolve, reject);
+      const job = new ThreadJob(++this.nextSeq, call, args, softLimit, resolve, reject);
       if (this.closing) return job.reject(new WorkerLostError('Worker exited prematurely: the pool is closing.'));
       const thread = this.idleThread();
       if (thread) this.dispatch(thread, job);
@@ -219,11 +219,14 @@ export class ThreadPool implements WorkerPool {
         writeLogLine(message.line);
         return;
       case 'done':
-        return this.finish(thread, message.seq, message.memory, (job) => job.resolve(message.value));
+        return this.finish(thread, message, (job) => job.resolve(message.value));
       case 'failed':
-        return this.finish(thread, message.seq, message.memory, (job) => job.reject(taskErrorFrom(message.error, job.call.message.id)));
+        return this.finish(thread, message, (job) => job.reject(taskErrorFrom(message.error, job.call.message.id)));
       case 'retried':
-        return this.finish(thread, message.seq, message.memory, (job) => job.reject(job.retries.get(message.retry) ?? new Error(`unknown retry ${message.retry}`)));
+        return this.finish(thread, message, (job) => job.reject(job.retries.get(message.retry) ?? new Error(`unknown retry ${message.retry}`)));
+      case 'ignored':
+        // self.replace() in the thread: the replacement is published and stores this id's result.
+        return this.finish(thread, message, (job) => job.reject(new Ignore(message.reason)));
       default:
         this.serve(thread, message);
     }
@@ -295,7 +298,7 @@ export class ThreadPool implements WorkerPool {
   }
 
   private dispatch(thread: PoolThread, job: ThreadJob): void {
-    const { call, args, limits } = job;
+    const { call, args, softLimit } = job;
     const request: RunRequest = {
       t: 'run',
       seq: job.seq,
@@ -303,7 +306,7 @@ export class ThreadPool implements WorkerPool {
       args,
       message: call.message,
       info: call.deliveryInfo,
-      soft: limits.soft,
+      soft: softLimit,
     };
     try {
       thread.worker.postMessage(request);
@@ -313,19 +316,15 @@ export class ThreadPool implements WorkerPool {
     thread.state = 'busy';
     thread.job = job;
     job.thread = thread;
-    const hard = limits.hard;
-    if (hard) {
-      job.timer = setTimeout(() => {
-        log.error(`Hard time limit (${hard}s) exceeded for ${call.task.name}[${call.message.id}]`);
-        this.kill(job, new TimeLimitExceeded(`TimeLimitExceeded(${hard})`, hard));
-      }, hard * 1000);
-    }
   }
 
   /** A thread answered for its call: settle it, then recycle the thread or give it more work. */
-  private finish(thread: PoolThread, seq: number, memory: number | undefined, settle: (job: ThreadJob) => void): void {
+  private finish(thread: PoolThread, message: Ended, settle: (job: ThreadJob) => void): void {
+    const { seq, memory, children } = message;
     const job = thread.job;
     if (!job || job.seq !== seq) return;
+    // What the task sent, for the `children` stored with its state.
+    if (children) for (const child of children) job.call.addChild({ asTuple: () => child });
     thread.job = null;
     thread.tasksRun++;
     const { maxTasksPerChild, maxMemoryPerChild } = this.options;

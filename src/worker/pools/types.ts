@@ -17,12 +17,6 @@ import type { PoolJob } from '../pool.js';
 
 export type { PoolJob, PoolName };
 
-/** A task's time limits in seconds, as the run resolved them (message, task option, setting). */
-export interface TaskLimits {
-  hard: number | null;
-  soft: number | null;
-}
-
 /** One run of a task, as a pool sees it (implemented by execute.ts's TaskRun). */
 export interface TaskCall {
   readonly task: Task<never, unknown>;
@@ -37,6 +31,8 @@ export interface TaskCall {
    * `Retry` the run ends with. A worker thread's `self.retry()` comes here.
    */
   retry(options: RetryOptions): Retry;
+  /** Records a result of something the task sent (stored as the task's `children`). */
+  addChild(child: { asTuple(): unknown }): void;
 }
 
 /** What `inspect stats` shows of a pool (Celery's `pool` section). */
@@ -66,22 +62,23 @@ export interface WorkerPool {
   /** Resolves when nothing runs and nothing waits. */
   idle(): Promise<void>;
   /**
-   * Calls the task's function for `call` with bound `args`, within `limits`: the soft limit
-   * aborts `self.signal`; the hard limit ends the call with TimeLimitExceeded (and kills the
-   * thread that ran it). Returns the function's value, or a promise of it; throws or rejects
-   * with what it threw.
+   * Calls the task's function for `call` with bound `args`. Returns the function's value, or
+   * a promise of it; throws or rejects with what it threw. `softLimit` (seconds) is for a pool
+   * whose function runs elsewhere: it aborts `self.signal` there (the run's own timer aborts
+   * the main thread's). The hard time limit and `revoke(terminate=True)` belong to the run
+   * (execute.ts): it stops waiting for the call and asks {@link terminate} to stop it.
    */
-  invoke(call: TaskCall, args: unknown[], limits: TaskLimits): unknown;
+  invoke(call: TaskCall, args: unknown[], softLimit: number | null): unknown;
   /**
    * Changes how many tasks run at once, now (`pool_grow`/`pool_shrink`). Threads are started
    * to grow; to shrink, idle threads stop at once and busy ones after their task.
    */
   resize(limit: number): void;
   /**
-   * Stops the running task with this id now: its call ends with `reason`. The threads pool
-   * kills its thread (and starts another); the async pool cannot stop a promise, so it aborts
-   * `self.signal` with `reason`, frees the slot and ignores what the promise does later.
-   * False when no such task is running.
+   * Stops the function of the running task with this id now (its hard time limit, a revoke
+   * with terminate): the threads pool kills the thread, ends the call with `reason` and
+   * starts another thread. The async pool cannot stop a promise (the run stops waiting for it
+   * and ignores what it does later): false, as when no such task is running.
    */
   terminate(taskId: string, reason: Error): boolean;
   /** For `inspect stats`. */
