@@ -1,8 +1,9 @@
 /**
  * `ts-celery worker -P threads` as users run it, on RabbitMQ and Redis: CPU-bound tasks in
- * parallel while the worker keeps heartbeating and serving; a runaway task really stopped
- * by its hard time limit; a thread dying under a task handled as Celery handles a lost
- * pool child; threads recycled after --max-tasks-per-child.
+ * parallel while the worker keeps heartbeating, serving and answering remote control; a task
+ * revoked with terminate, and a runaway one past its hard time limit, really stopped; a
+ * thread dying under a task handled as Celery handles a lost pool child; threads recycled
+ * after --max-tasks-per-child.
  */
 import { expect } from 'chai';
 import { Celery, TaskError } from '../../src/index.js';
@@ -19,6 +20,15 @@ describe('ts-celery worker -P threads (RabbitMQ, Redis)', function () {
   let worker: TsWorker;
   let producer: Celery;
 
+  /** Waits until the worker has `expected` OS threads again, and checks it still has once any replacement has surely loaded. */
+  const sameThreadCount = async (expected: number): Promise<void> => {
+    await waitFor(() => osThreads(worker.pid) === expected, 20_000, `${expected} OS threads`);
+    await run('add', [1, 1]);
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(osThreads(worker.pid)).to.equal(expected);
+  };
+  /** The worker's node name, from its banner. */
+  const nodeName = (): string => / -------------- (\S+@\S+) v/.exec(worker.output())![1]!;
   const send = (name: string, args: unknown[] = [], q = queue) => producer.sendTask(name, args, {}, { queue: q });
   const run = async <T = unknown>(name: string, args: unknown[] = []): Promise<T> => (await send(name, args)).get({ timeout: 20_000 }) as Promise<T>;
 
@@ -36,14 +46,19 @@ describe('ts-celery worker -P threads (RabbitMQ, Redis)', function () {
     expect(worker.output()).to.match(/\.> concurrency: 3 \(threads\)/);
   });
 
-  it('runs CPU-bound tasks in parallel threads while the worker keeps heartbeating and serving other tasks', async () => {
+  it('runs CPU-bound tasks in parallel threads while the worker keeps heartbeating, serving other tasks and answering ping', async () => {
     const spins = [await send('span', [4000]), await send('span', [4000])];
     const napped = await run<number>('nap', [50]);
+    // Remote control is answered by the main thread too: a ping while both threads compute.
+    const replies = await producer.control.ping({ destination: [nodeName()], timeout: 1 });
+    const pongAt = Date.now();
+    expect(replies).to.deep.equal([{ [nodeName()]: { ok: 'pong' } }]);
     const [a, b] = (await Promise.all(spins.map((r) => r.get({ timeout: 20_000 })))) as number[][];
     expect(a![2]).not.to.equal(b![2]);
     expect(a![0]! < b![1]! && b![0]! < a![1]!, 'the two 4 s busy loops overlapped').to.equal(true);
     // Another task was received, run and stored while both threads computed...
     expect(napped).to.be.below(Math.min(a![1]!, b![1]!));
+    expect(pongAt).to.be.below(Math.min(a![1]!, b![1]!));
     // ...and with a 1 s heartbeat, 4 s of computing did not cost the AMQP connection.
     expect(worker.output()).not.to.match(/Connection to broker lost/);
   });
@@ -60,6 +75,19 @@ describe('ts-celery worker -P threads (RabbitMQ, Redis)', function () {
     }
   });
 
+  it('revoke(id, { terminate: true }) of a task computing in a thread: REVOKED, the thread is killed and replaced', async () => {
+    await run('add', [0, 0]);
+    const threadsBefore = osThreads(worker.pid);
+    const victim = await send('span', [60_000]);
+    await waitFor(() => worker.output().includes(`span[${victim.id}] received`), 10_000, 'the task to start');
+    await new Promise((r) => setTimeout(r, 300));
+    await producer.control.revoke(victim.id, { terminate: true, destination: [nodeName()], timeout: 1 });
+    const err = await victim.get({ timeout: 10_000 }).catch((e: unknown) => e);
+    expect(err).to.deep.include({ state: 'REVOKED', excType: 'TaskRevokedError' });
+    expect(await run('add', [2, 2])).to.equal(4);
+    await sameThreadCount(threadsBefore);
+  });
+
   it('an endless loop with timeLimit 1 fails with TimeLimitExceeded within 2 s; the next task runs; no thread leaks', async () => {
     await run('add', [0, 0]);
     const threadsBefore = osThreads(worker.pid);
@@ -73,7 +101,7 @@ describe('ts-celery worker -P threads (RabbitMQ, Redis)', function () {
     }
     expect(worker.output()).to.match(/ERROR\/MainProcess\] Hard time limit \(1s\) exceeded for forever\[/);
     // Three threads killed and replaced: once the replacements have loaded, the worker has as many OS threads as before.
-    await waitFor(() => osThreads(worker.pid) === threadsBefore, 20_000, `${threadsBefore} OS threads`);
+    await sameThreadCount(threadsBefore);
   });
 
   it('a thread that dies under a task: early ack and acks_late store WorkerLostError; with reject_on_worker_lost it runs again', async () => {
