@@ -209,6 +209,58 @@ export class ChordError extends CeleryError {
   static readonly pythonModule = 'celery.exceptions';
 }
 
+/** Hard time limit reached: the task was stopped. Python stores it with this type and module, its args `[limit]`. */
+export class TimeLimitExceeded extends CeleryError {
+  static readonly pythonModule = 'billiard.exceptions';
+  /** Stored as `exc_message`, as billiard's `TimeLimitExceeded(limit)`; the time limit in seconds, when known. */
+  readonly excArgs: unknown[] | undefined;
+  constructor(message: string, limitSeconds?: number) {
+    super(message);
+    this.excArgs = limitSeconds === undefined ? undefined : [limitSeconds];
+  }
+}
+
+/** Soft time limit reached: the task's `self.signal` aborts with this. */
+export class SoftTimeLimitExceeded extends CeleryError {
+  static readonly pythonModule = 'billiard.exceptions';
+}
+
+/**
+ * The pool thread (or process) running a task ended before the task did: it crashed
+ * (an uncaught error outside the task, out of memory) or was killed. Mirrors
+ * `billiard.exceptions.WorkerLostError`, stored as Python stores it.
+ */
+export class WorkerLostError extends CeleryError {
+  static readonly pythonModule = 'billiard.exceptions';
+}
+
+/**
+ * What a task threw in a worker thread (`-P threads`), carried to the main thread as data:
+ * the exception exactly as the thread would store it (type, args, module), its traceback
+ * and stack. The main thread stores, logs and retries with it as with the error itself.
+ */
+export class ThreadTaskError extends TaskError {
+  /** True when the error matched the task's `autoretryFor` classes (checked in the thread, where they live). */
+  readonly autoretry: boolean;
+
+  constructor(fields: {
+    excType: string;
+    excArgs: unknown[];
+    excModule: string | null;
+    traceback: string | null;
+    taskId: string;
+    message: string;
+    stack: string;
+    autoretry: boolean;
+  }) {
+    super({ ...fields, state: 'FAILURE' });
+    // The thread's own message and stack, so the traceback and the log read as in the async pool.
+    this.message = fields.message;
+    this.stack = fields.stack;
+    this.autoretry = fields.autoretry;
+  }
+}
+
 /** Python's `str(exc)` for an exception built from `args`. */
 export function formatExcArgs(args: unknown[]): string {
   if (args.length === 0) return '';

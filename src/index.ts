@@ -62,6 +62,7 @@ export {
   Ignore,
   ChordError,
   ScheduleError,
+  WorkerLostError,
 } from './errors.js';
 export { Control, Inspect, type BroadcastOptions, type ControlCallOptions, type NodeReply, type RevokeOptions, type TargetOptions } from './control/client.js';
 export { EventReceiver, type EventReceiverOptions } from './events/receiver.js';
@@ -72,3 +73,4 @@ export type { ResultBackend } from './backend/types.js';
 export { getLogger, setLogLevel, type Logger, type LogLevel } from './support/log.js';
 export { crontab, Crontab, IntervalSchedule, Beat, type BeatOptions, type BeatSchedule, type BeatScheduleEntry, type CrontabSpec, type Schedule } from './beat/index.js';
 export { Worker, TimeLimitExceeded, SoftTimeLimitExceeded, type WorkerOptions, type WorkerStats } from './worker/index.js';
+export type { PoolInfo, PoolName, WorkerPool } from './worker/pools/index.js';

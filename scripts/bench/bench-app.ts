@@ -8,6 +8,8 @@
  *   bench.sleep100(run, n)         await 100 ms (a slow SMS provider), then count
  *   bench.stamp(run, n, sentAt)    record send -> start latency, then count
  *   bench.chord_body(values, run)  a chord's body: records when it ran and how many results it got
+ *   bench.cpu400(run, n)           compute for 400 ms of CPU (BENCH_CPU_ITERATIONS of work()), then count
+ *   bench.nothing(run, n)          nothing at all (hop-worker.ts counts it in the main thread)
  *
  * Settings from the environment: BENCH_BROKER (default the test vhost),
  * BENCH_BACKEND (empty or unset = no result backend), BENCH_QUEUE
@@ -16,6 +18,31 @@
 import { Celery } from 'ts-celery';
 import { DEFAULT_BROKER, DEFAULT_REDIS } from './config.js';
 import { Marker, nowMs, sleep } from './marker.js';
+
+/** How much CPU `bench.cpu400` uses. */
+export const CPU_TASK_MS = 400;
+
+/**
+ * A fixed amount of pure computation: `iterations` steps of an integer hash. A fixed amount, not
+ * "until 400 ms have passed", so that a task that gets only part of a core takes longer.
+ */
+export function work(iterations: number): number {
+  let x = 0;
+  for (let i = 0; i < iterations; i++) x = (x * 31 + i) | 0;
+  return x;
+}
+
+/** The iterations of work() that take `ms` of CPU on this machine (measured with process.cpuUsage, in a single-threaded process). */
+export function calibrateWork(ms: number): number {
+  work(1e6); // warm up the JIT
+  for (let n = 1e6; ; n *= 2) {
+    const before = process.cpuUsage();
+    work(n);
+    const used = process.cpuUsage(before);
+    const usedMs = (used.user + used.system) / 1000;
+    if (usedMs >= 200) return Math.round((n * ms) / usedMs);
+  }
+}
 
 export interface BenchAppOptions {
   broker?: string | undefined;
@@ -47,7 +74,13 @@ export function createBenchApp(options: BenchAppOptions) {
   const chordBody = app.task({ name: 'bench.chord_body' }, async (values: unknown[], run: string) => {
     await marker.body(run, values.length);
   });
-  return { app, marker, tasks: { noop, sleep100, stamp, chordBody } };
+  const cpu400 = app.task({ name: 'bench.cpu400' }, async (run: string, n: number) => {
+    const started = nowMs();
+    work(Number(process.env.BENCH_CPU_ITERATIONS) || 200_000_000);
+    await marker.done(run, n, started);
+  });
+  const nothing = app.task({ name: 'bench.nothing' }, (_run: string, _n: number) => undefined);
+  return { app, marker, tasks: { noop, sleep100, stamp, chordBody, cpu400, nothing } };
 }
 
 const env = process.env;

@@ -29,6 +29,10 @@ export interface Sizes {
   noop: number;
   /** Workload 2: 100-ms tasks queued, then drained at -c 1000 (also workload 5's RSS). */
   sleep: number;
+  /** Workload 8: 400-ms CPU-bound tasks queued, then drained by two threads / processes. */
+  cpu: number;
+  /** Workload 9: no-op tasks drained at -c 2 by -P threads and -P async (the thread hop's CPU). */
+  hop: number;
   /** Workload 3: delay() calls timed for the rate, with `window` in flight. */
   producer: number;
   window: number;
@@ -52,6 +56,8 @@ export const FULL: Sizes = {
   repetitions: 3,
   noop: 20_000,
   sleep: 10_000,
+  cpu: 30,
+  hop: 10_000,
   producer: 20_000,
   window: 1_000,
   warmup: 500,
@@ -68,6 +74,8 @@ export const QUICK: Sizes = {
   repetitions: 1,
   noop: 1_000,
   sleep: 1_000,
+  cpu: 4,
+  hop: 500,
   producer: 1_000,
   window: 1_000,
   warmup: 50,

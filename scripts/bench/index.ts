@@ -7,6 +7,7 @@
  *   npm run bench                      full run: 3 repetitions, ~20 minutes on 2 cores
  *   npm run bench -- --quick           small N, 1 repetition, under a minute (the smoke test)
  *   npm run bench -- --only noop,e2e --systems ts,raw --reps 5
+ *   npm run bench -- --only cpu,noop-hop                -P threads: CPU-bound throughput, the thread hop's CPU
  *   npm run bench -- --profile         also write CPU profiles of the ts-celery workers
  *                                      and print their top self-time functions
  *   npm run bench -- --long 0          skip the 100,000-task RSS run (or give another size)
@@ -22,7 +23,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { createBenchApp } from './bench-app.js';
+import { calibrateWork, CPU_TASK_MS, createBenchApp } from './bench-app.js';
 import { DEFAULT_BROKER, DEFAULT_REDIS, FULL, QUICK, REDIS_BROKER, RESULTS_DIR, type Sizes } from './config.js';
 import { describeMachine, machineInfo, type MachineInfo } from './machine.js';
 import { epochToMonotonicUs, formatHot, hotFunctions, profileOf } from './profile.js';
@@ -56,6 +57,8 @@ const PLAN: Array<{ workload: WorkloadId; systems: string[] }> = [
   { workload: 'noop', systems: ['raw', 'ts', 'ts-events', 'py-eventlet', 'py-prefork', 'bullmq'] },
   { workload: 'noop-redis', systems: ['ts', 'py-eventlet', 'py-prefork'] },
   { workload: 'sleep100', systems: ['raw', 'ts', 'py-eventlet', 'bullmq'] },
+  { workload: 'cpu', systems: ['ts-threads', 'ts-async2', 'py-prefork'] },
+  { workload: 'noop-hop', systems: ['hop-async', 'hop-threads'] },
   { workload: 'producer-rate', systems: ['raw', 'ts', 'python', 'bullmq'] },
   { workload: 'producer-single', systems: ['raw', 'ts', 'python', 'bullmq'] },
   { workload: 'e2e', systems: ['raw', 'ts', 'py-eventlet', 'py-prefork', 'bullmq'] },
@@ -89,6 +92,10 @@ function runOne(ctx: BenchContext, workload: WorkloadId, system: string, rep: nu
     case 'sleep100':
     case 'sleep100-rb':
       return drain(ctx, workload, system as SystemId, rep, 'sleep100', sizes.sleep, null);
+    case 'cpu':
+      return drain(ctx, workload, system as SystemId, rep, 'cpu400', sizes.cpu, null);
+    case 'noop-hop':
+      return drain(ctx, workload, system as SystemId, rep, 'nothing', sizes.hop, null);
     case 'long':
       return drain(ctx, workload, system as SystemId, rep, 'sleep100', sizes.long, REDIS_BACKEND);
     case 'producer-rate':
@@ -139,6 +146,11 @@ async function main(): Promise<number> {
   await admin.deleteExchange(captureQueue);
   await admin.close();
 
+  if (!only || only.has('cpu')) {
+    // bench.cpu400's amount of work: 400 ms of CPU here (Python calibrates its own loop likewise).
+    process.env.BENCH_CPU_ITERATIONS = String(calibrateWork(CPU_TASK_MS));
+    progress(`bench.cpu400: ${process.env.BENCH_CPU_ITERATIONS} iterations = ${CPU_TASK_MS} ms of CPU`);
+  }
   const ctx: BenchContext = { sizes, broker: DEFAULT_BROKER, redisUrl: DEFAULT_REDIS, redis, brokerRedis, amqp, shape, profileDir, progress };
   const records: RunRecord[] = [];
   const measure = async (workload: WorkloadId, system: string, rep: number): Promise<void> => {

@@ -13,7 +13,7 @@ import { nowMs, sleep } from './marker.js';
 import { celeryBody, connectRaw, publishOne, withTask, type MessageShape } from './raw.js';
 
 export type NodeSystem = 'raw' | 'ts' | 'bullmq';
-export type TaskKind = 'noop' | 'sleep100' | 'stamp';
+export type TaskKind = 'noop' | 'sleep100' | 'stamp' | 'cpu400' | 'nothing';
 
 export interface ProducerOptions {
   queue: string;
@@ -44,7 +44,13 @@ export async function openProducer(system: NodeSystem, options: ProducerOptions)
     const conn: ChannelModel = await connectRaw(options.broker);
     const ch: ConfirmChannel = await conn.createConfirmChannel();
     await ch.assertQueue(options.queue, { durable: true });
-    const shapes = { noop: withTask(shape, 'bench.noop'), sleep100: withTask(shape, 'bench.sleep100'), stamp: withTask(shape, 'bench.stamp') };
+    const shapes = {
+      noop: withTask(shape, 'bench.noop'),
+      sleep100: withTask(shape, 'bench.sleep100'),
+      stamp: withTask(shape, 'bench.stamp'),
+      cpu400: withTask(shape, 'bench.cpu400'),
+      nothing: withTask(shape, 'bench.nothing'),
+    };
     return {
       send: (task, args) => publishOne(ch, options.queue, shapes[task], celeryBody(args)),
       close: async () => {

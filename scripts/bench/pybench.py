@@ -5,7 +5,7 @@ As a worker (cwd = scripts/bench), Debian's python3-celery 5.2.6:
   /usr/bin/python3 -m celery -A pybench worker -l warning -P prefork -c 2 -Q <queue>
 
 As a producer (Python's delay(), one process), printing one JSON line:
-  pybench.py fill   --task bench.noop --run R --n N     queue N tasks
+  pybench.py fill   --task bench.noop --run R --n N     queue N tasks (bench.cpu400: a 400-ms busy loop)
   pybench.py rate   --run R --n N --warmup W            delay() calls per second
   pybench.py single --run R --n N --warmup W --gap-ms G latency of one delay() at a time
   pybench.py e2e    --run R --n N --rate 100            stamp tasks at a steady rate
@@ -22,7 +22,7 @@ import os
 import sys
 import time
 
-from celery import Celery
+from celery import Celery, signals
 
 BROKER = os.environ.get('BENCH_BROKER') or 'amqp://guest:guest@127.0.0.1:5672/ts-celery-test'
 BACKEND = os.environ.get('BENCH_BACKEND') or None
@@ -85,6 +85,43 @@ def stamp(run, n, sent_at):
     done(run, n, started)
 
 
+def work(iterations):
+    """A fixed amount of pure computation (bench-app.ts's work(), in Python)."""
+    x = 0
+    for i in range(iterations):
+        x = (x * 31 + i) & 0xFFFFFFFF
+    return x
+
+
+def calibrate_work(ms):
+    """The iterations of work() that take `ms` of this thread's CPU time."""
+    n = 100000
+    while True:
+        t = time.thread_time()
+        work(n)
+        used = time.thread_time() - t
+        if used >= 0.2:
+            return int(n * (ms / 1000.0) / used)
+        n *= 2
+
+
+_cpu_iterations = None
+
+
+@signals.worker_init.connect
+def _calibrate(**_):
+    # In the main process, before the pool forks: every child inherits the figure.
+    global _cpu_iterations
+    _cpu_iterations = calibrate_work(400)
+
+
+@app.task(name='bench.cpu400')
+def cpu400(run, n):
+    started = now_ms()
+    work(_cpu_iterations or calibrate_work(400))  # 400 ms of CPU, as bench-app.ts's cpu400
+    done(run, n, started)
+
+
 def close_connections():
     """Closes the pooled broker connections with AMQP's close handshake.
 
@@ -107,7 +144,7 @@ def chord_body(values, run):
     redis_client().rpush('bench:%s:body' % run, '%.3f|%d' % (now_ms(), len(values)))
 
 
-TASKS = {'bench.noop': noop, 'bench.sleep100': sleep100, 'bench.stamp': stamp}
+TASKS = {'bench.noop': noop, 'bench.sleep100': sleep100, 'bench.stamp': stamp, 'bench.cpu400': cpu400}
 
 
 def main(argv):

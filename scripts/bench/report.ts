@@ -34,6 +34,8 @@ const TITLES: Record<WorkloadId, string> = {
   noop: 'Workload 1: no-op task, no result backend (queued first, then drained)',
   'noop-redis': 'Workload 1b: no-op task, Redis result backend',
   sleep100: 'Workload 2: I/O task awaiting 100 ms at concurrency 1000 (ideal 10,000/s)',
+  cpu: 'Workload 8: CPU-bound task (400 ms of CPU), two at once (ideal 5/s on 2 cores)',
+  'noop-hop': 'Workload 9: a task that does nothing, at -c 2, -P threads vs -P async (the CPU of the hop to a worker thread)',
   'producer-rate': 'Workload 3a: producer, calls per second from one process (many in flight)',
   'producer-single': 'Workload 3b: latency of a single call, one at a time',
   e2e: 'Workload 4: end-to-end latency, send -> task start, at 100 tasks/s',
@@ -92,6 +94,22 @@ export function groupRecords(records: RunRecord[]): Group[] {
     };
   });
 }
+
+/** Median over repetitions of a − b, pairing runs of the same repetition. */
+export function pairedDiff(records: RunRecord[], a: [WorkloadId, string], b: [WorkloadId, string], f: (r: RunRecord) => number | undefined): number {
+  const diffs: number[] = [];
+  for (const ra of records) {
+    if (ra.workload !== a[0] || ra.system !== a[1] || !ra.ok) continue;
+    const rb = records.find((r) => r.workload === b[0] && r.system === b[1] && r.rep === ra.rep && r.ok);
+    const va = f(ra);
+    const vb = rb && f(rb);
+    if (va !== undefined && vb !== undefined) diffs.push(va - vb);
+  }
+  return summarize(diffs).median;
+}
+
+/** Tasks per second two workers can run of `bench.cpu400` at best: 2 × 1000 / 400. */
+export const CPU_IDEAL_RATE = 2 * (1000 / 400);
 
 /** Median over repetitions of a/b, pairing runs of the same repetition. */
 export function pairedRatio(records: RunRecord[], a: [WorkloadId, string], b: [WorkloadId, string], f: (r: RunRecord) => number | undefined): number {
@@ -175,6 +193,18 @@ export function checkTargets(records: RunRecord[], groups: Group[]): Target[] {
     measured: Number.isFinite(rbX) ? `${rbX.toFixed(1)}x (prefork ${fmt(g('noop-rb', 'py-prefork-redis')?.rate?.median)}/s)` : 'not measured',
     pass: Number.isFinite(rbX) ? rbX >= 5 : null,
   });
+  const cpuThreads = g('cpu', 'ts-threads')?.rate?.median;
+  targets.push({
+    text: 'CPU-bound 400-ms tasks at -P threads -c 2: within 1.3x of the ideal parallel time',
+    measured: cpuThreads === undefined ? 'not measured' : `${(CPU_IDEAL_RATE / cpuThreads).toFixed(2)}x the ideal time (${fmt(cpuThreads, 2)} of ${fmt(CPU_IDEAL_RATE)} tasks/s)`,
+    pass: cpuThreads === undefined ? null : CPU_IDEAL_RATE / cpuThreads <= 1.3,
+  });
+  const hop = pairedDiff(records, ['noop-hop', 'hop-threads'], ['noop-hop', 'hop-async'], (r) => r.cpuUsPerTask);
+  targets.push({
+    text: 'the hop to a worker thread costs <= 100 µs of CPU per no-op task (-P threads minus -P async, both -c 2)',
+    measured: Number.isFinite(hop) ? `${fmt(hop, 1)} µs` : 'not measured',
+    pass: Number.isFinite(hop) ? hop <= 100 : null,
+  });
   const rss = g('sleep100', 'ts')?.rssPeakMb?.max;
   targets.push({ text: 'worker RSS < 150 MB with 1,000 tasks in flight', measured: rss === undefined ? 'not measured' : `${fmt(rss)} MB peak`, pass: rss === undefined ? null : rss < 150 });
   const long = records.find((r) => r.workload === 'long' && r.ok);
@@ -233,6 +263,18 @@ export function formatTables(records: RunRecord[], groups: Group[], targets: Tar
         fmt(x.cpuUsPerTask?.median, 1), fmt(x.rssPeakMb?.median),
       ]);
       out.push(table(['system', 'header tasks/s', 'min–max', 'of plain tasks', 'CPU µs/task', 'peak RSS MB'], rows));
+    } else if (w === 'cpu') {
+      const rows = gs.map((x) => [
+        x.label + incomplete(x), fmt(x.rate?.median, 2), range(x.rate, 2), x.rate ? pct(x.rate.median / CPU_IDEAL_RATE) : '–',
+        x.rate ? `${(CPU_IDEAL_RATE / x.rate.median).toFixed(2)}x` : '–', pct(pairedRatio(records, [w, x.system], [w, 'py-prefork'], rate)),
+        fmt(x.cpuUsPerTask === undefined ? undefined : x.cpuUsPerTask.median / 1000), fmt(x.rssPeakMb?.median),
+      ]);
+      out.push(table(['system', 'tasks/s', 'min–max', 'of ideal', 'time vs ideal', 'of prefork (same round)', 'CPU ms/task', 'peak RSS MB'], rows));
+    } else if (w === 'noop-hop') {
+      const rows = gs.map((x) => [x.label + incomplete(x), fmt(x.rate?.median), range(x.rate), fmt(x.cpuUsPerTask?.median, 1), range(x.cpuUsPerTask, 1), fmt(x.rssPeakMb?.median)]);
+      const hop = pairedDiff(records, [w, 'hop-threads'], [w, 'hop-async'], (r) => r.cpuUsPerTask);
+      rows.push(['the hop (threads − async, paired per repetition)', '', '', Number.isFinite(hop) ? fmt(hop, 1) : '–', '', '']);
+      out.push(table(['system', 'tasks/s', 'min–max', 'CPU µs/task', 'min–max', 'peak RSS MB'], rows));
     } else if (w === 'producer-rate') {
       const rows = gs.map((x) => [x.label + incomplete(x), fmt(x.rate?.median), range(x.rate), pct(pairedRatio(records, [w, x.system], [w, 'raw'], rate))]);
       out.push(table(['producer', 'calls/s', 'min–max', 'of raw confirms'], rows));
@@ -266,4 +308,5 @@ export const NOTES = [
   "Workload 7 (Redis as the broker): ts-celery, BullMQ and Celery share one Redis server (broker DB 10, BullMQ and counters DB 11); ts-celery's delay() resolves once Redis replied to the LPUSH, Celery's once the command was written.",
   'RSS and CPU are summed over the worker process tree (prefork: parent and children; shared pages count per process).',
   'ts-celery -E sends task-received/started/succeeded for every task, batched as Celery does (task.multi lists of up to 24); no receiver is bound during the run, so RabbitMQ routes and drops them.',
+  'Workload 8 (CPU-bound): each task computes a fixed amount calibrated to 400 ms of CPU on this machine (JS and Python each calibrate their own loop); -P async runs one at a time whatever -c says, -P threads and prefork two. Workload 9: a Worker (hop-worker.ts) drains tasks that do nothing, two at once, and counts them in its main thread, so the CPU difference between the pools is the hop to a thread and back.',
 ];

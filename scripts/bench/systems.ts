@@ -4,6 +4,10 @@
  *   raw          plain amqplib consumer, prefetch 1000 (the ceiling)       raw-worker.ts
  *   ts           ts-celery worker -c 1000 -l warning                        bin/ts-celery.js + bench-app.ts
  *   ts-events    the same with -E: task events (3 per task, batched)  on   bin/ts-celery.js + bench-app.ts
+ *   ts-async2    the same with -P async -c 2     (the thread hop's baseline; CPU-bound work)
+ *   ts-threads   the same with -P threads -c 2   (CPU-bound tasks in worker threads)
+ *   hop-async    a Worker at -c 2, -P async, counting completions itself  hop-worker.ts
+ *   hop-threads  the same with -P threads    (workload 9: the thread hop's CPU)
  *   py-eventlet  Debian's Celery 5.2.6, -P eventlet -c 1000 (the tutorial)  pybench.py
  *   py-prefork   Debian's Celery 5.2.6, -P prefork -c 2                     pybench.py
  *   bullmq       BullMQ Worker, concurrency 1000 (Redis, not RabbitMQ)      bullmq-worker.ts
@@ -19,7 +23,8 @@ import { join } from 'node:path';
 import { BENCH_DIR, PYTHON, ROOT } from './config.js';
 import { startProc, type Proc } from './procs.js';
 
-export type SystemId = 'raw' | 'ts' | 'ts-events' | 'py-eventlet' | 'py-prefork' | 'bullmq' | 'ts-redis' | 'py-prefork-redis';
+export type SystemId = 'raw' | 'ts' | 'ts-events' | 'py-eventlet' | 'py-prefork' | 'bullmq' | 'ts-redis' | 'py-prefork-redis'
+  | 'ts-async2' | 'ts-threads' | 'hop-async' | 'hop-threads';
 /** Who produces for a system: Node clients (producers.ts) or Python's delay() (pybench.py). */
 export type ProducerId = 'raw' | 'ts' | 'python' | 'bullmq' | 'ts-redis' | 'python-redis';
 
@@ -38,6 +43,10 @@ export const SYSTEMS: Record<SystemId, SystemDef> = {
   raw: { id: 'raw', label: 'raw amqplib (ceiling)', transport: 'amqp', producer: 'raw' },
   ts: { id: 'ts', label: 'ts-celery -c 1000', transport: 'amqp', producer: 'ts' },
   'ts-events': { id: 'ts-events', label: 'ts-celery -c 1000 -E (task events)', transport: 'amqp', producer: 'ts' },
+  'ts-async2': { id: 'ts-async2', label: 'ts-celery -P async -c 2', transport: 'amqp', producer: 'ts' },
+  'ts-threads': { id: 'ts-threads', label: 'ts-celery -P threads -c 2', transport: 'amqp', producer: 'ts' },
+  'hop-async': { id: 'hop-async', label: 'ts-celery Worker -P async -c 2', transport: 'amqp', producer: 'ts' },
+  'hop-threads': { id: 'hop-threads', label: 'ts-celery Worker -P threads -c 2', transport: 'amqp', producer: 'ts' },
   'py-eventlet': { id: 'py-eventlet', label: 'Celery 5.2.6 -P eventlet -c 1000', transport: 'amqp', producer: 'python' },
   'py-prefork': { id: 'py-prefork', label: 'Celery 5.2.6 -P prefork -c 2', transport: 'amqp', producer: 'python' },
   bullmq: { id: 'bullmq', label: 'BullMQ concurrency 1000', transport: 'redis', producer: 'bullmq' },
@@ -100,13 +109,19 @@ export function startWorker(system: SystemId, spec: WorkerSpec): Proc {
       return startProc(node, ['--import', 'tsx', join(BENCH_DIR, 'raw-worker.ts')], { cwd: ROOT, env });
     case 'bullmq':
       return startProc(node, ['--import', 'tsx', join(BENCH_DIR, 'bullmq-worker.ts')], { cwd: ROOT, env });
+    case 'hop-async':
+    case 'hop-threads':
+      return startProc(node, ['--import', 'tsx', join(BENCH_DIR, 'hop-worker.ts')], { cwd: ROOT, env: { ...env, POOL: system === 'hop-threads' ? 'threads' : 'async' } });
     case 'ts':
     case 'ts-events':
-    case 'ts-redis': {
+    case 'ts-redis':
+    case 'ts-async2':
+    case 'ts-threads': {
       const prof = spec.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${spec.profileDir}`] : [];
       // -E: task-received/started/succeeded per task, published to celeryev (nobody bound: RabbitMQ drops them).
       const events = system === 'ts-events' ? ['-E'] : [];
-      const args = ['worker', '-A', 'scripts/bench/bench-app.ts', '-c', '1000', '-Q', spec.queue, '-l', 'warning', '-n', nodeName(system), ...events];
+      const pool = system === 'ts-async2' || system === 'ts-threads' ? ['-P', system === 'ts-threads' ? 'threads' : 'async', '-c', '2'] : ['-c', '1000'];
+      const args = ['worker', '-A', 'scripts/bench/bench-app.ts', ...pool, '-Q', spec.queue, '-l', 'warning', '-n', nodeName(system), ...events];
       return startProc(node, [...prof, join(ROOT, 'bin', 'ts-celery.js'), ...args], { cwd: ROOT, env });
     }
     case 'py-eventlet':

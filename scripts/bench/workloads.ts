@@ -31,6 +31,8 @@ import { chord } from 'ts-celery';
 
 export type WorkloadId =
   | 'noop' | 'noop-redis' | 'sleep100' | 'producer-rate' | 'producer-single' | 'e2e' | 'long' | 'chord'
+  // -P threads: CPU-bound tasks, and the CPU of the hop to a worker thread.
+  | 'cpu' | 'noop-hop'
   // The same workloads with Redis as the broker (kombu's lists), against BullMQ and Celery on that Redis.
   | 'noop-rb' | 'sleep100-rb' | 'producer-rate-rb' | 'e2e-rb';
 
@@ -270,7 +272,7 @@ function phases(record: RunRecord, reset = true): (name: string) => void {
  * seconds Celery's warm shutdown takes.
  */
 async function stopWorker(ctx: BenchContext, system: SystemId, worker: Proc, record: RunRecord): Promise<void> {
-  const isTs = system === 'ts' || system === 'ts-events' || system === 'ts-redis';
+  const isTs = ['ts', 'ts-events', 'ts-redis', 'ts-async2', 'ts-threads', 'hop-async', 'hop-threads'].includes(system);
   await worker.stop(isTs ? 15_000 : 0);
   if (ctx.profileDir && isTs) record.profile = worker.pid;
 }

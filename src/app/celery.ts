@@ -52,6 +52,24 @@ function toEpochMs(value: Date | string | number, what: string): number {
   return ms;
 }
 
+/**
+ * Inside a worker thread of `-P threads`, every app sends and reads through the main
+ * thread's broker and backend (the main thread keeps all connections), and uses the main
+ * app's `oid`, so rpc:// replies reach the queue the main thread consumes.
+ */
+export interface ThreadConnections {
+  broker: Broker;
+  backend: ResultBackend;
+  oid: string;
+}
+
+let threadConnections: ThreadConnections | null = null;
+
+/** @internal Called once by a worker thread (pools/thread-main.ts) before it loads the app. */
+export function useThreadConnections(connections: ThreadConnections): void {
+  threadConnections = connections;
+}
+
 export class Celery implements TaskHost {
   /** The app's name (Python's `main`), shown in the worker banner. */
   readonly main: string;
@@ -60,7 +78,7 @@ export class Celery implements TaskHost {
   /** Registered tasks by name. */
   readonly tasks = new Map<string, Task<never, unknown>>();
   /** Sent as `reply_to` on every task, as Python's `app.thread_oid` (used by rpc://). */
-  readonly oid: string = randomUUID();
+  readonly oid: string = threadConnections?.oid ?? randomUUID();
   /** The app's Lamport clock (Celery's `app.clock`): stamps events and remote-control messages. */
   readonly clock = new LamportClock();
 
@@ -210,7 +228,7 @@ export class Celery implements TaskHost {
   get broker(): Broker {
     if (!this.brokerInstance) {
       if (!this.isReady) throw new ImproperlyConfigured('The app is still loading its config module: await app.ready() first');
-      this.brokerInstance = createBroker(this.conf, `ts-celery ${this.main} ${this.origin}`);
+      this.brokerInstance = threadConnections?.broker ?? createBroker(this.conf, `ts-celery ${this.main} ${this.origin}`);
     }
     return this.brokerInstance;
   }
@@ -219,7 +237,7 @@ export class Celery implements TaskHost {
   get backend(): ResultBackend {
     if (!this.backendInstance) {
       if (!this.isReady) throw new ImproperlyConfigured('The app is still loading its config module: await app.ready() first');
-      this.backendInstance = createBackend(this.conf, { broker: () => this.broker, oid: this.oid });
+      this.backendInstance = threadConnections?.backend ?? createBackend(this.conf, { broker: () => this.broker, oid: this.oid });
     }
     return this.backendInstance;
   }

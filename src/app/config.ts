@@ -61,6 +61,48 @@ export interface TlsOptions {
   rejectUnauthorized?: boolean;
 }
 
+/** The worker's pools (`-P`): `async` runs tasks on the main event loop, `threads` in worker threads. */
+export type PoolName = 'async' | 'threads';
+
+/** Node's `resourceLimits` for each worker thread of `-P threads` (megabytes). */
+export interface ThreadResourceLimits {
+  maxOldGenerationSizeMb?: number;
+  maxYoungGenerationSizeMb?: number;
+  codeRangeSizeMb?: number;
+  stackSizeMb?: number;
+}
+
+const THREAD_RESOURCE_LIMITS = ['maxOldGenerationSizeMb', 'maxYoungGenerationSizeMb', 'codeRangeSizeMb', 'stackSizeMb'] as const;
+
+/** Celery's pool names that ts-celery does not have, and what to use instead. */
+const OTHER_POOLS: Record<string, string> = {
+  prefork: 'threads (CPU-bound tasks in worker threads)',
+  processes: 'threads (CPU-bound tasks in worker threads)',
+  eventlet: 'async (the default: many tasks awaiting I/O on one event loop)',
+  gevent: 'async (the default: many tasks awaiting I/O on one event loop)',
+  solo: 'async with concurrency 1',
+};
+
+/** Checks a pool name, saying what to use for Celery's other pools (`-P prefork` -> threads). */
+export function checkPoolName(value: unknown, where = 'worker_pool'): asserts value is PoolName {
+  if (value === 'async' || value === 'threads') return;
+  const instead = typeof value === 'string' ? OTHER_POOLS[value] : undefined;
+  throw new ImproperlyConfigured(
+    `${where} ${JSON.stringify(value)} is not available: ts-celery has the pools "async" and "threads"` + (instead ? `; use ${instead}` : ''),
+  );
+}
+
+function checkResourceLimits(value: unknown): void {
+  for (const [key, limit] of Object.entries(value as Record<string, unknown>)) {
+    if (!(THREAD_RESOURCE_LIMITS as readonly string[]).includes(key)) {
+      throw new ImproperlyConfigured(`Unknown key ${JSON.stringify(key)} in worker_thread_resource_limits${didYouMean(key, THREAD_RESOURCE_LIMITS)}`);
+    }
+    if (typeof limit !== 'number' || !(limit > 0)) {
+      throw new ImproperlyConfigured(`worker_thread_resource_limits.${key} must be a positive number of megabytes, got ${JSON.stringify(limit)}`);
+    }
+  }
+}
+
 /** All settings, with Celery's names. */
 export interface CelerySettings {
   broker_url: string;
@@ -121,6 +163,9 @@ export interface CelerySettings {
   worker_cancel_long_running_tasks_on_connection_loss: boolean;
   worker_deduplicate_successful_tasks: boolean;
   worker_max_tasks_per_child: number | null;
+  worker_max_memory_per_child: number | null;
+  worker_pool: PoolName;
+  worker_thread_resource_limits: ThreadResourceLimits | null;
   worker_hijack_root_logger: boolean;
   worker_state_db: string | null;
   worker_disable_rate_limits: boolean;
@@ -252,12 +297,9 @@ export const SETTINGS: { readonly [K in keyof CelerySettings]: SettingSpec } = {
   task_create_missing_queues: { default: true, kind: 'bool' },
   task_acks_late: { default: false, kind: 'bool' },
   task_acks_on_failure_or_timeout: { default: true, kind: 'bool' },
-  task_reject_on_worker_lost: {
-    default: null,
-    kind: 'bool',
-    nullable: true,
-    unsupported: 'there are no child processes to lose: when the worker process dies, RabbitMQ redelivers every unacked (acks_late) message, i.e. it always behaves as if this were true',
-  },
+  // Takes effect with -P threads, when a pool thread dies under a task (ack-policy.ts). With the
+  // async pool there is nothing to lose but the worker process, whose unacked messages RabbitMQ redelivers.
+  task_reject_on_worker_lost: { default: null, kind: 'bool', nullable: true },
   task_track_started: { default: false, kind: 'bool' },
   task_ignore_result: { default: false, kind: 'bool' },
   task_time_limit: { default: null, kind: 'number', nullable: true },
@@ -285,7 +327,14 @@ export const SETTINGS: { readonly [K in keyof CelerySettings]: SettingSpec } = {
   worker_enable_remote_control: { default: true, kind: 'bool' },
   worker_cancel_long_running_tasks_on_connection_loss: { default: false, kind: 'bool', unsupported: 'running tasks always finish; under acks_late their messages are redelivered' },
   worker_deduplicate_successful_tasks: { default: false, kind: 'bool', unsupported: 'not implemented' },
-  worker_max_tasks_per_child: { default: null, kind: 'int', nullable: true, unsupported: 'the async pool has no child processes' },
+  // -P threads: a pool thread is replaced after this many tasks (the async pool warns that it has no children).
+  worker_max_tasks_per_child: { default: null, kind: 'int', nullable: true },
+  // -P threads: KiB of the thread's V8 heap (committed) plus its external memory, checked after each task.
+  worker_max_memory_per_child: { default: null, kind: 'int', nullable: true },
+  // Celery's default is prefork, which Node has no equivalent of; async is the eventlet-like pool.
+  worker_pool: { default: 'async', kind: 'string', check: (value) => checkPoolName(value) },
+  // ts-celery's own: Node's resourceLimits for each pool thread; a thread past them dies alone (worker lost).
+  worker_thread_resource_limits: { default: null, kind: 'object', nullable: true, check: checkResourceLimits },
   worker_hijack_root_logger: { default: true, kind: 'bool', unsupported: 'there is no root logger to hijack in Node' },
   // `-S`/`--statedb`: the file that keeps revoked task ids across restarts (JSON, not Python's shelve).
   worker_state_db: { default: null, kind: 'string', nullable: true },

@@ -42,9 +42,10 @@ export interface TaskOptions {
   /** Ack after the task finishes instead of when it starts (`task_acks_late`). */
   acksLate?: boolean;
   /**
-   * Accepted for compatibility, without effect: there are no pool child processes
-   * to lose. When the worker process itself dies, RabbitMQ redelivers its unacked
-   * (acksLate) messages, as if this were true.
+   * With `acksLate`, a task whose pool thread died under it (`-P threads`: the thread
+   * crashed or ran out of memory) goes back to the queue instead of failing with
+   * `WorkerLostError` (`task_reject_on_worker_lost`). When the worker process itself dies,
+   * RabbitMQ redelivers its unacked messages in any case.
    */
   rejectOnWorkerLost?: boolean;
   /** Store no result (`task_ignore_result`). */

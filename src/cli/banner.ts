@@ -24,7 +24,7 @@ export function banner(worker: Worker): string {
     `- ** ---------- .> app:         ${app.main}`,
     `- ** ---------- .> transport:   ${app.broker.displayUrl}`,
     `- ** ---------- .> results:     ${app.backend.displayUrl}`,
-    `- *** --- * --- .> concurrency: ${worker.concurrency} (async)`,
+    `- *** --- * --- .> concurrency: ${worker.concurrency} (${worker.pool.name})`,
     `-- ******* ---- .> prefetch:    ${worker.prefetch || 'unlimited'} per queue`,
     `--- ***** ----- .> acks:        ${conf.task_acks_late ? 'late (after the task)' : 'early (when the task starts)'}`,
     ' -------------- [queues]',

@@ -4,6 +4,7 @@
  * and exits with code 1.
  */
 import yargs from 'yargs';
+import { checkPoolName, type PoolName } from '../app/config.js';
 import { parseLogLevel, type LogLevel } from '../support/log.js';
 import { closestName, editDistance, looseCase } from '../support/suggest.js';
 import { VERSION } from '../support/version.js';
@@ -119,10 +120,13 @@ export async function main(argv: string[]): Promise<void> {
       'Start a worker that consumes task queues',
       (y) =>
         y
-          .usage('$0 worker -A <app> [-l info] [-c 1000] [-Q q1,q2] [-n name@%h]')
+          .usage('$0 worker -A <app> [-l info] [-P async|threads] [-c 1000] [-Q q1,q2] [-n name@%h]')
           .option('app', { alias: 'A', type: 'string', demandOption: true, describe: 'The app: a folder (its main.ts or index.ts) or a module path' })
           .option('loglevel', { alias: 'l', type: 'string', default: 'warning', describe: 'debug, info, warning, error or critical' })
-          .option('concurrency', { alias: 'c', type: 'number', describe: 'Tasks running at once (async: awaits in flight). Default: worker_concurrency, else the CPU count' })
+          .option('pool', { alias: 'P', type: 'string', describe: 'async (tasks on the event loop, for I/O) or threads (one worker thread per task, for CPU-bound work). Default: worker_pool, else async' })
+          .option('concurrency', { alias: 'c', type: 'number', describe: 'Tasks running at once (async: awaits in flight; threads: threads). Default: worker_concurrency, else the CPU count' })
+          .option('max-tasks-per-child', { type: 'number', describe: '-P threads: replace a thread after this many tasks (worker_max_tasks_per_child)' })
+          .option('max-memory-per-child', { type: 'number', describe: '-P threads: replace a thread after a task that left it holding more than this many KiB (worker_max_memory_per_child)' })
           .option('queues', { alias: 'Q', type: 'string', describe: 'Comma-separated queues to consume. Default: task_default_queue' })
           .option('hostname', { alias: 'n', type: 'string', describe: 'Node name; %h, %n and %d expand. Default: celery@%h' })
           .option('prefetch-multiplier', { type: 'number', describe: 'Prefetch = concurrency x this (default worker_prefetch_multiplier, 4)' })
@@ -146,6 +150,9 @@ export async function main(argv: string[]): Promise<void> {
           .check((a) => {
             if (!parseLogLevel(String(a.loglevel))) throw new Error(`Invalid log level ${JSON.stringify(a.loglevel)}: use debug, info, warning, error or critical`);
             positiveInt('--concurrency')(a.concurrency);
+            positiveInt('--max-tasks-per-child')(a['max-tasks-per-child']);
+            positiveInt('--max-memory-per-child')(a['max-memory-per-child']);
+            if (a.pool !== undefined) checkPoolName(a.pool, '-P');
             if (a['prefetch-multiplier'] !== undefined && !(Number.isInteger(a['prefetch-multiplier']) && a['prefetch-multiplier'] >= 0)) {
               throw new Error('--prefetch-multiplier must be an integer >= 0');
             }
@@ -161,6 +168,9 @@ export async function main(argv: string[]): Promise<void> {
           app: a.app,
           loglevel: parseLogLevel(String(a.loglevel)) as LogLevel,
           concurrency: a.concurrency,
+          pool: a.pool as PoolName | undefined,
+          maxTasksPerChild: a['max-tasks-per-child'],
+          maxMemoryPerChild: a['max-memory-per-child'],
           queues: a.queues?.split(',').map((q) => q.trim()).filter(Boolean),
           hostname: a.hostname,
           prefetchMultiplier: a['prefetch-multiplier'],

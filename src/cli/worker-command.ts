@@ -9,6 +9,7 @@
  */
 import { hostname } from 'node:os';
 import type { Celery } from '../app/celery.js';
+import type { PoolName } from '../app/config.js';
 import { CeleryError } from '../errors.js';
 import { getLogger, setLogLevel, type LogLevel } from '../support/log.js';
 import { urlScheme } from '../support/url.js';
@@ -25,6 +26,10 @@ export interface WorkerArgs {
   app: string;
   loglevel: LogLevel;
   concurrency?: number | undefined;
+  /** `-P`: async or threads (default worker_pool). */
+  pool?: PoolName | undefined;
+  maxTasksPerChild?: number | undefined;
+  maxMemoryPerChild?: number | undefined;
   queues?: string[] | undefined;
   hostname?: string | undefined;
   prefetchMultiplier?: number | undefined;
@@ -62,6 +67,9 @@ function configure(app: Celery, args: WorkerArgs): void {
   const overrides: Record<string, unknown> = {};
   if (args.broker) overrides.broker_url = args.broker;
   if (args.resultBackend) overrides.result_backend = args.resultBackend;
+  if (args.pool) overrides.worker_pool = args.pool;
+  if (args.maxTasksPerChild) overrides.worker_max_tasks_per_child = args.maxTasksPerChild;
+  if (args.maxMemoryPerChild) overrides.worker_max_memory_per_child = args.maxMemoryPerChild;
   if (Object.keys(overrides).length) app.configFromObject(overrides);
   if (urlScheme(app.conf.broker_url) === 'memory') {
     fail(
@@ -76,24 +84,32 @@ function configure(app: Celery, args: WorkerArgs): void {
 export async function runWorker(args: WorkerArgs): Promise<void> {
   setLogLevel(args.loglevel);
   let app: Celery;
+  let appModule: string;
   try {
-    ({ app } = await loadApp(args.app));
+    ({ app, file: appModule } = await loadApp(args.app));
     await app.ready();
   } catch (err) {
     if (err instanceof AppLoadError || err instanceof CeleryError) fail(err.message);
     throw err;
   }
   configure(app, args);
-  const worker = new Worker(app, {
-    hostname: expandNodeName(args.hostname ?? 'celery@%h'),
-    concurrency: args.concurrency,
-    queues: args.queues,
-    prefetchMultiplier: args.prefetchMultiplier,
-    ...(args.taskEvents !== undefined ? { taskEvents: args.taskEvents } : {}),
-    ...(args.statedb !== undefined ? { statedb: args.statedb } : {}),
-    ...(args.heartbeatInterval !== undefined ? { heartbeatInterval: args.heartbeatInterval } : {}),
-    ...(args.metricsPort !== undefined ? { metricsPort: args.metricsPort, metricsHost: args.metricsHost ?? '0.0.0.0' } : {}),
-  });
+  let worker: Worker;
+  try {
+    worker = new Worker(app, {
+      hostname: expandNodeName(args.hostname ?? 'celery@%h'),
+      concurrency: args.concurrency,
+      queues: args.queues,
+      prefetchMultiplier: args.prefetchMultiplier,
+      appModule,
+      ...(args.taskEvents !== undefined ? { taskEvents: args.taskEvents } : {}),
+      ...(args.statedb !== undefined ? { statedb: args.statedb } : {}),
+      ...(args.heartbeatInterval !== undefined ? { heartbeatInterval: args.heartbeatInterval } : {}),
+      ...(args.metricsPort !== undefined ? { metricsPort: args.metricsPort, metricsHost: args.metricsHost ?? '0.0.0.0' } : {}),
+    });
+  } catch (err) {
+    if (err instanceof CeleryError) fail(err.message);
+    throw err;
+  }
 
   let beat: Beat | null = null;
   if (args.beat) {

@@ -228,10 +228,11 @@ export const INSPECT_HANDLERS: Record<string, CommandHandler> = {
       clock: String(ctx.app.clock.value),
       uptime: Math.round((Date.now() - w.startedAt) / 1000),
       pool: {
-        implementation: 'ts-celery:AsyncPool',
+        implementation: w.pool.name === 'threads' ? 'ts-celery:ThreadPool' : 'ts-celery:AsyncPool',
         'max-concurrency': w.concurrency,
-        processes: [process.pid],
-        'max-tasks-per-child': 'N/A',
+        // Celery lists its children's pids; -P threads lists its threads' ids.
+        processes: w.pool.info().processes,
+        'max-tasks-per-child': w.pool.info()['max-tasks-per-child'] ?? 'N/A',
         'put-guarded-by-semaphore': false,
         timeouts: [conf.task_soft_time_limit ?? 0, conf.task_time_limit ?? 0],
       },

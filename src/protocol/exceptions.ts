@@ -13,7 +13,7 @@
  * the client build anything else).
  */
 import { inspect } from 'node:util';
-import { TaskError } from '../errors.js';
+import { TaskError, ThreadTaskError } from '../errors.js';
 import { pyRepr } from './repr.js';
 
 /** Celery's serialized exception. */
@@ -96,6 +96,8 @@ function nonErrorMessage(thrown: unknown): unknown {
  * way `exc_type` does (a subclass that never set `name` prints `Error:`).
  */
 export function formatTraceback(thrown: unknown): string | null {
+  // Formatted in the worker thread that caught it, from the original error.
+  if (thrown instanceof ThreadTaskError) return thrown.remoteTraceback;
   if (!(thrown instanceof Error)) return null;
   const headline = `${errorName(thrown)}: ${thrown.message}`;
   const stack = thrown.stack;

@@ -30,6 +30,16 @@ export function logLevelChosen(): boolean {
   return levelChosen;
 }
 
+/** The level set by {@link setLogLevel} (worker threads are started at the same level). */
+export function getLogLevel(): LogLevel {
+  return (Object.keys(ORDER) as LogLevel[]).find((level) => ORDER[level] === threshold) ?? 'warning';
+}
+
+/** Writes a line formatted elsewhere (a worker thread's log) to the current output. */
+export function writeLogLine(line: string): void {
+  sink(line);
+}
+
 /** True when `level` would be printed: lets hot paths skip building messages. */
 export function isEnabled(level: LogLevel): boolean {
   return ORDER[level] >= threshold;

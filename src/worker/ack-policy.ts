@@ -22,10 +22,22 @@ export type DeliveryEvent =
   /** The task is about to run. */
   | { kind: 'starting'; acksLate: boolean }
   /** The task ran; its state has been stored (or the store was attempted). */
-  | { kind: 'finished'; acksLate: boolean; outcome: RunOutcome; acksOnFailureOrTimeout: boolean };
+  | { kind: 'finished'; acksLate: boolean; outcome: RunOutcome; acksOnFailureOrTimeout: boolean; rejectOnWorkerLost?: boolean };
 
-/** How a run ended. */
-export type RunOutcome = 'success' | 'failure' | 'time-limit' | 'retry' | 'retry-not-published' | 'terminated' | 'ignored';
+/**
+ * How a run ended. `worker-lost`: the pool thread running it died first (it crashed, or
+ * ran out of memory), Celery's WorkerLostError.
+ */
+export type RunOutcome = 'success' | 'failure' | 'time-limit' | 'retry' | 'retry-not-published' | 'terminated' | 'ignored' | 'worker-lost';
+
+/**
+ * True when a task whose pool thread died goes back to the queue to run again, as Celery's
+ * `task_reject_on_worker_lost` does under acks_late. The run then stores no FAILURE (Celery
+ * marks it failed only when it is not requeued), so this is asked before storing.
+ */
+export function requeuesLostTask(acksLate: boolean, rejectOnWorkerLost: boolean): boolean {
+  return acksLate && rejectOnWorkerLost;
+}
 
 export type AckDecision = 'ack' | 'reject' | 'requeue' | 'keep';
 
@@ -72,9 +84,20 @@ export function decideAck(event: DeliveryEvent): AckDecision {
           // The retry could not be scheduled: requeue the original so the task is not lost.
           return 'requeue';
         case 'failure':
-        case 'time-limit':
           // task_acks_on_failure_or_timeout (default true) acks failures like Python; when off,
           // the message is rejected without requeue (dead-lettered if the queue has a DLX).
+          return event.acksOnFailureOrTimeout ? 'ack' : 'reject';
+        case 'time-limit':
+          // As Celery 5.7 (acks_on_timeout, which defaults to acks_on_failure_or_timeout): a task
+          // stopped by its hard time limit is acked, or, with the setting off, requeued to run
+          // again (test/fixtures/celery-5.7/worker_lost.json). FAILURE TimeLimitExceeded is stored either way.
+          return event.acksOnFailureOrTimeout ? 'ack' : 'requeue';
+        case 'worker-lost':
+          // As Celery's on_failure for WorkerLostError: with task_reject_on_worker_lost the message
+          // goes back to run again (nothing was stored); otherwise FAILURE WorkerLostError is
+          // stored and the message acked, or rejected without requeue when
+          // task_acks_on_failure_or_timeout is off (test/fixtures/celery-5.7/worker_lost.json).
+          if (requeuesLostTask(event.acksLate, event.rejectOnWorkerLost === true)) return 'requeue';
           return event.acksOnFailureOrTimeout ? 'ack' : 'reject';
       }
   }

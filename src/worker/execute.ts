@@ -9,29 +9,23 @@ import type { BoundTask, RetryOptions, Task, TaskRequest } from '../app/task.js'
 import type { Delivery } from '../broker/types.js';
 import { addToChord, replaceTask } from '../canvas/replace.js';
 import type { Signature } from '../canvas/signature.js';
-import { CeleryError, Ignore, Retry, TaskRevokedError } from '../errors.js';
+import { CeleryError, Ignore, Retry, SoftTimeLimitExceeded, TaskRevokedError, ThreadTaskError, TimeLimitExceeded, WorkerLostError } from '../errors.js';
 import { serializeException } from '../protocol/exceptions.js';
 import { buildTaskMessage, EMPTY_EMBED, type TaskMessage } from '../protocol/message.js';
 import { pyRepr } from '../protocol/repr.js';
 import { buildExceptionMeta, buildResultMeta, States, type MetaContext } from '../protocol/result-meta.js';
 import { getLogger, isEnabled } from '../support/log.js';
-import type { RunOutcome } from './ack-policy.js';
+import { requeuesLostTask, type RunOutcome } from './ack-policy.js';
 import type { TaskLifecycle } from './lifecycle.js';
 import { chordPartReturn, continueAfterFailure, sendCallbacks } from './canvas.js';
 import { bindArguments, paramsOfTask } from './arguments.js';
+import type { TaskCall, WorkerPool } from './pools/types.js';
 import type { ResultWriter } from './results.js';
-import { DEFAULT_MAX_RETRIES, maxRetriesExceeded, retryCountdown, retryMessage, retryRoute } from './retry.js';
+import { checkRetryAllowed, DEFAULT_MAX_RETRIES, retryMessage, retryRoute, retrySchedule } from './retry.js';
 
 const log = getLogger('MainProcess');
 
-/** Hard time limit reached. Python stores it with this type and module. */
-export class TimeLimitExceeded extends CeleryError {
-  static readonly pythonModule = 'billiard.exceptions';
-}
-/** Soft time limit reached: the task's `self.signal` aborts with this. */
-export class SoftTimeLimitExceeded extends CeleryError {
-  static readonly pythonModule = 'billiard.exceptions';
-}
+export { TimeLimitExceeded, SoftTimeLimitExceeded } from '../errors.js';
 /** `self.retry()` could not publish the retry message. */
 class RetryNotPublished extends CeleryError {}
 
@@ -52,6 +46,8 @@ export interface ExecutionContext {
   running: Map<string, RunHandle>;
   /** Time limits set at run time (`time_limit` command) by task name; they replace the task's own. */
   timeLimits: Map<string, { soft: number | null; hard: number | null }>;
+  /** Where the task's function runs: this event loop (`-P async`) or a worker thread (`-P threads`). */
+  pool: WorkerPool;
 }
 
 /** A run in progress, as remote control sees it. */
@@ -74,7 +70,7 @@ function excRepr(err: unknown): string {
   return `${exc_type}(${exc_message.map((a) => pyRepr(a)).join(', ')})`;
 }
 
-export function buildRequest(message: TaskMessage, delivery: Delivery, hostname: string): TaskRequest {
+export function buildRequest(message: TaskMessage, delivery: Pick<Delivery, 'info'>, hostname: string): TaskRequest {
   return {
     id: message.id,
     task: message.task,
@@ -113,7 +109,7 @@ export function executeTask(ctx: ExecutionContext, task: Task<never, unknown>, m
  * allocation in the worker, and most tasks need neither `self`, nor a
  * request object, nor an AbortController; those are built on first use.
  */
-class TaskRun implements TaskContextSource, RunHandle {
+class TaskRun implements TaskContextSource, RunHandle, TaskCall {
   private readonly storesResult: boolean;
   private readonly metaCtx: MetaContext;
   private requestObject: TaskRequest | null = null;
@@ -133,7 +129,7 @@ class TaskRun implements TaskContextSource, RunHandle {
   constructor(
     readonly ctx: ExecutionContext,
     readonly task: Task<never, unknown>,
-    private readonly message: TaskMessage,
+    readonly message: TaskMessage,
     private readonly delivery: Delivery,
   ) {
     const conf = ctx.app.conf;
@@ -147,6 +143,11 @@ class TaskRun implements TaskContextSource, RunHandle {
   /** `self.request`, and what tasks sent from inside this one take their parent from. */
   get request(): TaskRequest {
     return (this.requestObject ??= buildRequest(this.message, this.delivery, this.ctx.hostname));
+  }
+
+  /** Where the message came from (the task's `request.deliveryInfo`). */
+  get deliveryInfo(): Delivery['info'] {
+    return this.delivery.info;
   }
 
   addChild(child: { asTuple(): unknown }): void {
@@ -203,11 +204,12 @@ class TaskRun implements TaskContextSource, RunHandle {
     });
   }
 
-  /** Ends the wait for the task's promise with `reason` (first reason wins). */
+  /** Ends the wait for the task's promise with `reason` (first reason wins), and the thread running it if any. */
   private stop(reason: Error): void {
     if (this.stopReason) return;
     this.stopReason = reason;
     this.interrupt?.(reason);
+    this.ctx.pool.terminate(this.message.id, reason); // -P threads: kills the thread; -P async cannot
   }
 
   terminate(signum: number): void {
@@ -226,12 +228,8 @@ class TaskRun implements TaskContextSource, RunHandle {
    */
   retry(options: RetryOptions = {}): Retry {
     const { task, message } = this;
-    const max = options.maxRetries !== undefined ? options.maxRetries : (task.options.maxRetries ?? DEFAULT_MAX_RETRIES);
-    if (max !== null && message.retries >= max) {
-      throw options.exc !== undefined ? options.exc : maxRetriesExceeded(task.name, message);
-    }
-    const countdown = options.eta ? (options.eta.getTime() - Date.now()) / 1000 : (options.countdown ?? retryCountdown(task.options, message.retries));
-    const eta = options.eta ? options.eta.getTime() : Date.now() + countdown * 1000;
+    checkRetryAllowed(task.name, task.options, message, options);
+    const { countdown, eta } = retrySchedule(options, task.options, message.retries);
     const next = retryMessage(message, eta, { args: options.args, kwargs: options.kwargs });
     const publish = (async () => {
       try {
@@ -261,7 +259,8 @@ class TaskRun implements TaskContextSource, RunHandle {
     return retry;
   }
 
-  private call(args: unknown[]): unknown {
+  /** Calls the task's function in this thread, with its `self` and its task context (the async pool's way). */
+  callHere(args: unknown[]): unknown {
     const fn = this.task.fn;
     return runInTaskContext(this, () => (this.task.bound ? fn(...([new BoundContext(this), ...args] as never[])) : fn(...(args as never[]))));
   }
@@ -285,11 +284,15 @@ class TaskRun implements TaskContextSource, RunHandle {
     try {
       if (this.stopReason) throw this.stopReason;
       if (hard) {
-        // The promise cannot be killed; the slot is freed and its late result ignored.
-        this.addTimer(hard * 1000, () => this.stop(new TimeLimitExceeded(`TimeLimitExceeded(${hard})`)));
+        // -P async cannot kill the promise: the slot is freed and its late result ignored. -P threads kills the thread.
+        this.addTimer(hard * 1000, () => {
+          log.error(`Hard time limit (${hard}s) exceeded for ${task.name}[${message.id}]`);
+          this.stop(new TimeLimitExceeded(`TimeLimitExceeded(${hard})`, hard));
+        });
       }
       const args = bindArguments(task.name, paramsOfTask(task), message.args, message.kwargs);
-      const returned = this.call(args);
+      // The pool calls the function: here, or in a worker thread (which runs its own soft time limit).
+      const returned = ctx.pool.invoke(this, args, soft);
       // Any thenable, not only Promise instances (query builders, other promise libraries); awaited so
       // that a hard time limit or a terminate can end the wait.
       const value = isThenable(returned) ? await this.interruptible(returned) : returned;
@@ -327,7 +330,8 @@ class TaskRun implements TaskContextSource, RunHandle {
     }
     if (this.requestedRetry && err !== this.requestedRetry && !(err instanceof RetryNotPublished)) err = this.unclaimedRetry('threw another error');
     const autoretry = task.options.autoretryFor;
-    if (autoretry && !(err instanceof Retry) && autoretry.some((cls) => err instanceof cls)) {
+    // An error from a worker thread was matched against the classes there, where it was made.
+    if (autoretry && !(err instanceof Retry) && (err instanceof ThreadTaskError ? err.autoretry : autoretry.some((cls) => err instanceof cls))) {
       try {
         err = this.retry({ exc: err });
       } catch (final) {
@@ -358,11 +362,16 @@ class TaskRun implements TaskContextSource, RunHandle {
       ctx.lifecycle.emit('task-ignored', message);
       return 'ignored';
     }
+    if (err instanceof WorkerLostError && requeuesLostTask(task.options.acksLate ?? ctx.app.conf.task_acks_late, task.options.rejectOnWorkerLost ?? ctx.app.conf.task_reject_on_worker_lost ?? false)) {
+      // task_reject_on_worker_lost: the message goes back to run again, so nothing is stored (as Celery).
+      log.error(`Task ${task.name}[${message.id}] ${err.message}: requeued (task_reject_on_worker_lost)`);
+      return 'worker-lost';
+    }
     await this.storeException(States.FAILURE, err);
     if (message.embed !== EMPTY_EMBED) await this.inContext(() => continueAfterFailure(ctx.app, ctx.results, message, err, this.request));
     log.error(`Task ${task.name}[${message.id}] raised unexpected: ${excRepr(err)}\n${err instanceof Error ? (err.stack ?? '') : ''}`);
     ctx.lifecycle.emit('task-failed', message, err, (performance.now() - started) / 1000);
-    return err instanceof TimeLimitExceeded ? 'time-limit' : 'failure';
+    return err instanceof TimeLimitExceeded ? 'time-limit' : err instanceof WorkerLostError ? 'worker-lost' : 'failure';
   }
 }
 

@@ -5,7 +5,7 @@
  * published back to the queue the task came from: exactly what a Python
  * worker publishes, so a Python worker can pick it up too, and vice versa.
  */
-import type { TaskOptions } from '../app/task.js';
+import type { RetryOptions, TaskOptions } from '../app/task.js';
 import type { DeliveryInfo } from '../broker/types.js';
 import { MaxRetriesExceededError } from '../errors.js';
 import { withoutBrokerHeaders, type TaskMessage } from '../protocol/message.js';
@@ -39,6 +39,24 @@ export function maxRetriesExceeded(taskName: string, message: TaskMessage): MaxR
   return new MaxRetriesExceededError(
     `Can't retry ${taskName}[${message.id}] args:${argsRepr(message.args)} kwargs:${kwargsRepr(message.kwargs)}`,
   );
+}
+
+/**
+ * What `self.retry()` throws when the task may not retry any more (`maxRetries`, or the
+ * call's own): its `exc`, else MaxRetriesExceededError, as Python's `retry()` raises.
+ */
+export function checkRetryAllowed(taskName: string, taskOptions: Readonly<TaskOptions>, message: TaskMessage, options: RetryOptions): void {
+  const max = options.maxRetries !== undefined ? options.maxRetries : (taskOptions.maxRetries ?? DEFAULT_MAX_RETRIES);
+  if (max !== null && message.retries >= max) {
+    throw options.exc !== undefined ? options.exc : maxRetriesExceeded(taskName, message);
+  }
+}
+
+/** When the retry `self.retry(options)` asks for runs: seconds from `now`, and its eta (epoch ms). */
+export function retrySchedule(options: RetryOptions, taskOptions: Readonly<TaskOptions>, retriesSoFar: number, now = Date.now()): { countdown: number; eta: number } {
+  if (options.eta) return { countdown: (options.eta.getTime() - now) / 1000, eta: options.eta.getTime() };
+  const countdown = options.countdown ?? retryCountdown(taskOptions, retriesSoFar);
+  return { countdown, eta: now + countdown * 1000 };
 }
 
 /** The message that runs the task again, as a Python worker's `retry()` builds it. */

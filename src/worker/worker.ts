@@ -25,7 +25,8 @@ import { chordPartReturn } from './canvas.js';
 import { EtaScheduler } from './eta.js';
 import { executeTask, SoftTimeLimitExceeded, type ExecutionContext } from './execute.js';
 import { TaskLifecycle } from './lifecycle.js';
-import { ConcurrencyPool, type PoolJob } from './pool.js';
+import type { PoolJob } from './pool.js';
+import { createPool, type PoolName, type WorkerPool } from './pools/index.js';
 import { RateLimiter } from './rate-limit.js';
 import { ResultWriter } from './results.js';
 import { WorkerServices, type WorkerServiceOptions } from './services.js';
@@ -42,6 +43,10 @@ export interface WorkerOptions extends WorkerServiceOptions {
   prefetchMultiplier?: number;
   /** Node name (`-n`), e.g. `celery@host`. */
   hostname: string;
+  /** The pool (`-P`): `async` (the main event loop) or `threads` (worker threads); default `worker_pool`. */
+  pool?: PoolName;
+  /** The module that exports the app (`-A`, resolved): each thread of `-P threads` loads it. */
+  appModule?: string;
 }
 
 /** Counters, for logs, tests and `stats`. */
@@ -112,7 +117,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   /** Each task's lifecycle, as typed events: received, started, succeeded... (lifecycle.ts). */
   readonly lifecycle = new TaskLifecycle();
 
-  private readonly pool: ConcurrencyPool;
+  /** Runs the tasks (`-P`); resize, terminate and stats go through it. */
+  readonly pool: WorkerPool;
   private readonly limiter: RateLimiter;
   private readonly multiplier: number;
   private prefetchPerConsumer: number;
@@ -141,7 +147,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.queues = options.queues?.length ? [...options.queues] : [conf.task_default_queue];
     this.multiplier = options.prefetchMultiplier ?? conf.worker_prefetch_multiplier;
     this.prefetchPerConsumer = this.multiplier === 0 ? 0 : clampPrefetch(concurrency * this.multiplier);
-    this.pool = new ConcurrencyPool(concurrency);
+    this.pool = createPool({ name: options.pool ?? conf.worker_pool, limit: concurrency, app, hostname: this.hostname, appModule: options.appModule });
     this.limiter = new RateLimiter((job) => this.pool.submit(job), conf.worker_disable_rate_limits);
     this.eta = new EtaScheduler(conf.worker_eta_task_limit);
     this.maxHoldMs = conf.worker_eta_max_hold * 1000;
@@ -180,6 +186,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private async startSteps(): Promise<void> {
     await this.app.loadTasks();
     if (this.state !== 'starting') return;
+    try {
+      await this.pool.start(); // -P threads: every thread has loaded the app
+    } catch (err) {
+      if (this.state !== 'starting') return; // stopped meanwhile: the threads were stopped on purpose
+      throw err;
+    }
+    if (this.state !== 'starting') return;
     this.broker = this.app.broker;
     this.broker.on('fatal', this.onBrokerFatal);
     this.results = new ResultWriter(this.app.backend);
@@ -193,6 +206,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       lifecycle: this.lifecycle,
       running: new Map(),
       timeLimits: new Map(),
+      pool: this.pool,
     };
     this.startedAt = Date.now();
     await this.services.beforeConsume();
@@ -384,6 +398,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       acksLate,
       outcome,
       acksOnFailureOrTimeout: this.app.conf.task_acks_on_failure_or_timeout,
+      rejectOnWorkerLost: task.options.rejectOnWorkerLost ?? this.app.conf.task_reject_on_worker_lost ?? false,
     });
     settle(delivery, decision);
     if (decision === 'reject' || decision === 'requeue') this.lifecycle.emit('task-rejected', message, decision === 'requeue');
@@ -419,6 +434,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       await Promise.allSettled([...this.parking]);
       if (this.pool.active > 0) log.warning(`Waiting for ${this.pool.active} running task(s) to finish...`);
       await this.pool.idle();
+      await this.pool.close();
       if (this.results) await this.results.flush(10_000); // undefined when stopped before start() connected
       await Promise.allSettled([...this.slots, ...this.cancelled].map((s) => s.consumer?.close()));
       await this.services.afterStop();

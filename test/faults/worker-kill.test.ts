@@ -11,11 +11,13 @@
  *   else; the prefetched ones that had not started are redelivered and run.
  *
  * `task_reject_on_worker_lost` is Celery's answer to a *pool child* dying under
- * a living main process. ts-celery runs tasks in the worker process itself
- * (async pool, no children): the worker dying is the main process dying, where
- * Celery, too, leaves it to the broker to redeliver what was unacked. So the
- * setting changes nothing here; the acks_late case runs with it set to false
- * (Celery's default), and no WorkerLostError is stored.
+ * a living main process. Here the worker process itself dies (the async pool
+ * runs tasks in it): that is the main process dying, where Celery, too, leaves
+ * it to the broker to redeliver what was unacked. So the setting changes
+ * nothing here; the acks_late case runs with it set to false (Celery's
+ * default), and no WorkerLostError is stored. A pool *thread* dying under a
+ * living worker (`-P threads`) is handled as Celery handles a lost child:
+ * test/threads/.
  */
 import { expect } from 'chai';
 import type { Celery } from '../../src/index.js';

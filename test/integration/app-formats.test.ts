@@ -68,32 +68,36 @@ describe('ts-celery worker -A: app formats (process, RabbitMQ + Redis)', functio
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('loads each as Node would and runs its task with the worker\'s ts-celery', async () => {
-    const started: Array<{ name: string; task: string; queue: string; worker: Promise<TsWorker> }> = [];
-    for (const [name, app] of Object.entries(APPS)) {
-      const dir = mkdtempSync(join(tmpdir(), 'ts-celery-formats-'));
-      dirs.push(dir);
-      mkdirSync(join(dir, 'app'));
-      if (app.pkg === 'module' || app.pkg === 'commonjs') writeFileSync(join(dir, 'app', 'package.json'), JSON.stringify({ type: app.pkg }));
-      if (app.pkg === 'none') writeFileSync(join(dir, 'app', 'package.json'), JSON.stringify({ name: 'no-type' }));
-      writeFileSync(join(dir, 'app', app.file), app.source);
-      const queue = uniqueName('formats');
-      queues.push(queue);
-      const task = /name: '(formats\.\w+)'/.exec(app.source)![1]!;
-      const env = { APP_BROKER: AMQP_URL, APP_BACKEND: REDIS_URL, APP_QUEUE: queue };
-      started.push({ name, task, queue, worker: startTsWorker({ app: join(dir, 'app', app.file), queues: [queue], env, timeoutMs: 30_000 }) });
-    }
-    const workers = await Promise.allSettled(started.map((s) => s.worker));
-    try {
-      for (const [i, w] of workers.entries()) if (w.status === 'rejected') throw new Error(`${started[i]!.name}: ${String(w.reason)}`);
-      await Promise.all(
-        started.map(async ({ name, task, queue }) => {
-          const result = await client.sendTask<string>(task, [], {}, { queue });
-          expect(await result.get({ timeout: 20_000 }), name).to.equal(result.id);
-        }),
-      );
-    } finally {
-      await Promise.all(workers.map((w) => (w.status === 'fulfilled' ? w.value.stop() : undefined)));
-    }
-  });
+  for (const pool of ['async', 'threads'] as const) {
+    const where = pool === 'threads' ? ' in a worker thread (-P threads: each thread loads the app itself)' : '';
+    it(`loads each as Node would and runs its task with the worker's ts-celery${where}`, async () => {
+      const started: Array<{ name: string; task: string; queue: string; worker: Promise<TsWorker> }> = [];
+      for (const [name, app] of Object.entries(APPS)) {
+        const dir = mkdtempSync(join(tmpdir(), 'ts-celery-formats-'));
+        dirs.push(dir);
+        mkdirSync(join(dir, 'app'));
+        if (app.pkg === 'module' || app.pkg === 'commonjs') writeFileSync(join(dir, 'app', 'package.json'), JSON.stringify({ type: app.pkg }));
+        if (app.pkg === 'none') writeFileSync(join(dir, 'app', 'package.json'), JSON.stringify({ name: 'no-type' }));
+        writeFileSync(join(dir, 'app', app.file), app.source);
+        const queue = uniqueName('formats');
+        queues.push(queue);
+        const task = /name: '(formats\.\w+)'/.exec(app.source)![1]!;
+        const env = { APP_BROKER: AMQP_URL, APP_BACKEND: REDIS_URL, APP_QUEUE: queue };
+        const extraArgs = pool === 'threads' ? ['-P', 'threads', '-c', '1'] : [];
+        started.push({ name, task, queue, worker: startTsWorker({ app: join(dir, 'app', app.file), queues: [queue], env, extraArgs, timeoutMs: 45_000 }) });
+      }
+      const workers = await Promise.allSettled(started.map((s) => s.worker));
+      try {
+        for (const [i, w] of workers.entries()) if (w.status === 'rejected') throw new Error(`${started[i]!.name}: ${String(w.reason)}`);
+        await Promise.all(
+          started.map(async ({ name, task, queue }) => {
+            const result = await client.sendTask<string>(task, [], {}, { queue });
+            expect(await result.get({ timeout: 20_000 }), name).to.equal(result.id);
+          }),
+        );
+      } finally {
+        await Promise.all(workers.map((w) => (w.status === 'fulfilled' ? w.value.stop() : undefined)));
+      }
+    });
+  }
 });

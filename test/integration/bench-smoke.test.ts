@@ -1,9 +1,10 @@
 /**
  * `npm run bench -- --quick` as a smoke test: every workload runs against every
- * system (raw amqplib, ts-celery, Python Celery 5.2.6 eventlet and prefork,
- * BullMQ, and ts-celery and Celery prefork with Redis as the broker) on the
- * real RabbitMQ and Redis, and every task completes. Timings
- * are not asserted: this machine is shared and small-N figures mean little.
+ * system (raw amqplib, ts-celery on its async and threads pools, Python Celery
+ * 5.2.6 eventlet and prefork, BullMQ, and ts-celery and Celery prefork with
+ * Redis as the broker) on the real RabbitMQ and Redis, and every task
+ * completes. Timings are not asserted: this machine is shared and small-N
+ * figures mean little.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -85,6 +86,8 @@ describe('npm run bench -- --quick (smoke)', function () {
       'sleep100-rb/ts-redis', 'sleep100-rb/bullmq',
       'producer-rate-rb/ts-redis', 'producer-rate-rb/python-redis', 'producer-rate-rb/bullmq',
       'e2e-rb/ts-redis', 'e2e-rb/py-prefork-redis', 'e2e-rb/bullmq',
+      'cpu/ts-threads', 'cpu/ts-async2', 'cpu/py-prefork',
+      'noop-hop/hop-async', 'noop-hop/hop-threads',
     ];
     expect([...seen].sort()).to.deep.equal([...expected].sort());
   });

@@ -12,8 +12,9 @@ import { startTsWorker, type TsWorker } from '../helpers/ts-worker.js';
 
 const run = promisify(execFile);
 
-function suite(python: PythonKind, full: boolean): void {
-  describe(`Python client (${python === 'pypi' ? 'Celery 5.7' : 'Celery 5.2.6'}) -> ts-celery worker`, function () {
+/** `pool`: the worker's -P; the threads pool runs every task of the suite in worker threads (issue #13). */
+function suite(python: PythonKind, full: boolean, pool: 'async' | 'threads' = 'async'): void {
+  describe(`Python client (${python === 'pypi' ? 'Celery 5.7' : 'Celery 5.2.6'}) -> ts-celery worker${pool === 'threads' ? ' -P threads' : ''}`, function () {
     this.timeout(60_000);
     const queue = uniqueName(`pyclient-${python}`);
     let worker: TsWorker;
@@ -21,7 +22,9 @@ function suite(python: PythonKind, full: boolean): void {
       runPythonClient<unknown>(['send', name, '--queue', queue, '--get', '--timeout', '20', ...flags], { python, env: { PYTASKS_QUEUE: queue } });
 
     before(async () => {
-      worker = await startTsWorker({ queues: [queue], concurrency: 10 });
+      worker = await startTsWorker(
+        pool === 'threads' ? { queues: [queue], concurrency: 3, extraArgs: ['-P', 'threads'], timeoutMs: 60_000 } : { queues: [queue], concurrency: 10 },
+      );
     });
     after(async () => {
       expect(await worker.stop()).to.equal(0);
@@ -193,6 +196,7 @@ async function waitFor(check: () => boolean, timeoutMs: number): Promise<void> {
 
 suite('pypi', true);
 suite('debian', false);
+suite('pypi', true, 'threads');
 
 describe('Python client (Celery 5.7) -> ts-celery worker with timezone and global_keyprefix (issue #9)', function () {
   this.timeout(60_000);

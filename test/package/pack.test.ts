@@ -24,9 +24,9 @@ interface CliWorker {
 }
 
 /** `npx ts-celery worker -A <app>` in the project, in its own process group; resolves once ready. */
-async function startWorker(project: PackedProject, app: string, queue: string): Promise<CliWorker> {
+async function startWorker(project: PackedProject, app: string, queue: string, extraArgs: string[] = []): Promise<CliWorker> {
   const env = cleanEnv({ CONSUMER_BROKER: AMQP_URL, CONSUMER_BACKEND: REDIS_URL, CONSUMER_QUEUE: queue });
-  const child = spawn('npx', ['ts-celery', 'worker', '-A', app, '-l', 'info', '-n', `${queue}@%h`], {
+  const child = spawn('npx', ['ts-celery', 'worker', '-A', app, '-l', 'info', '-n', `${queue}@%h`, ...extraArgs], {
     cwd: project.dir,
     env,
     detached: true,
@@ -175,6 +175,25 @@ describe('the npm package, installed from its tarball into a fresh project', fun
       await exited;
     }
     expect(out).to.contain('Warm shutdown');
+  });
+
+  it('npx ts-celery worker -P threads: each thread of the built package loads a JS app and a TypeScript one itself', async () => {
+    const jsQueue = uniqueName('pkg-js-threads');
+    const tsQueue = uniqueName('pkg-ts-threads');
+    queues.push(jsQueue, tsQueue);
+    const threads = ['-P', 'threads', '-c', '2'];
+    const workers = await Promise.all([startWorker(project, 'tasks.js', jsQueue, threads), startWorker(project, 'tasks.ts', tsQueue, threads)]);
+    try {
+      const [js, ts] = await Promise.all([
+        runPythonClient<number>(['send', 'consumer.add', '--args', '[2, 3]', '--queue', jsQueue, '--get', '--timeout', '20']),
+        runPythonClient<number>(['send', 'consumer.multiply', '--args', '[6, 7]', '--queue', tsQueue, '--get', '--timeout', '20']),
+      ]);
+      expect([js.state, js.result]).to.deep.equal(['SUCCESS', 5]);
+      expect([ts.state, ts.result]).to.deep.equal(['SUCCESS', 42]);
+      for (const w of workers) expect(w.output()).to.match(/\.> concurrency: 2 \(threads\)/);
+    } finally {
+      await Promise.all(workers.map((w) => w.stop()));
+    }
   });
 
   it('a broken app: the built CLI names the file, line and cause, and exits 1', async () => {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { decideAck } from '../../../src/worker/ack-policy.js';
+import { decideAck, requeuesLostTask } from '../../../src/worker/ack-policy.js';
 import { retryCountdown } from '../../../src/worker/retry.js';
 
 describe('retry countdown', () => {
@@ -35,7 +35,20 @@ describe('the ack decision', () => {
     expect(finished('retry')).to.equal('ack');
     expect(finished('retry-not-published')).to.equal('requeue');
     expect(finished('failure')).to.equal('ack');
-    expect(finished('time-limit', true, false)).to.equal('reject');
+    expect(finished('failure', true, false)).to.equal('reject');
+    // Celery 5.7 requeues a timed-out acks_late task when acks_on_timeout (= acks_on_failure_or_timeout) is off.
+    expect(finished('time-limit')).to.equal('ack');
+    expect(finished('time-limit', true, false)).to.equal('requeue');
+  });
+  it("settles a task whose pool thread died as Celery's on_failure settles WorkerLostError", () => {
+    const lost = (acksLate: boolean, rejectOnWorkerLost: boolean, acksOnFailureOrTimeout = true) =>
+      decideAck({ kind: 'finished', acksLate, outcome: 'worker-lost', acksOnFailureOrTimeout, rejectOnWorkerLost });
+    expect(lost(false, true)).to.equal('keep'); // early ack: acked when it started
+    expect(lost(true, false)).to.equal('ack'); // acks_late: FAILURE stored, acked
+    expect(lost(true, true)).to.equal('requeue'); // task_reject_on_worker_lost: runs again
+    expect(lost(true, false, false)).to.equal('reject'); // acks_on_failure_or_timeout off: dropped (or dead-lettered)
+    expect(requeuesLostTask(true, true)).to.equal(true);
+    expect(requeuesLostTask(false, true)).to.equal(false);
   });
 });
 

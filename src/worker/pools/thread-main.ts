@@ -1,0 +1,238 @@
+/**
+ * The program of each pool thread (`-P threads`). It loads the app module the way the main
+ * thread did (ESM or CommonJS, JavaScript or TypeScript), so every task is registered here
+ * too. Then, for each task the main thread hands it, it calls the function (with `self`, the
+ * task context for `parent_id`, and its own soft time limit) and answers with the value or
+ * the error. Publishing, storing, retrying and acking all stay with the main thread:
+ * `self.retry()`, `delay()` and `get()` in a task here are requests to it.
+ */
+import { getHeapStatistics } from 'node:v8';
+import { parentPort, threadId, workerData } from 'node:worker_threads';
+import { useThreadConnections, type Celery } from '../../app/celery.js';
+import { runInTaskContext, type TaskContextSource } from '../../app/context.js';
+import type { BoundTask, RetryOptions, Task, TaskRequest } from '../../app/task.js';
+import { addToChord, replaceTask } from '../../canvas/replace.js';
+import type { Signature } from '../../canvas/signature.js';
+import { loadApp } from '../../cli/load-app.js';
+import { CeleryError, EncodeError, Ignore, NotRegistered, Retry, SoftTimeLimitExceeded } from '../../errors.js';
+import { getLogger, setLogLevel, setLogSink } from '../../support/log.js';
+import { buildRequest } from '../execute.js';
+import { checkRetryAllowed, DEFAULT_MAX_RETRIES, retrySchedule } from '../retry.js';
+import { MainThreadRpc, ThreadBackend, ThreadBroker } from './thread-connections.js';
+import { toEnvelope, type FromThread, type RetryCall, type RunRequest, type ThreadStartData, type ToThread } from './thread-messages.js';
+
+const data = workerData as ThreadStartData;
+const port = parentPort!;
+const post = (message: FromThread): void => port.postMessage(message);
+const rpc = new MainThreadRpc(post);
+
+/** The publish of a `self.retry()` failed; the run still ends as that retry (the main thread knows why). */
+class RetryPublishFailed extends CeleryError {
+  constructor(readonly retry: number, cause: unknown) {
+    super(`Could not publish the retry: ${(cause as Error).message}`, { cause });
+  }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value instanceof Promise || (value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function');
+}
+
+/** One run here: the task context (`parent_id` of what it sends), `self.signal`, `self.retry()`. */
+class ThreadRun implements TaskContextSource {
+  private requestObject: TaskRequest | null = null;
+  private abort: AbortController | null = null;
+  /** The Retry of each `self.retry()` call of this run, by number (the main thread holds the real one). */
+  readonly retries = new Map<Retry, number>();
+  /** Results of what the task sent, as tuples: the main thread stores them as its `children`. */
+  private sent: unknown[] | undefined;
+
+  constructor(
+    readonly task: Task<never, unknown>,
+    readonly req: RunRequest,
+  ) {}
+
+  get request(): TaskRequest {
+    return (this.requestObject ??= buildRequest(this.req.message, { info: this.req.info }, data.hostname));
+  }
+
+  addChild(child: { asTuple(): unknown }): void {
+    (this.sent ??= []).push(child.asTuple());
+  }
+
+  children(): unknown[] {
+    return this.sent ?? [];
+  }
+
+  /** What the main thread needs with the run's end, besides how it ended. */
+  ending(): { seq: number; memory?: number; children?: unknown[] } {
+    const memory = memoryKiB();
+    return { seq: this.req.seq, ...(memory === undefined ? {} : { memory }), ...(this.sent ? { children: this.sent } : {}) };
+  }
+
+  aborter(): AbortController {
+    return (this.abort ??= new AbortController());
+  }
+
+  /**
+   * Checks the retry limit here (so it throws at once, as in the async pool) and asks the
+   * main thread to publish the next run, with the countdown worked out here.
+   */
+  retry(options: RetryOptions = {}): Retry {
+    const { task, req } = this;
+    checkRetryAllowed(task.name, task.options, req.message, options);
+    const { countdown, eta } = retrySchedule(options, task.options, req.message.retries);
+    const number = this.retries.size + 1;
+    const call: RetryCall = {
+      ...(options.eta ? { eta } : { countdown }),
+      maxRetries: null, // checked above
+      args: options.args,
+      kwargs: options.kwargs,
+      queue: options.queue,
+      exc: options.exc === undefined || options.exc === null ? undefined : toEnvelope(options.exc),
+    };
+    const publish = rpc.call<void>({ t: 'retry', seq: req.seq, number, options: call }).catch((err: unknown) => {
+      throw new RetryPublishFailed(number, err);
+    });
+    const retry = new Retry(`Retry in ${Math.round(countdown * 1000) / 1000}s`, options.exc ?? null, new Date(eta), publish);
+    this.retries.set(retry, number);
+    return retry;
+  }
+
+  call(): unknown {
+    const { task, req } = this;
+    const fn = task.fn;
+    return runInTaskContext(this, () => (task.bound ? fn(...([new ThreadBoundTask(this), ...req.args] as never[])) : fn(...(req.args as never[]))));
+  }
+}
+
+/** `self` of a bound task in a thread. */
+class ThreadBoundTask implements BoundTask {
+  constructor(private readonly run: ThreadRun) {}
+  get name(): string {
+    return this.run.task.name;
+  }
+  get app(): Celery {
+    return this.run.task.app;
+  }
+  get request(): TaskRequest {
+    return this.run.request;
+  }
+  get maxRetries(): number | null {
+    return this.run.task.options.maxRetries ?? DEFAULT_MAX_RETRIES;
+  }
+  get signal(): AbortSignal {
+    return this.run.aborter().signal;
+  }
+  retry(options?: RetryOptions): Retry {
+    return this.run.retry(options);
+  }
+  replace(sig: Signature<any, any, any>): Promise<never> {
+    return replaceTask(this.run.task.app, this.run.request, sig as Signature);
+  }
+  addToChord(sig: Signature<any, any, any>, options: { lazy?: boolean } = {}): ReturnType<BoundTask['addToChord']> {
+    return addToChord(this.run.task.app, this.run.request, sig as Signature, options.lazy);
+  }
+}
+
+/** KiB this thread holds (V8 heap committed + external), when worker_max_memory_per_child asks. */
+function memoryKiB(): number | undefined {
+  if (!data.reportMemory) return undefined;
+  const heap = getHeapStatistics();
+  return Math.round((heap.total_heap_size + heap.external_memory) / 1024);
+}
+
+/**
+ * The value as the main thread will store it: JSON's view of it (toJSON, dropped undefined
+ * keys), which a structured clone alone would not give. What JSON cannot encode (BigInt,
+ * cycles) goes as is, to fail in the main thread exactly as it does in the async pool.
+ */
+function jsonView(value: unknown): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  try {
+    return JSON.parse(JSON.stringify(value)) as unknown;
+  } catch {
+    return value;
+  }
+}
+
+let app: Celery;
+
+async function run(req: RunRequest): Promise<void> {
+  const task = app.tasks.get(req.task);
+  if (!task) {
+    const memory = memoryKiB();
+    post({ t: 'failed', seq: req.seq, error: toEnvelope(new NotRegistered(req.task)), ...(memory === undefined ? {} : { memory }) });
+    return;
+  }
+  const current = new ThreadRun(task, req);
+  let softTimer: NodeJS.Timeout | null = null;
+  if (req.soft) {
+    const controller = current.aborter();
+    const soft = req.soft;
+    softTimer = setTimeout(() => controller.abort(new SoftTimeLimitExceeded(`SoftTimeLimitExceeded(${soft})`)), soft * 1000);
+  }
+  try {
+    const returned = current.call();
+    const value = isThenable(returned) ? await returned : returned;
+    try {
+      post({ t: 'done', value: jsonView(value), ...current.ending() });
+    } catch (err) {
+      // A function or a class the clone refuses: the same EncodeError the result would have met.
+      const encode = new EncodeError(`Cannot send the return value of ${task.name} to the worker's main thread: ${(err as Error).message}`);
+      post({ t: 'failed', error: toEnvelope(encode), ...current.ending() });
+    }
+  } catch (thrown) {
+    const retry = thrown instanceof Retry ? current.retries.get(thrown) : thrown instanceof RetryPublishFailed ? thrown.retry : undefined;
+    if (retry !== undefined) {
+      post({ t: 'retried', retry, ...current.ending() });
+    } else if (thrown instanceof Ignore) {
+      post({ t: 'ignored', reason: thrown.message, ...current.ending() });
+    } else {
+      // autoretryFor's classes are this thread's: only here can `instanceof` tell.
+      const autoretry = task.options.autoretryFor?.some((cls) => thrown instanceof cls) ?? false;
+      post({ t: 'failed', error: toEnvelope(thrown, autoretry), ...current.ending() });
+    }
+  } finally {
+    if (softTimer) clearTimeout(softTimer);
+  }
+}
+
+async function start(): Promise<void> {
+  setLogLevel(data.logLevel);
+  // Log lines go through the main thread's output, in order with its own lines.
+  setLogSink((line) => post({ t: 'log', line }));
+  // The main thread already printed the app's configuration warnings once.
+  const emitWarning = process.emitWarning.bind(process);
+  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+    if (rest[0] === 'TsCeleryWarning') return;
+    (emitWarning as (...a: unknown[]) => void)(warning, ...rest);
+  }) as typeof process.emitWarning;
+  // As the CLI does in the main thread: a stray promise in task code is logged, not fatal.
+  const log = getLogger(data.threadName);
+  process.on('unhandledRejection', (reason) => {
+    log.error(`Unhandled promise rejection (a promise nobody awaited, e.g. in task code): ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`);
+  });
+  useThreadConnections({
+    broker: new ThreadBroker(rpc, data.brokerUrl),
+    backend: new ThreadBackend(rpc, data.backendUrl, data.backendBeforePublish),
+    oid: data.oid,
+  });
+  port.on('message', (message: ToThread) => {
+    if (message.t === 'run') void run(message);
+    else rpc.settle(message);
+  });
+  try {
+    ({ app } = await loadApp(data.appModule));
+    if (app.main !== data.appName) {
+      throw new Error(`${data.appModule} exports the app ${JSON.stringify(app.main)}, but the worker runs ${JSON.stringify(data.appName)}`);
+    }
+    await app.ready();
+    await app.loadTasks();
+  } catch (err) {
+    post({ t: 'load-failed', error: (err as Error).message });
+    process.exit(1);
+  }
+  post({ t: 'ready', tasks: [...app.tasks.keys()], threadId });
+}
+
+void start();

@@ -1,0 +1,60 @@
+import { expect } from 'chai';
+import { Celery, ImproperlyConfigured } from '../../../src/index.js';
+import { AsyncPool } from '../../../src/worker/pools/async.js';
+import type { TaskCall } from '../../../src/worker/pools/types.js';
+
+/** A TaskCall whose function is `fn`, for the async pool alone. */
+function call(id: string, fn: (signal: AbortSignal) => unknown): TaskCall & { controller: AbortController } {
+  const controller = new AbortController();
+  return {
+    controller,
+    task: { name: 't' } as TaskCall['task'],
+    message: { id } as TaskCall['message'],
+    deliveryInfo: {} as TaskCall['deliveryInfo'],
+    callHere: () => fn(controller.signal),
+    aborter: () => controller,
+    retry: () => {
+      throw new Error('no retry here');
+    },
+    addChild: () => undefined,
+  };
+}
+
+describe('worker_pool and the threads settings', () => {
+  it('accepts async and threads, and says what to use for Celery\'s other pools', () => {
+    expect(new Celery('p', { worker_pool: 'threads' }).conf.worker_pool).to.equal('threads');
+    expect(() => new Celery('p', { worker_pool: 'prefork' as never })).to.throw(ImproperlyConfigured, /"prefork" is not available.*use threads/);
+    expect(() => new Celery('p', { worker_pool: 'eventlet' as never })).to.throw(ImproperlyConfigured, /use async/);
+  });
+  it('checks worker_thread_resource_limits keys and values', () => {
+    expect(new Celery('p', { worker_thread_resource_limits: { maxOldGenerationSizeMb: 256 } }).conf.worker_thread_resource_limits).to.deep.equal({ maxOldGenerationSizeMb: 256 });
+    expect(() => new Celery('p', { worker_thread_resource_limits: { maxOldGenerationSize: 256 } as never })).to.throw(ImproperlyConfigured, /did you mean "maxOldGenerationSizeMb"/);
+    expect(() => new Celery('p', { worker_thread_resource_limits: { stackSizeMb: -1 } })).to.throw(ImproperlyConfigured, /positive number/);
+  });
+});
+
+describe('the async pool', () => {
+  it('returns a plain value as is, and the promise of an async function', async () => {
+    const pool = new AsyncPool(2);
+    expect(pool.invoke(call('a', () => 5), [])).to.equal(5);
+    expect(await pool.invoke(call('b', async () => 6), [])).to.equal(6);
+  });
+  it('cannot stop a promise: terminate() is the run\'s to do (execute.ts), so it says false', () => {
+    expect(new AsyncPool(1).terminate()).to.equal(false);
+  });
+  it('resize() changes how many jobs run at once', async () => {
+    const pool = new AsyncPool(1);
+    const releases: Array<() => void> = [];
+    let started = 0;
+    const job = { run: () => new Promise<void>((resolve) => { started++; releases.push(resolve); }), cancel: () => undefined };
+    pool.submit(job);
+    pool.submit(job);
+    pool.submit(job);
+    expect(started).to.equal(1);
+    pool.resize(3);
+    expect(started).to.equal(3);
+    expect(pool.limit).to.equal(3);
+    for (const release of releases) release();
+    await pool.idle();
+  });
+});
