@@ -4,11 +4,11 @@
  *   drain     queue n tasks first (producer done), then start the worker; time from the
  *             first task start to the last completion (both recorded by the tasks in
  *             Redis, see marker.ts). CPU per task and RSS come from /proc of the worker's
- *             process tree over that window.                    workloads 1, 2, 5
+ *             process tree over that window.   workloads 1, 2, 5, 7, 7b, 8 (CPU-bound), 9
  *   producer  delay() calls per second with many in flight, or single calls one at a
- *             time; every send is then checked to be in the queue.         workload 3
+ *             time; every send is then checked to be in the queue.    workloads 3, 7c
  *   e2e       a running worker; stamp tasks sent at a steady rate carry their send time,
- *             the task records start - send.                               workload 4
+ *             the task records start - send.                          workloads 4, 7d
  *   chord     a chord of n no-op header tasks (Redis backend) applied first, then the
  *             worker starts; time from the first header task start to the body's run.
  *             Compared with n plain no-op tasks on the same worker.       workload 6
