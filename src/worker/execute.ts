@@ -20,7 +20,7 @@ import type { TaskLifecycle } from './lifecycle.js';
 import { chordPartReturn, continueAfterFailure, sendCallbacks } from './canvas.js';
 import { bindArguments, paramsOfTask } from './arguments.js';
 import type { ResultWriter } from './results.js';
-import { DEFAULT_MAX_RETRIES, maxRetriesExceeded, retryCountdown, retryMessage, retryRoute } from './retry.js';
+import { DEFAULT_MAX_RETRIES, maxRetriesExceeded, retryCountdown, retryMessage, retryPublishRoute } from './retry.js';
 
 const log = getLogger('MainProcess');
 
@@ -235,8 +235,10 @@ class TaskRun implements TaskContextSource, RunHandle {
     const next = retryMessage(message, eta, { args: options.args, kwargs: options.kwargs });
     const publish = (async () => {
       try {
-        const route = retryRoute(this.delivery.info, options.queue);
-        await this.ctx.app.broker.publish(buildTaskMessage(next, Date.now(), this.ctx.timeZone), { ...route, declare: null });
+        const { app } = this.ctx;
+        const now = Date.now();
+        const route = retryPublishRoute(app.conf, this.delivery.info, options.queue, eta, now, typeof app.broker.declareTopology === 'function');
+        await app.broker.publish(buildTaskMessage(next, now, this.ctx.timeZone), route);
       } catch (err) {
         throw new RetryNotPublished(`Could not publish the retry of ${task.name}[${message.id}]: ${(err as Error).message}`, { cause: err });
       }
