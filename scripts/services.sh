@@ -41,8 +41,9 @@ VENV_PYTHON=/usr/bin/python3   # Debian's 3.11; venv support from python3-venv
 RABBIT_NODE=rabbit@localhost
 RABBIT_VHOST=ts-celery-test
 # Vhosts of their own for suites whose fanout/topic traffic (pidbox, celeryev) must
-# not reach workers of other suites running at the same time.
-EXTRA_VHOSTS=(ts-celery-control)
+# not reach workers of other suites running at the same time; ts-celery-cluster
+# holds the quorum-queue tests' celery_delayed_* topology.
+EXTRA_VHOSTS=(ts-celery-control ts-celery-cluster)
 RABBIT_PORT=5672
 REDIS_PORT=6379
 
