@@ -59,12 +59,17 @@ const PLAN: Array<{ workload: WorkloadId; systems: string[] }> = [
   { workload: 'producer-single', systems: ['raw', 'ts', 'python', 'bullmq'] },
   { workload: 'e2e', systems: ['raw', 'ts', 'py-eventlet', 'py-prefork', 'bullmq'] },
   { workload: 'chord', systems: ['ts', 'ts-plain', 'py-prefork'] },
+  { workload: 'noop-scale', systems: ['ts', 'ts-quorum', 'ts-x2', 'ts-quorum-x2'] },
 ];
 
 function wanted(workload: WorkloadId, system: string): boolean {
   if (only && !only.has(workload)) return false;
   // Producer ids: `python` follows the Python systems, the others share their system's name.
-  const asSystem = system === 'python' ? ['py-eventlet', 'py-prefork', 'python'] : system === 'ts-plain' ? ['ts'] : [system];
+  const asSystem =
+    system === 'python' ? ['py-eventlet', 'py-prefork', 'python']
+    : system === 'ts-plain' ? ['ts']
+    : ['ts-quorum', 'ts-x2', 'ts-quorum-x2'].includes(system) ? ['ts', system]
+    : [system];
   return !onlySystems || asSystem.some((s) => onlySystems.has(s));
 }
 
@@ -85,6 +90,8 @@ function runOne(ctx: BenchContext, workload: WorkloadId, system: string, rep: nu
       return e2e(ctx, system as SystemId, rep);
     case 'chord':
       return chordDrain(ctx, system as 'ts' | 'ts-plain' | 'py-prefork', rep, sizes.chord, REDIS_BACKEND);
+    case 'noop-scale':
+      return drain(ctx, workload, system as SystemId, rep, 'noop', sizes.noop, null);
   }
 }
 

@@ -39,6 +39,7 @@ const TITLES: Record<WorkloadId, string> = {
   e2e: 'Workload 4: end-to-end latency, send -> task start, at 100 tasks/s',
   long: 'Workload 5b: RSS over a long run (ts-celery, 100-ms tasks, Redis backend)',
   chord: 'Workload 6: a chord of no-op tasks, Redis backend (applied first, then drained; until the body ran)',
+  'noop-scale': 'Workload 7: no-op drain, classic vs quorum queue, one vs two worker processes on the queue',
 };
 
 const CHORD_LABELS: Record<string, string> = {
@@ -209,6 +210,16 @@ export function formatTables(records: RunRecord[], groups: Group[], targets: Tar
         fmt(x.cpuUsPerTask?.median, 1), fmt(x.rssPeakMb?.median),
       ]);
       out.push(table(['system', 'header tasks/s', 'min–max', 'of plain tasks', 'CPU µs/task', 'peak RSS MB'], rows));
+    } else if (w === 'noop-scale') {
+      const rows = gs.map((x) => {
+        const procs = records.find((r) => r.workload === w && r.system === x.system)?.processes ?? 1;
+        return [
+          x.label + incomplete(x), String(procs), fmt(x.rate?.median), range(x.rate), fmt((x.rate?.median ?? Number.NaN) / procs),
+          x.system === 'ts' ? '–' : pct(pairedRatio(records, [w, x.system], [w, 'ts'], rate)),
+          fmt(x.cpuUsPerTask?.median, 1), fmt(x.rssPeakMb?.median),
+        ];
+      });
+      out.push(table(['system', 'processes', 'tasks/s', 'min–max', 'tasks/s per process', 'of 1 process, classic', 'CPU µs/task', 'peak RSS MB (per process)'], rows));
     } else if (w === 'producer-rate') {
       const rows = gs.map((x) => [x.label + incomplete(x), fmt(x.rate?.median), range(x.rate), pct(pairedRatio(records, [w, x.system], [w, 'raw'], rate))]);
       out.push(table(['producer', 'calls/s', 'min–max', 'of raw confirms'], rows));
@@ -241,4 +252,5 @@ export const NOTES = [
   'BullMQ uses Redis as its queue (jobs removed on completion); its RabbitMQ-free path is a comparison, not a ceiling.',
   'RSS and CPU are summed over the worker process tree (prefork: parent and children; shared pages count per process).',
   'ts-celery -E sends task-received/started/succeeded for every task, batched as Celery does (task.multi lists of up to 24); no receiver is bound during the run, so RabbitMQ routes and drops them.',
+  'Workload 7 runs on the single RabbitMQ node: a quorum queue there is a one-member Raft log (every message written to its log and fsynced before the confirm and the delivery), so it measures the queue type, not replication. Two worker processes share the same 2 cores with RabbitMQ.',
 ];

@@ -4,6 +4,8 @@
  *   raw          plain amqplib consumer, prefetch 1000 (the ceiling)       raw-worker.ts
  *   ts           ts-celery worker -c 1000 -l warning                        bin/ts-celery.js + bench-app.ts
  *   ts-events    the same with -E: task events (3 per task, batched)  on   bin/ts-celery.js + bench-app.ts
+ *   ts-quorum    ts-celery -c 1000 on a quorum queue (x-queue-type)          bin/ts-celery.js + bench-app.ts
+ *   ts-x2, ts-quorum-x2   two such worker processes on one queue (workload 7)
  *   py-eventlet  Debian's Celery 5.2.6, -P eventlet -c 1000 (the tutorial)  pybench.py
  *   py-prefork   Debian's Celery 5.2.6, -P prefork -c 2                     pybench.py
  *   bullmq       BullMQ Worker, concurrency 1000 (Redis, not RabbitMQ)      bullmq-worker.ts
@@ -17,7 +19,7 @@ import { join } from 'node:path';
 import { BENCH_DIR, PYTHON, ROOT } from './config.js';
 import { startProc, type Proc } from './procs.js';
 
-export type SystemId = 'raw' | 'ts' | 'ts-events' | 'py-eventlet' | 'py-prefork' | 'bullmq';
+export type SystemId = 'raw' | 'ts' | 'ts-events' | 'ts-quorum' | 'ts-x2' | 'ts-quorum-x2' | 'py-eventlet' | 'py-prefork' | 'bullmq';
 /** Who produces for a system: Node clients (producers.ts) or Python's delay() (pybench.py). */
 export type ProducerId = 'raw' | 'ts' | 'python' | 'bullmq';
 
@@ -27,12 +29,19 @@ export interface SystemDef {
   label: string;
   transport: 'amqp' | 'redis';
   producer: ProducerId;
+  /** The queue's `x-queue-type` (default classic). */
+  queueType?: 'classic' | 'quorum';
+  /** Worker processes on the queue (default 1). */
+  processes?: number;
 }
 
 export const SYSTEMS: Record<SystemId, SystemDef> = {
   raw: { id: 'raw', label: 'raw amqplib (ceiling)', transport: 'amqp', producer: 'raw' },
   ts: { id: 'ts', label: 'ts-celery -c 1000', transport: 'amqp', producer: 'ts' },
   'ts-events': { id: 'ts-events', label: 'ts-celery -c 1000 -E (task events)', transport: 'amqp', producer: 'ts' },
+  'ts-quorum': { id: 'ts-quorum', label: 'ts-celery -c 1000, quorum queue', transport: 'amqp', producer: 'ts', queueType: 'quorum' },
+  'ts-x2': { id: 'ts-x2', label: 'ts-celery -c 1000 x 2 processes, classic queue', transport: 'amqp', producer: 'ts', processes: 2 },
+  'ts-quorum-x2': { id: 'ts-quorum-x2', label: 'ts-celery -c 1000 x 2 processes, quorum queue', transport: 'amqp', producer: 'ts', queueType: 'quorum', processes: 2 },
   'py-eventlet': { id: 'py-eventlet', label: 'Celery 5.2.6 -P eventlet -c 1000', transport: 'amqp', producer: 'python' },
   'py-prefork': { id: 'py-prefork', label: 'Celery 5.2.6 -P prefork -c 2', transport: 'amqp', producer: 'python' },
   bullmq: { id: 'bullmq', label: 'BullMQ concurrency 1000', transport: 'redis', producer: 'bullmq' },
@@ -52,6 +61,8 @@ export interface WorkerSpec {
   redis: string;
   /** Result backend URL, or null for none. */
   backend: string | null;
+  /** `task_default_queue_type` of ts-celery workers and producers (default classic). */
+  queueType?: 'classic' | 'quorum' | undefined;
   /** Write a V8 CPU profile of the ts-celery worker into this folder. */
   profileDir?: string | undefined;
 }
@@ -69,7 +80,7 @@ export function pythonEnv(spec: Omit<WorkerSpec, 'profileDir'>): NodeJS.ProcessE
 
 /** The BENCH_* variables every bench process reads. */
 export function benchEnv(spec: Omit<WorkerSpec, 'profileDir'>): Record<string, string> {
-  return { BENCH_QUEUE: spec.queue, BENCH_BROKER: spec.broker, BENCH_REDIS: spec.redis, BENCH_BACKEND: spec.backend ?? '' };
+  return { BENCH_QUEUE: spec.queue, BENCH_BROKER: spec.broker, BENCH_REDIS: spec.redis, BENCH_BACKEND: spec.backend ?? '', BENCH_QUEUE_TYPE: spec.queueType ?? 'classic' };
 }
 
 function nodeName(system: string): string {
@@ -86,7 +97,10 @@ export function startWorker(system: SystemId, spec: WorkerSpec): Proc {
     case 'bullmq':
       return startProc(node, ['--import', 'tsx', join(BENCH_DIR, 'bullmq-worker.ts')], { cwd: ROOT, env });
     case 'ts':
-    case 'ts-events': {
+    case 'ts-events':
+    case 'ts-quorum':
+    case 'ts-x2':
+    case 'ts-quorum-x2': {
       const prof = spec.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${spec.profileDir}`] : [];
       // -E: task-received/started/succeeded per task, published to celeryev (nobody bound: RabbitMQ drops them).
       const events = system === 'ts-events' ? ['-E'] : [];

@@ -12,6 +12,7 @@
  *   chord     a chord of n no-op header tasks (Redis backend) applied first, then the
  *             worker starts; time from the first header task start to the body's run.
  *             Compared with n plain no-op tasks on the same worker.       workload 6
+ *   drain of a quorum queue, and by two worker processes on one queue      workload 7
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -29,7 +30,7 @@ import { pythonEnv, startWorker, SYSTEMS, type ProducerId, type SystemId } from 
 import { createBenchApp } from './bench-app.js';
 import { chord } from 'ts-celery';
 
-export type WorkloadId = 'noop' | 'noop-redis' | 'sleep100' | 'producer-rate' | 'producer-single' | 'e2e' | 'long' | 'chord';
+export type WorkloadId = 'noop' | 'noop-redis' | 'sleep100' | 'producer-rate' | 'producer-single' | 'e2e' | 'long' | 'chord' | 'noop-scale';
 
 /** One measurement of one system in one workload. */
 export interface RunRecord {
@@ -44,6 +45,8 @@ export interface RunRecord {
   error?: string;
   /** Tasks (or calls) per second. */
   rate?: number;
+  /** Worker processes that drained the queue (workload 7). */
+  processes?: number;
   seconds?: number;
   cpuUsPerTask?: number;
   rssStartMb?: number;
@@ -118,9 +121,10 @@ async function expectQueued(ctx: BenchContext, transport: 'amqp' | 'redis', queu
   return ready;
 }
 
-async function prepare(ctx: BenchContext, transport: 'amqp' | 'redis', queue: string): Promise<void> {
-  // Declared as Celery declares it (durable, no arguments), so readiness checks can find it.
-  if (transport === 'amqp') await withChannel(ctx, (ch) => ch.assertQueue(queue, { durable: true }));
+async function prepare(ctx: BenchContext, transport: 'amqp' | 'redis', queue: string, queueType: 'classic' | 'quorum' = 'classic'): Promise<void> {
+  // Declared as Celery declares it (durable, no arguments, or x-queue-type quorum), so readiness checks can find it.
+  const args = queueType === 'quorum' ? { 'x-queue-type': 'quorum' } : {};
+  if (transport === 'amqp') await withChannel(ctx, (ch) => ch.assertQueue(queue, { durable: true, arguments: args }));
 }
 
 async function cleanup(ctx: BenchContext, transport: 'amqp' | 'redis', queue: string, run: string): Promise<void> {
@@ -153,7 +157,7 @@ export async function deleteResults(redis: Redis): Promise<void> {
 }
 
 /** Queues n tasks with the system's own producer: Node in-process, Python's delay() in a Python process. */
-async function fillQueue(ctx: BenchContext, producer: ProducerId, queue: string, run: string, task: TaskKind, n: number, backend: string | null): Promise<void> {
+async function fillQueue(ctx: BenchContext, producer: ProducerId, queue: string, run: string, task: TaskKind, n: number, backend: string | null, queueType?: 'classic' | 'quorum'): Promise<void> {
   if (producer === 'python') {
     const env = pythonEnv({ queue, broker: ctx.broker, redis: ctx.redisUrl, backend });
     await runJsonClient(PYTHON, [join(BENCH_DIR, 'pybench.py'), 'fill', '--task', `bench.${task}`, '--run', run, '--n', String(n)], {
@@ -163,7 +167,7 @@ async function fillQueue(ctx: BenchContext, producer: ProducerId, queue: string,
     });
     return;
   }
-  const p = await openProducer(producer, { queue, broker: ctx.broker, redis: ctx.redisUrl, shape: ctx.shape });
+  const p = await openProducer(producer, { queue, broker: ctx.broker, redis: ctx.redisUrl, shape: ctx.shape, queueType });
   try {
     await fill(p, task, run, n, ctx.sizes.window);
   } finally {
@@ -245,7 +249,7 @@ function phases(record: RunRecord, reset = true): (name: string) => void {
  * seconds Celery's warm shutdown takes.
  */
 async function stopWorker(ctx: BenchContext, system: SystemId, worker: Proc, record: RunRecord): Promise<void> {
-  const isTs = system === 'ts' || system === 'ts-events';
+  const isTs = system.startsWith('ts');
   await worker.stop(isTs ? 15_000 : 0);
   if (ctx.profileDir && isTs) record.profile = worker.pid;
 }
@@ -265,25 +269,36 @@ async function firstAndLast(ctx: BenchContext, run: string): Promise<{ first: nu
   }
 }
 
-/** Workloads 1, 2 and 5: queue n tasks, then start the worker and time the drain. */
+/**
+ * Workloads 1, 2, 5 and 7: queue n tasks, then start the worker (or, for workload 7's `-x2`
+ * systems, two worker processes on the queue) and time the drain. With several processes, CPU
+ * is summed over them and the RSS is the largest process's.
+ */
 export async function drain(ctx: BenchContext, workload: WorkloadId, system: SystemId, rep: number, task: TaskKind, n: number, backend: string | null): Promise<RunRecord> {
   const def = SYSTEMS[system];
   const { run, queue } = names(workload, system);
-  const record: RunRecord = { workload, system, rep, n, completed: 0, ok: false };
-  let worker: Proc | null = null;
+  const processes = def.processes ?? 1;
+  const record: RunRecord = { workload, system, rep, n, completed: 0, ok: false, processes };
+  const workers: Proc[] = [];
   try {
     const phase = phases(record);
-    await prepare(ctx, def.transport, queue);
-    await fillQueue(ctx, def.producer, queue, run, task, n, backend);
+    await prepare(ctx, def.transport, queue, def.queueType);
+    await fillQueue(ctx, def.producer, queue, run, task, n, backend, def.queueType);
     const ready = await expectQueued(ctx, def.transport, queue, n);
     if (ready !== n) throw new Error(`expected ${n} messages queued before the drain, found ${ready}`);
     phase('fill');
-    worker = startWorker(system, { queue, broker: ctx.broker, redis: ctx.redisUrl, backend, profileDir: ctx.profileDir });
+    for (let i = 0; i < processes; i++) {
+      workers.push(startWorker(system, { queue, broker: ctx.broker, redis: ctx.redisUrl, backend, queueType: def.queueType, profileDir: ctx.profileDir }));
+    }
+    const worker = workers[0]!;
     const startedAt = Date.now();
-    const sampler = new ProcSampler(worker.pid, 20).start();
+    const samplers = workers.map((w) => new ProcSampler(w.pid, 20).start());
+    const sampler = samplers[0]!;
     const progress = await waitForCount(ctx, run, n, worker);
-    sampler.sample();
-    sampler.stop();
+    for (const s of samplers) {
+      s.sample();
+      s.stop();
+    }
     phase('run');
     record.completed = progress.completed;
     if (progress.error) throw new Error(progress.error);
@@ -292,9 +307,9 @@ export async function drain(ctx: BenchContext, workload: WorkloadId, system: Sys
     record.phasesMs!.start = Math.round(first - startedAt);
     record.seconds = (last - first) / 1000;
     record.rate = n / record.seconds;
-    record.cpuUsPerTask = (sampler.cpuBetween(first, last) * 1000) / n;
+    record.cpuUsPerTask = (samplers.reduce((sum, s) => sum + s.cpuBetween(first, last), 0) * 1000) / n;
     record.rssStartMb = sampler.rssAt(first);
-    record.rssPeakMb = sampler.peakRss(first, last);
+    record.rssPeakMb = Math.max(...samplers.map((s) => s.peakRss(first, last)));
     record.rssEndMb = sampler.rssAt(last + 50);
     if (workload === 'long') Object.assign(record, rssGrowth(sampler, progress, n, first, last));
     record.ok = record.completed === n;
@@ -302,7 +317,7 @@ export async function drain(ctx: BenchContext, workload: WorkloadId, system: Sys
     record.error = (err as Error).message;
   } finally {
     const phase = phases(record, false);
-    if (worker) await stopWorker(ctx, system, worker, record);
+    await Promise.all(workers.map((w) => stopWorker(ctx, system, w, record)));
     phase('stop');
     await cleanup(ctx, def.transport, queue, run).catch(() => undefined);
     if (backend) await deleteResults(ctx.redis).catch(() => undefined);

@@ -80,6 +80,7 @@ describe('npm run bench -- --quick (smoke)', function () {
       'producer-single/raw', 'producer-single/ts', 'producer-single/python', 'producer-single/bullmq',
       'e2e/raw', 'e2e/ts', 'e2e/py-eventlet', 'e2e/py-prefork', 'e2e/bullmq',
       'chord/ts', 'chord/ts-plain', 'chord/py-prefork',
+      'noop-scale/ts', 'noop-scale/ts-quorum', 'noop-scale/ts-x2', 'noop-scale/ts-quorum-x2',
     ];
     expect([...seen].sort()).to.deep.equal([...expected].sort());
   });
