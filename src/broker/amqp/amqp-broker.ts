@@ -304,6 +304,7 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
       return this.cast(message, route);
     }
     const policy = this.options.publishRetry;
+    let unconfirmed: UnconfirmedPublishError | null = null;
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.publishConfirmed(message, route);
@@ -311,7 +312,13 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
         // Not confirmed: it may or may not be stored. Sending it again is at-least-once (a copy the
         // dead connection did deliver then exists twice, with the same task id); giving up is a loss
         // the caller hears about. Never retried: NO_ROUTE (already retried) and refused declarations.
-        if (!(err instanceof UnconfirmedPublishError) || !policy || attempt >= policy.max_retries || this.closed) throw err;
+        const retryable = err instanceof UnconfirmedPublishError;
+        if (retryable && !unconfirmed) unconfirmed = err;
+        if (!retryable || !policy || attempt >= policy.max_retries || this.closed) {
+          if (!unconfirmed || err === unconfirmed) throw err;
+          // The first failure is the one that matters: it may have been stored.
+          throw new UnconfirmedPublishError(`${unconfirmed.message}; sending it again failed: ${(err as Error).message}`, { cause: err });
+        }
         await sleep(publishRetryDelay(policy, attempt) * 1000);
       }
     }
