@@ -5,6 +5,10 @@
 #                                       not running (idempotent; ~1 s warm)
 #   bash scripts/services.sh stop       stop the RabbitMQ node and the Redis
 #                                       server that this script started
+#   bash scripts/services.sh cluster start|stop|status
+#                                       a 3-node RabbitMQ cluster (cluster1..3@localhost
+#                                       on 127.0.0.1:5691-5693, joined with rabbitmqctl
+#                                       join_cluster) for trying failover; see scripts/cluster.ts
 #
 # What `ensure` provides:
 #   RabbitMQ  amqp://guest:guest@127.0.0.1:5672/ts-celery-test  (node rabbit@localhost),
@@ -41,8 +45,9 @@ VENV_PYTHON=/usr/bin/python3   # Debian's 3.11; venv support from python3-venv
 RABBIT_NODE=rabbit@localhost
 RABBIT_VHOST=ts-celery-test
 # Vhosts of their own for suites whose fanout/topic traffic (pidbox, celeryev) must
-# not reach workers of other suites running at the same time, and the beat tests'.
-EXTRA_VHOSTS=(ts-celery-control ts-celery-beat)
+# not reach workers of other suites running at the same time, and the beat tests';
+# ts-celery-cluster holds the quorum-queue tests' celery_delayed_* topology.
+EXTRA_VHOSTS=(ts-celery-control ts-celery-beat ts-celery-cluster)
 RABBIT_PORT=5672
 REDIS_PORT=6379
 
@@ -273,8 +278,14 @@ cmd_stop() {
   fi
 }
 
+cmd_cluster() {
+  [[ -x "$ROOT/node_modules/.bin/tsx" ]] || die "run npm ci first (the cluster script runs with tsx)"
+  exec "$ROOT/node_modules/.bin/tsx" "$ROOT/scripts/cluster.ts" "$@"
+}
+
 case "${1:-ensure}" in
   ensure) cmd_ensure ;;
   stop) cmd_stop ;;
-  *) die "usage: $0 [ensure|stop]" ;;
+  cluster) shift; cmd_cluster "$@" ;;
+  *) die "usage: $0 [ensure|stop|cluster start|stop|status]" ;;
 esac

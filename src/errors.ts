@@ -53,6 +53,15 @@ export class BrokerError extends CeleryError {}
 export class PublishError extends BrokerError {}
 
 /**
+ * The connection (or channel) was lost before the broker confirmed a publish,
+ * or the broker nacked it: the message may or may not be stored. ts-celery
+ * publishes it again under `task_publish_retry` (on the next node when
+ * `broker_url` lists several); this is what `delay()` rejects with once the
+ * retries ran out.
+ */
+export class UnconfirmedPublishError extends PublishError {}
+
+/**
  * The installed amqplib does not read py-amqp's header types through ts-celery's decoder
  * (found by the self-check before the first connection). Retrying cannot fix it; installing
  * an amqplib version ts-celery was tested with does.

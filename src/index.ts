@@ -49,6 +49,7 @@ export {
   ContentDisallowed,
   BrokerError,
   PublishError,
+  UnconfirmedPublishError,
   HeaderDecoderError,
   BackendError,
   NoResultBackend,

@@ -13,7 +13,8 @@
  *
  * Settings from the environment: BENCH_BROKER (default the test vhost),
  * BENCH_BACKEND (empty or unset = no result backend), BENCH_QUEUE
- * (task_default_queue), BENCH_REDIS (where tasks count; default Redis DB 11).
+ * (task_default_queue), BENCH_QUEUE_TYPE (task_default_queue_type: classic or
+ * quorum), BENCH_REDIS (where tasks count; default Redis DB 11).
  */
 import { Celery } from 'ts-celery';
 import { DEFAULT_BROKER, DEFAULT_REDIS } from './config.js';
@@ -50,6 +51,8 @@ export interface BenchAppOptions {
   backend?: string | undefined;
   queue?: string | undefined;
   redis?: string | undefined;
+  /** `task_default_queue_type` (default classic). */
+  queueType?: string | undefined;
 }
 
 /** A bench app and its tasks (a producer process makes its own with the queue it needs). */
@@ -58,6 +61,7 @@ export function createBenchApp(options: BenchAppOptions) {
     broker_url: options.broker || DEFAULT_BROKER,
     result_backend: options.backend || null,
     task_default_queue: options.queue || 'bench',
+    task_default_queue_type: options.queueType === 'quorum' ? 'quorum' : 'classic',
   });
   const marker = new Marker(options.redis || DEFAULT_REDIS);
   const noop = app.task({ name: 'bench.noop' }, async (run: string, n: number) => {
@@ -85,4 +89,4 @@ export function createBenchApp(options: BenchAppOptions) {
 
 const env = process.env;
 /** The app the worker loads (`-A scripts/bench/bench-app.ts`). */
-export const { app } = createBenchApp({ broker: env.BENCH_BROKER, backend: env.BENCH_BACKEND, queue: env.BENCH_QUEUE, redis: env.BENCH_REDIS });
+export const { app } = createBenchApp({ broker: env.BENCH_BROKER, backend: env.BENCH_BACKEND, queue: env.BENCH_QUEUE, redis: env.BENCH_REDIS, queueType: env.BENCH_QUEUE_TYPE });

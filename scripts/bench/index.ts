@@ -68,6 +68,8 @@ const PLAN: Array<{ workload: WorkloadId; systems: string[] }> = [
   { workload: 'sleep100-rb', systems: ['ts-redis', 'bullmq'] },
   { workload: 'producer-rate-rb', systems: ['ts-redis', 'python-redis', 'bullmq'] },
   { workload: 'e2e-rb', systems: ['ts-redis', 'py-prefork-redis', 'bullmq'] },
+  // Queue types and processes: classic vs quorum, one vs two worker processes on one queue.
+  { workload: 'noop-scale', systems: ['ts', 'ts-quorum', 'ts-x2', 'ts-quorum-x2'] },
 ];
 
 function wanted(workload: WorkloadId, system: string): boolean {
@@ -77,6 +79,7 @@ function wanted(workload: WorkloadId, system: string): boolean {
     system === 'python' ? ['py-eventlet', 'py-prefork', 'python']
     : system === 'python-redis' ? ['py-prefork-redis', 'python-redis']
     : system === 'ts-plain' ? ['ts']
+    : ['ts-quorum', 'ts-x2', 'ts-quorum-x2'].includes(system) ? ['ts', system]
     : [system];
   return !onlySystems || asSystem.some((s) => onlySystems.has(s));
 }
@@ -108,6 +111,8 @@ function runOne(ctx: BenchContext, workload: WorkloadId, system: string, rep: nu
       return e2e(ctx, system as SystemId, rep, workload);
     case 'chord':
       return chordDrain(ctx, system as 'ts' | 'ts-plain' | 'py-prefork', rep, sizes.chord, REDIS_BACKEND);
+    case 'noop-scale':
+      return drain(ctx, workload, system as SystemId, rep, 'noop', sizes.noop, null);
   }
 }
 

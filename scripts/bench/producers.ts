@@ -21,6 +21,8 @@ export interface ProducerOptions {
   redis: string;
   /** Needed by the raw producer. */
   shape?: MessageShape | undefined;
+  /** ts-celery's `task_default_queue_type` (default classic). */
+  queueType?: 'classic' | 'quorum' | undefined;
 }
 
 /** Sends one task and resolves once the broker has it (confirm / Redis reply). */
@@ -31,7 +33,7 @@ export interface Producer {
 
 export async function openProducer(system: NodeSystem, options: ProducerOptions): Promise<Producer> {
   if (system === 'ts') {
-    const { app, tasks } = createBenchApp({ broker: options.broker, queue: options.queue, redis: options.redis });
+    const { app, tasks } = createBenchApp({ broker: options.broker, queue: options.queue, redis: options.redis, queueType: options.queueType });
     return {
       send: (task, args) =>
         task === 'stamp' ? tasks.stamp.delay(...(args as [string, number, number])) : tasks[task].delay(args[0], args[1]),

@@ -45,6 +45,7 @@ const TITLES: Record<WorkloadId, string> = {
   'sleep100-rb': 'Workload 7b: Redis as the broker: I/O task awaiting 100 ms at concurrency 1000 (RSS with 1,000 in flight)',
   'producer-rate-rb': 'Workload 7c: Redis as the broker: producer calls per second from one process (many in flight)',
   'e2e-rb': 'Workload 7d: Redis as the broker: end-to-end latency, send -> task start, at 100 tasks/s',
+  'noop-scale': 'Workload 10: no-op drain, classic vs quorum queue, one vs two worker processes on the queue',
 };
 
 const CHORD_LABELS: Record<string, string> = {
@@ -275,6 +276,16 @@ export function formatTables(records: RunRecord[], groups: Group[], targets: Tar
       const hop = pairedDiff(records, [w, 'hop-threads'], [w, 'hop-async'], (r) => r.cpuUsPerTask);
       rows.push(['the hop (threads − async, paired per repetition)', '', '', Number.isFinite(hop) ? fmt(hop, 1) : '–', '', '']);
       out.push(table(['system', 'tasks/s', 'min–max', 'CPU µs/task', 'min–max', 'peak RSS MB'], rows));
+    } else if (w === 'noop-scale') {
+      const rows = gs.map((x) => {
+        const procs = records.find((r) => r.workload === w && r.system === x.system)?.processes ?? 1;
+        return [
+          x.label + incomplete(x), String(procs), fmt(x.rate?.median), range(x.rate), fmt((x.rate?.median ?? Number.NaN) / procs),
+          x.system === 'ts' ? '–' : pct(pairedRatio(records, [w, x.system], [w, 'ts'], rate)),
+          fmt(x.cpuUsPerTask?.median, 1), fmt(x.rssPeakMb?.median),
+        ];
+      });
+      out.push(table(['system', 'processes', 'tasks/s', 'min–max', 'tasks/s per process', 'of 1 process, classic', 'CPU µs/task', 'peak RSS MB (per process)'], rows));
     } else if (w === 'producer-rate') {
       const rows = gs.map((x) => [x.label + incomplete(x), fmt(x.rate?.median), range(x.rate), pct(pairedRatio(records, [w, x.system], [w, 'raw'], rate))]);
       out.push(table(['producer', 'calls/s', 'min–max', 'of raw confirms'], rows));
@@ -309,4 +320,5 @@ export const NOTES = [
   'RSS and CPU are summed over the worker process tree (prefork: parent and children; shared pages count per process).',
   'ts-celery -E sends task-received/started/succeeded for every task, batched as Celery does (task.multi lists of up to 24); no receiver is bound during the run, so RabbitMQ routes and drops them.',
   'Workload 8 (CPU-bound): each task computes a fixed amount calibrated to 400 ms of CPU on this machine (JS and Python each calibrate their own loop); -P async runs one at a time whatever -c says, -P threads and prefork two. Workload 9: a Worker (hop-worker.ts) drains tasks that do nothing, two at once, and counts them in its main thread, so the CPU difference between the pools is the hop to a thread and back.',
+  'Workload 10 runs on the single RabbitMQ node: a quorum queue there is a one-member Raft log (every message written to its log and fsynced before the confirm and the delivery), so it measures the queue type, not replication. Two worker processes share the same 2 cores with RabbitMQ.',
 ];

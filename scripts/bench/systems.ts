@@ -8,6 +8,8 @@
  *   ts-threads   the same with -P threads -c 2   (CPU-bound tasks in worker threads)
  *   hop-async    a Worker at -c 2, -P async, counting completions itself  hop-worker.ts
  *   hop-threads  the same with -P threads    (workload 9: the thread hop's CPU)
+ *   ts-quorum    ts-celery -c 1000 on a quorum queue (x-queue-type)          bin/ts-celery.js + bench-app.ts
+ *   ts-x2, ts-quorum-x2   two such worker processes on one queue (workload 10)
  *   py-eventlet  Debian's Celery 5.2.6, -P eventlet -c 1000 (the tutorial)  pybench.py
  *   py-prefork   Debian's Celery 5.2.6, -P prefork -c 2                     pybench.py
  *   bullmq       BullMQ Worker, concurrency 1000 (Redis, not RabbitMQ)      bullmq-worker.ts
@@ -24,7 +26,8 @@ import { BENCH_DIR, PYTHON, ROOT } from './config.js';
 import { startProc, type Proc } from './procs.js';
 
 export type SystemId = 'raw' | 'ts' | 'ts-events' | 'py-eventlet' | 'py-prefork' | 'bullmq' | 'ts-redis' | 'py-prefork-redis'
-  | 'ts-async2' | 'ts-threads' | 'hop-async' | 'hop-threads';
+  | 'ts-async2' | 'ts-threads' | 'hop-async' | 'hop-threads'
+  | 'ts-quorum' | 'ts-x2' | 'ts-quorum-x2';
 /** Who produces for a system: Node clients (producers.ts) or Python's delay() (pybench.py). */
 export type ProducerId = 'raw' | 'ts' | 'python' | 'bullmq' | 'ts-redis' | 'python-redis';
 
@@ -37,6 +40,10 @@ export interface SystemDef {
   label: string;
   transport: Transport;
   producer: ProducerId;
+  /** The queue's `x-queue-type` (default classic). */
+  queueType?: 'classic' | 'quorum';
+  /** Worker processes on the queue (default 1). */
+  processes?: number;
 }
 
 export const SYSTEMS: Record<SystemId, SystemDef> = {
@@ -47,6 +54,9 @@ export const SYSTEMS: Record<SystemId, SystemDef> = {
   'ts-threads': { id: 'ts-threads', label: 'ts-celery -P threads -c 2', transport: 'amqp', producer: 'ts' },
   'hop-async': { id: 'hop-async', label: 'ts-celery Worker -P async -c 2', transport: 'amqp', producer: 'ts' },
   'hop-threads': { id: 'hop-threads', label: 'ts-celery Worker -P threads -c 2', transport: 'amqp', producer: 'ts' },
+  'ts-quorum': { id: 'ts-quorum', label: 'ts-celery -c 1000, quorum queue', transport: 'amqp', producer: 'ts', queueType: 'quorum' },
+  'ts-x2': { id: 'ts-x2', label: 'ts-celery -c 1000 x 2 processes, classic queue', transport: 'amqp', producer: 'ts', processes: 2 },
+  'ts-quorum-x2': { id: 'ts-quorum-x2', label: 'ts-celery -c 1000 x 2 processes, quorum queue', transport: 'amqp', producer: 'ts', queueType: 'quorum', processes: 2 },
   'py-eventlet': { id: 'py-eventlet', label: 'Celery 5.2.6 -P eventlet -c 1000', transport: 'amqp', producer: 'python' },
   'py-prefork': { id: 'py-prefork', label: 'Celery 5.2.6 -P prefork -c 2', transport: 'amqp', producer: 'python' },
   bullmq: { id: 'bullmq', label: 'BullMQ concurrency 1000', transport: 'redis', producer: 'bullmq' },
@@ -76,6 +86,8 @@ export interface WorkerSpec {
   redis: string;
   /** Result backend URL, or null for none. */
   backend: string | null;
+  /** `task_default_queue_type` of ts-celery workers and producers (default classic). */
+  queueType?: 'classic' | 'quorum' | undefined;
   /** Write a V8 CPU profile of the ts-celery worker into this folder. */
   profileDir?: string | undefined;
 }
@@ -93,7 +105,7 @@ export function pythonEnv(spec: Omit<WorkerSpec, 'profileDir'>): NodeJS.ProcessE
 
 /** The BENCH_* variables every bench process reads. */
 export function benchEnv(spec: Omit<WorkerSpec, 'profileDir'>): Record<string, string> {
-  return { BENCH_QUEUE: spec.queue, BENCH_BROKER: spec.broker, BENCH_REDIS: spec.redis, BENCH_BACKEND: spec.backend ?? '' };
+  return { BENCH_QUEUE: spec.queue, BENCH_BROKER: spec.broker, BENCH_REDIS: spec.redis, BENCH_BACKEND: spec.backend ?? '', BENCH_QUEUE_TYPE: spec.queueType ?? 'classic' };
 }
 
 function nodeName(system: string): string {
@@ -116,7 +128,10 @@ export function startWorker(system: SystemId, spec: WorkerSpec): Proc {
     case 'ts-events':
     case 'ts-redis':
     case 'ts-async2':
-    case 'ts-threads': {
+    case 'ts-threads':
+    case 'ts-quorum':
+    case 'ts-x2':
+    case 'ts-quorum-x2': {
       const prof = spec.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${spec.profileDir}`] : [];
       // -E: task-received/started/succeeded per task, published to celeryev (nobody bound: RabbitMQ drops them).
       const events = system === 'ts-events' ? ['-E'] : [];

@@ -4,7 +4,7 @@
  *   drain     queue n tasks first (producer done), then start the worker; time from the
  *             first task start to the last completion (both recorded by the tasks in
  *             Redis, see marker.ts). CPU per task and RSS come from /proc of the worker's
- *             process tree over that window.   workloads 1, 2, 5, 7, 7b, 8 (CPU-bound), 9
+ *             process tree over that window.        workloads 1, 2, 5, 7, 7b, 8, 9, 10
  *   producer  delay() calls per second with many in flight, or single calls one at a
  *             time; every send is then checked to be in the queue.    workloads 3, 7c
  *   e2e       a running worker; stamp tasks sent at a steady rate carry their send time,
@@ -12,6 +12,7 @@
  *   chord     a chord of n no-op header tasks (Redis backend) applied first, then the
  *             worker starts; time from the first header task start to the body's run.
  *             Compared with n plain no-op tasks on the same worker.       workload 6
+ *   drain of a quorum queue, and by two worker processes on one queue     workload 10
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -34,7 +35,9 @@ export type WorkloadId =
   // -P threads: CPU-bound tasks, and the CPU of the hop to a worker thread.
   | 'cpu' | 'noop-hop'
   // The same workloads with Redis as the broker (kombu's lists), against BullMQ and Celery on that Redis.
-  | 'noop-rb' | 'sleep100-rb' | 'producer-rate-rb' | 'e2e-rb';
+  | 'noop-rb' | 'sleep100-rb' | 'producer-rate-rb' | 'e2e-rb'
+  // Classic vs quorum queue, one vs two worker processes (issue #15).
+  | 'noop-scale';
 
 /** One measurement of one system in one workload. */
 export interface RunRecord {
@@ -49,6 +52,8 @@ export interface RunRecord {
   error?: string;
   /** Tasks (or calls) per second. */
   rate?: number;
+  /** Worker processes that drained the queue (workload 10). */
+  processes?: number;
   seconds?: number;
   cpuUsPerTask?: number;
   rssStartMb?: number;
@@ -142,9 +147,10 @@ async function expectQueued(ctx: BenchContext, transport: Transport, queue: stri
   return ready;
 }
 
-async function prepare(ctx: BenchContext, transport: Transport, queue: string): Promise<void> {
-  // Declared as Celery declares it (durable, no arguments), so readiness checks can find it.
-  if (transport === 'amqp') await withChannel(ctx, (ch) => ch.assertQueue(queue, { durable: true }));
+async function prepare(ctx: BenchContext, transport: Transport, queue: string, queueType: 'classic' | 'quorum' = 'classic'): Promise<void> {
+  // Declared as Celery declares it (durable, no arguments, or x-queue-type quorum), so readiness checks can find it.
+  const args = queueType === 'quorum' ? { 'x-queue-type': 'quorum' } : {};
+  if (transport === 'amqp') await withChannel(ctx, (ch) => ch.assertQueue(queue, { durable: true, arguments: args }));
 }
 
 async function cleanup(ctx: BenchContext, transport: Transport, queue: string, run: string): Promise<void> {
@@ -179,7 +185,7 @@ export async function deleteResults(redis: Redis): Promise<void> {
 }
 
 /** Queues n tasks with the system's own producer: Node in-process, Python's delay() in a Python process. */
-async function fillQueue(ctx: BenchContext, producer: ProducerId, queue: string, run: string, task: TaskKind, n: number, backend: string | null): Promise<void> {
+async function fillQueue(ctx: BenchContext, producer: ProducerId, queue: string, run: string, task: TaskKind, n: number, backend: string | null, queueType?: 'classic' | 'quorum'): Promise<void> {
   const broker = brokerOf(ctx, producerTransport(producer));
   if (producer === 'python' || producer === 'python-redis') {
     const env = pythonEnv({ queue, broker, redis: ctx.redisUrl, backend });
@@ -190,7 +196,7 @@ async function fillQueue(ctx: BenchContext, producer: ProducerId, queue: string,
     });
     return;
   }
-  const p = await openProducer(producer === 'ts-redis' ? 'ts' : producer, { queue, broker, redis: ctx.redisUrl, shape: ctx.shape });
+  const p = await openProducer(producer === 'ts-redis' ? 'ts' : producer, { queue, broker, redis: ctx.redisUrl, shape: ctx.shape, queueType });
   try {
     await fill(p, task, run, n, ctx.sizes.window);
   } finally {
@@ -272,7 +278,7 @@ function phases(record: RunRecord, reset = true): (name: string) => void {
  * seconds Celery's warm shutdown takes.
  */
 async function stopWorker(ctx: BenchContext, system: SystemId, worker: Proc, record: RunRecord): Promise<void> {
-  const isTs = ['ts', 'ts-events', 'ts-redis', 'ts-async2', 'ts-threads', 'hop-async', 'hop-threads'].includes(system);
+  const isTs = ['ts', 'ts-events', 'ts-redis', 'ts-async2', 'ts-threads', 'hop-async', 'hop-threads', 'ts-quorum', 'ts-x2', 'ts-quorum-x2'].includes(system);
   await worker.stop(isTs ? 15_000 : 0);
   if (ctx.profileDir && isTs) record.profile = worker.pid;
 }
@@ -292,25 +298,36 @@ async function firstAndLast(ctx: BenchContext, run: string): Promise<{ first: nu
   }
 }
 
-/** Workloads 1, 2 and 5: queue n tasks, then start the worker and time the drain. */
+/**
+ * Workloads 1, 2, 5, 7, 7b, 8, 9 and 10: queue n tasks, then start the worker (or, for workload
+ * 10's `-x2` systems, two worker processes on the queue) and time the drain. With several processes, CPU
+ * is summed over them and the RSS is the largest process's.
+ */
 export async function drain(ctx: BenchContext, workload: WorkloadId, system: SystemId, rep: number, task: TaskKind, n: number, backend: string | null): Promise<RunRecord> {
   const def = SYSTEMS[system];
   const { run, queue } = names(workload, system);
-  const record: RunRecord = { workload, system, rep, n, completed: 0, ok: false };
-  let worker: Proc | null = null;
+  const processes = def.processes ?? 1;
+  const record: RunRecord = { workload, system, rep, n, completed: 0, ok: false, processes };
+  const workers: Proc[] = [];
   try {
     const phase = phases(record);
-    await prepare(ctx, def.transport, queue);
-    await fillQueue(ctx, def.producer, queue, run, task, n, backend);
+    await prepare(ctx, def.transport, queue, def.queueType);
+    await fillQueue(ctx, def.producer, queue, run, task, n, backend, def.queueType);
     const ready = await expectQueued(ctx, def.transport, queue, n);
     if (ready !== n) throw new Error(`expected ${n} messages queued before the drain, found ${ready}`);
     phase('fill');
-    worker = startWorker(system, { queue, broker: brokerOf(ctx, def.transport), redis: ctx.redisUrl, backend, profileDir: ctx.profileDir });
+    for (let i = 0; i < processes; i++) {
+      workers.push(startWorker(system, { queue, broker: brokerOf(ctx, def.transport), redis: ctx.redisUrl, backend, queueType: def.queueType, profileDir: ctx.profileDir }));
+    }
+    const worker = workers[0]!;
     const startedAt = Date.now();
-    const sampler = new ProcSampler(worker.pid, 20).start();
+    const samplers = workers.map((w) => new ProcSampler(w.pid, 20).start());
+    const sampler = samplers[0]!;
     const progress = await waitForCount(ctx, run, n, worker);
-    sampler.sample();
-    sampler.stop();
+    for (const s of samplers) {
+      s.sample();
+      s.stop();
+    }
     phase('run');
     record.completed = progress.completed;
     if (progress.error) throw new Error(progress.error);
@@ -319,9 +336,9 @@ export async function drain(ctx: BenchContext, workload: WorkloadId, system: Sys
     record.phasesMs!.start = Math.round(first - startedAt);
     record.seconds = (last - first) / 1000;
     record.rate = n / record.seconds;
-    record.cpuUsPerTask = (sampler.cpuBetween(first, last) * 1000) / n;
+    record.cpuUsPerTask = (samplers.reduce((sum, s) => sum + s.cpuBetween(first, last), 0) * 1000) / n;
     record.rssStartMb = sampler.rssAt(first);
-    record.rssPeakMb = sampler.peakRss(first, last);
+    record.rssPeakMb = Math.max(...samplers.map((s) => s.peakRss(first, last)));
     record.rssEndMb = sampler.rssAt(last + 50);
     if (workload === 'long') Object.assign(record, rssGrowth(sampler, progress, n, first, last));
     record.ok = record.completed === n;
@@ -329,7 +346,7 @@ export async function drain(ctx: BenchContext, workload: WorkloadId, system: Sys
     record.error = (err as Error).message;
   } finally {
     const phase = phases(record, false);
-    if (worker) await stopWorker(ctx, system, worker, record);
+    await Promise.all(workers.map((w) => stopWorker(ctx, system, w, record)));
     phase('stop');
     await cleanup(ctx, def.transport, queue, run).catch(() => undefined);
     if (backend) await deleteResults(ctx.redis).catch(() => undefined);

@@ -32,13 +32,17 @@ import {
 } from './config.js';
 import { currentTaskContext } from './context.js';
 import { callerDirectory, importFile, loadConfigModule, resolveModuleFile } from './modules.js';
+import { nativeDelayedRoute } from './delayed-delivery.js';
 import { resolveRoute } from './routing.js';
 import { appTimezone } from './timezone.js';
 import { paramsFromOption } from '../worker/arguments.js';
 import { checkApplyOptions, checkTaskOptions, Task, type ApplyOptions, type BoundTask, type TaskFunction, type TaskHost, type TaskOptions } from './task.js';
 
-/** Settings as users write them: any subset, Celery's names. */
-export type CeleryConfig = Partial<CelerySettings>;
+/**
+ * Settings as users write them: any subset, Celery's names. `broker_url` may
+ * also be a list of URLs (kombu's failover), stored as `'a;b'`.
+ */
+export type CeleryConfig = Partial<Omit<CelerySettings, 'broker_url'>> & { broker_url?: string | string[] };
 
 interface DiscoverySpec {
   packages: string[];
@@ -344,8 +348,12 @@ export class Celery implements TaskHost {
     }
     const backend = this.backend;
     if (backend.beforePublish) await backend.beforePublish();
-    await this.broker.publish(wire, { exchange: route.exchange, routingKey: route.routingKey, declare: route.queue });
-    if (this.conf.task_send_sent_event) this.sendSentEvent(wire, route.queue?.name ?? null, route.exchange, route.routingKey);
+    const broker = this.broker;
+    // Countdown/eta tasks of an app with quorum queues wait in the broker, not in a worker (delayed-delivery.ts).
+    const publishRoute = nativeDelayedRoute(this.conf, route.queue, eta, now, typeof broker.declareTopology === 'function') ??
+      { exchange: route.exchange, routingKey: route.routingKey, declare: route.queue };
+    await broker.publish(wire, publishRoute);
+    if (this.conf.task_send_sent_event) this.sendSentEvent(wire, route.queue?.name ?? null, publishRoute.exchange, publishRoute.routingKey);
     const result = new AsyncResult<R>(id, backend, this);
     // As Celery's add_trail: the sending task stores it among its children.
     if (context?.addChild && options.addToParent !== false) context.addChild(result);

@@ -105,7 +105,13 @@ function checkResourceLimits(value: unknown): void {
 
 /** All settings, with Celery's names. */
 export interface CelerySettings {
+  /**
+   * One URL, or kombu's failover list: `'amqp://a//;amqp://b//'`. A list given
+   * in the config (`['amqp://a//', 'amqp://b//']`) is stored in that `;` form.
+   */
   broker_url: string;
+  broker_failover_strategy: 'round-robin' | 'shuffle' | null;
+  broker_native_delayed_delivery_queue_type: 'quorum' | 'classic';
   broker_connection_retry: boolean;
   broker_connection_retry_on_startup: boolean | null;
   broker_connection_max_retries: number | null;
@@ -130,6 +136,9 @@ export interface CelerySettings {
   task_protocol: number;
   task_compression: string | null;
   task_default_queue: string;
+  task_default_queue_type: 'classic' | 'quorum';
+  task_create_missing_queue_type: 'classic' | 'quorum';
+  task_create_missing_queue_exchange_type: 'direct' | 'topic' | 'fanout' | null;
   task_default_exchange: string | null;
   task_default_exchange_type: 'direct' | 'topic' | 'fanout';
   task_default_routing_key: string | null;
@@ -159,6 +168,7 @@ export interface CelerySettings {
   worker_eta_task_limit: number | null;
   worker_eta_max_hold: number;
   worker_send_task_events: boolean;
+  worker_detect_quorum_queues: boolean;
   worker_enable_remote_control: boolean;
   worker_cancel_long_running_tasks_on_connection_loss: boolean;
   worker_deduplicate_successful_tasks: boolean;
@@ -194,7 +204,7 @@ export interface CelerySettings {
   beat_lease_ttl: number;
 }
 
-type Kind = 'string' | 'bool' | 'number' | 'int' | 'object' | 'list' | 'routes' | 'tls' | 'delivery_mode' | 'rate' | 'string_or_false';
+type Kind = 'string' | 'bool' | 'number' | 'int' | 'object' | 'list' | 'routes' | 'tls' | 'delivery_mode' | 'rate' | 'string_or_false' | 'urls';
 
 interface SettingSpec {
   default: unknown;
@@ -209,6 +219,8 @@ interface SettingSpec {
   unsupported?: string | ((value: unknown, conf: CelerySettings) => string | null);
   /** Further checks of a (non-null) value beyond its kind; throws ImproperlyConfigured. */
   check?: (value: unknown) => void;
+  /** The form the value is stored in (after the checks). */
+  normalize?: (value: unknown) => unknown;
 }
 
 /** The keys of a transport-options object that ts-celery does not read (null when none). */
@@ -231,7 +243,12 @@ const ignoredAmqpTransportOptions = ignoredOptions(
 /** The table: every setting, its default (Celery's), and its type. */
 export const SETTINGS: { readonly [K in keyof CelerySettings]: SettingSpec } = {
   // The embedded in-memory broker is the default so that a fresh checkout runs; Python's is amqp://localhost.
-  broker_url: { default: 'memory://', kind: 'string' },
+  // A list (or 'a;b') is kombu's failover: the next URL when one node cannot be reached.
+  broker_url: { default: 'memory://', kind: 'urls', normalize: (v) => (Array.isArray(v) ? v.join(';') : v) },
+  // null = round-robin, as kombu.
+  broker_failover_strategy: { default: null, kind: 'string', nullable: true, oneOf: [null, 'round-robin', 'shuffle'] },
+  // The type of the celery_delayed_* queues of native delayed delivery (Celery 5.5+).
+  broker_native_delayed_delivery_queue_type: { default: 'quorum', kind: 'string', oneOf: ['quorum', 'classic'] },
   broker_connection_retry: { default: true, kind: 'bool' },
   // Celery 5.7: null = follow broker_connection_retry at start-up too.
   broker_connection_retry_on_startup: { default: null, kind: 'bool', nullable: true },
@@ -286,6 +303,11 @@ export const SETTINGS: { readonly [K in keyof CelerySettings]: SettingSpec } = {
   task_protocol: { default: 2, kind: 'int', oneOf: [1, 2] },
   task_compression: { default: null, kind: 'string', nullable: true, oneOf: [null, 'zlib', 'gzip'] },
   task_default_queue: { default: 'celery', kind: 'string' },
+  // Celery 5.5+: 'quorum' declares the default queue with x-queue-type quorum (RabbitMQ 3.8+).
+  task_default_queue_type: { default: 'classic', kind: 'string', oneOf: ['classic', 'quorum'] },
+  task_create_missing_queue_type: { default: 'classic', kind: 'string', oneOf: ['classic', 'quorum'] },
+  // null = a direct exchange named after the queue, as kombu's autoexchange.
+  task_create_missing_queue_exchange_type: { default: null, kind: 'string', nullable: true, oneOf: [null, 'direct', 'topic', 'fanout'] },
   task_default_exchange: { default: null, kind: 'string', nullable: true },
   task_default_exchange_type: { default: 'direct', kind: 'string', oneOf: ['direct', 'topic', 'fanout'] },
   task_default_routing_key: { default: null, kind: 'string', nullable: true },
@@ -324,6 +346,12 @@ export const SETTINGS: { readonly [K in keyof CelerySettings]: SettingSpec } = {
   // instead of being held unacked; keep it well under RabbitMQ's consumer_timeout (30 min).
   worker_eta_max_hold: { default: 900, kind: 'number' },
   worker_send_task_events: { default: false, kind: 'bool' },
+  // Quorum queues get per-consumer QoS (RabbitMQ refuses global QoS on them with 540, closing the connection).
+  worker_detect_quorum_queues: {
+    default: true,
+    kind: 'bool',
+    unsupported: 'every queue consumer has a channel of its own, and consumers of quorum queues always use per-consumer QoS: global QoS on a quorum queue makes RabbitMQ close the whole connection (540 NOT_IMPLEMENTED)',
+  },
   worker_enable_remote_control: { default: true, kind: 'bool' },
   worker_cancel_long_running_tasks_on_connection_loss: { default: false, kind: 'bool', unsupported: 'running tasks always finish; under acks_late their messages are redelivered' },
   worker_deduplicate_successful_tasks: { default: false, kind: 'bool', unsupported: 'not implemented' },
@@ -386,7 +414,11 @@ function suggest(key: string): string {
 }
 
 function typeError(key: string, spec: SettingSpec, value: unknown): ImproperlyConfigured {
-  const expected = spec.oneOf ? `one of ${JSON.stringify(spec.oneOf)}` : `a ${spec.kind.replace(/_/g, ' ')}${spec.nullable ? ' or null' : ''}`;
+  const expected = spec.oneOf
+    ? `one of ${JSON.stringify(spec.oneOf)}`
+    : spec.kind === 'urls'
+      ? "a URL (several separated by ';' for failover) or a non-empty list of URLs"
+      : `a ${spec.kind.replace(/_/g, ' ')}${spec.nullable ? ' or null' : ''}`;
   return new ImproperlyConfigured(`Setting ${key} must be ${expected}, got ${JSON.stringify(value) ?? typeof value}`);
 }
 
@@ -396,6 +428,9 @@ function checkValue(key: string, spec: SettingSpec, value: unknown): void {
     switch (spec.kind) {
       case 'string':
         return typeof value === 'string';
+      case 'urls':
+        return (typeof value === 'string' && value.trim() !== '') ||
+          (Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'string' && v.trim() !== ''));
       case 'bool':
         return typeof value === 'boolean';
       case 'number':
@@ -481,7 +516,8 @@ export function applySettings(target: CelerySettings, source: Record<string, unk
   for (const [key, value] of Object.entries(source)) {
     if (value === undefined) continue;
     validateSetting(key, value);
-    (target as unknown as Record<string, unknown>)[key] = value;
+    const spec = (SETTINGS as Record<string, SettingSpec>)[key]!;
+    (target as unknown as Record<string, unknown>)[key] = spec.normalize ? spec.normalize(value) : value;
   }
 }
 

@@ -87,14 +87,19 @@ export function queueDeclaration(conf: CelerySettings, name: string): QueueDecla
     );
   }
   const isDefault = name === conf.task_default_queue;
+  // As Celery's app.amqp.Queues: without task_queues the default queue is built from the
+  // task_default_* settings (task_default_queue_type); any other queue is a "missing" one
+  // (task_create_missing_queue_type, task_create_missing_queue_exchange_type).
+  const quorum = isDefault && !conf.task_queues ? conf.task_default_queue_type === 'quorum' : conf.task_create_missing_queue_type === 'quorum';
+  const missingExchangeType = conf.task_create_missing_queue_exchange_type ?? 'direct';
   return {
     name,
     durable: true,
     autoDelete: false,
-    arguments: baseArgs,
+    arguments: quorum ? { 'x-queue-type': 'quorum', ...baseArgs } : baseArgs,
     exchange: {
       name: isDefault ? (conf.task_default_exchange ?? name) : name,
-      type: isDefault ? conf.task_default_exchange_type : 'direct',
+      type: isDefault ? conf.task_default_exchange_type : missingExchangeType,
       durable: true,
     },
     routingKey: isDefault ? (conf.task_default_routing_key ?? name) : name,

@@ -36,6 +36,31 @@ export interface QueueDeclaration {
   exclusive?: boolean;
 }
 
+/**
+ * A binding beyond a queue's own (its `exchange` + `routingKey`): from an
+ * exchange to a queue, or from an exchange to another exchange (RabbitMQ's
+ * exchange-to-exchange bindings, which native delayed delivery chains).
+ */
+export interface BindingDeclaration {
+  /** The exchange messages come from. */
+  source: string;
+  destination: string;
+  destinationKind: 'queue' | 'exchange';
+  routingKey: string;
+}
+
+/**
+ * Exchanges, queues (each with its own binding) and extra bindings declared
+ * together, in that order, once per connection: e.g. the `celery_delayed_*`
+ * topology of native delayed delivery and the bindings that lead its
+ * messages back to a task queue.
+ */
+export interface TopologyDeclaration {
+  exchanges: ExchangeDeclaration[];
+  queues: QueueDeclaration[];
+  bindings: BindingDeclaration[];
+}
+
 /** Where one message goes. */
 export interface PublishRoute {
   /** `''` = the default exchange (routing key = queue name), as Python does for direct queues. */
@@ -49,6 +74,12 @@ export interface PublishRoute {
    * (`celery.pidbox`) and events (`celeryev`), declared as kombu does.
    */
   declareExchange?: ExchangeDeclaration | null;
+  /**
+   * Declared (once per connection) before publishing: the exchanges, queues and
+   * bindings the message travels through (native delayed delivery). A broker
+   * without {@link Broker.declareTopology} ignores it.
+   */
+  declareTopology?: TopologyDeclaration | null;
 }
 
 /** How one message is published. */
@@ -131,6 +162,14 @@ export interface ReconnectInfo {
   delayMs: number;
   /** Why the previous attempt failed. */
   error: Error;
+  /** The broker URL that attempt used, password masked (one of several with failover). */
+  url: string;
+  /**
+   * True when the next attempt goes to another node of `broker_url` at once
+   * (`delayMs` is 0: kombu's "Will retry using next failover"); false once
+   * every node failed in this round and the backoff applies.
+   */
+  failover: boolean;
 }
 
 /**
@@ -188,6 +227,17 @@ export interface Broker extends EventEmitter<BrokerEvents> {
    * memory and out of RabbitMQ's consumer_timeout.
    */
   park?(delivery: Delivery, delayMs: number): Promise<number | null>;
+  /**
+   * Optional: declares exchanges, queues and bindings (see
+   * {@link TopologyDeclaration}) on the current connection, once per
+   * connection unless `force`. Brokers that route only by queue name leave it out.
+   */
+  declareTopology?(topology: TopologyDeclaration, force?: boolean): Promise<void>;
+  /**
+   * Optional: the URL of the node currently connected (password masked), when
+   * `broker_url` lists several; null while disconnected.
+   */
+  readonly connectedUrl?: string | null;
   /** Opens the connection now (otherwise the first publish/consume does). */
   connect(): Promise<void>;
   /** Closes everything; unsettled deliveries go back to the queue. */

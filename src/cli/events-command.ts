@@ -21,7 +21,7 @@ export async function runEventsDump(args: EventsArgs, stop: Promise<unknown>, io
   io.out('-> evdump: starting capture...');
   const broker = app.broker;
   broker.on('reconnect-scheduled', (info: ReconnectInfo) => {
-    io.out(`-> Cannot connect to ${broker.displayUrl}: ${info.error.message}.\nTrying again in ${(info.delayMs / 1000).toFixed(2)} seconds...\n`);
+    io.out(`-> Cannot connect to ${info.url}: ${info.error.message}.\n${info.failover ? 'Will retry using next failover.' : `Trying again in ${(info.delayMs / 1000).toFixed(2)} seconds...`}\n`);
   });
   broker.on('disconnected', () => io.out('-> Connection lost, attempting reconnect'));
   const receiver = new EventReceiver(app, { handlers: { '*': (event) => dumper.onEvent(event) } });

@@ -9,7 +9,7 @@ import type { QueueDeclaration } from '../broker/types.js';
 import { parseAmqpUrl } from '../broker/amqp/connection.js';
 import { parseRedisUrl } from '../broker/redis/url.js';
 import { formatIsoTime } from '../protocol/time.js';
-import { maskUrl, urlScheme } from '../support/url.js';
+import { maskUrl, splitUrlList, urlScheme } from '../support/url.js';
 import { VERSION } from '../support/version.js';
 import { getLogger } from '../support/log.js';
 import { maybeList, nok, ok, pyTruthy, requireArgs, type CommandContext, type CommandHandler } from './command-support.js';
@@ -135,7 +135,10 @@ function queueAsDict(q: QueueDeclaration): Record<string, unknown> {
 /** `stats` -> `broker`: the connection parameters without the password, as kombu's `Connection.info()`. */
 function brokerInfo(ctx: CommandContext): Record<string, unknown> {
   const conf = ctx.app.conf;
-  const scheme = urlScheme(conf.broker_url);
+  // kombu's info() describes the URL in use; the other failover URLs are its `alternates` (masked here).
+  const urls = splitUrlList(conf.broker_url);
+  const first = urls[0] ?? conf.broker_url;
+  const scheme = urlScheme(first);
   const common = {
     insist: false,
     ssl: scheme === 'amqps',
@@ -145,11 +148,11 @@ function brokerInfo(ctx: CommandContext): Record<string, unknown> {
     login_method: 'PLAIN',
     uri_prefix: null,
     heartbeat: conf.broker_heartbeat,
-    failover_strategy: 'round-robin',
-    alternates: [],
+    failover_strategy: conf.broker_failover_strategy ?? 'round-robin',
+    alternates: urls.length > 1 ? urls.map(maskedUrl) : [],
   };
   if (scheme === 'amqp' || scheme === 'amqps' || scheme === 'pyamqp') {
-    const c = parseAmqpUrl(conf.broker_url.replace(/^pyamqp:/i, 'amqp:'));
+    const c = parseAmqpUrl(first.replace(/^pyamqp:/i, 'amqp:'));
     return { hostname: c.hostname, userid: c.username, virtual_host: c.vhost, port: c.port, ...common };
   }
   if (scheme === 'redis' || scheme === 'rediss' || scheme === 'sentinel') {

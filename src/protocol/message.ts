@@ -177,13 +177,34 @@ export function buildTaskMessage(input: TaskMessageInput, now: number = Date.now
 
 /**
  * Headers without the ones RabbitMQ adds when it dead-letters a message
- * (`x-death`, `x-first-death-*`, `x-last-death-*`): they describe the old
- * message's trips, not a new one's. Used when a message is published again.
+ * (`x-death`, `x-first-death-*`, `x-last-death-*`) or a quorum queue delivers
+ * it (`x-delivery-count`): they describe the old message's trips, not a new
+ * one's. Used when a message is published again.
  */
 export function withoutBrokerHeaders(headers: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(headers)) if (!/^x-(death|first-death-|last-death-)/.test(k)) out[k] = v;
+  for (const [k, v] of Object.entries(headers)) if (!/^x-(death|first-death-|last-death-|delivery-count$)/.test(k)) out[k] = v;
   return out;
+}
+
+/**
+ * A delivered message as a new publish of the same bytes (persistent, broker
+ * headers removed): for moving a not-yet-due ETA task into the broker's delay
+ * queues. The `expiration` TTL is not carried over: the task's `expires`
+ * header still applies when it comes back.
+ */
+export function republishable(m: IncomingMessage): WireMessage {
+  const copy: WireMessage = {
+    body: m.body,
+    contentType: m.contentType ?? JSON_CONTENT_TYPE,
+    contentEncoding: m.contentEncoding ?? 'utf-8',
+    headers: withoutBrokerHeaders(m.headers), // RabbitMQ adds fresh ones
+    deliveryMode: 2,
+  };
+  if (m.correlationId !== undefined) copy.correlationId = m.correlationId;
+  if (m.replyTo !== undefined) copy.replyTo = m.replyTo;
+  if (m.priority !== undefined) copy.priority = m.priority;
+  return copy;
 }
 
 // ---------------------------------------------------------------------------

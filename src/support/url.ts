@@ -10,6 +10,21 @@
  * `/` in the password hides where it ends, everything up to the last `@` is masked.
  */
 export function maskUrl(url: string): string {
+  // kombu's failover list, `amqp://a//;amqp://b//`: every URL of it masked.
+  if (url.includes(';')) return splitUrlList(url).map(maskOne).join(';');
+  return maskOne(url);
+}
+
+/**
+ * The URLs of a kombu failover list: `'amqp://a//;amqp://b//'` (split on `;`,
+ * as kombu does) or an array; blanks dropped.
+ */
+export function splitUrlList(value: string | readonly string[]): string[] {
+  const parts = typeof value === 'string' ? value.split(';') : value.flatMap((v) => v.split(';'));
+  return parts.map((p) => p.trim()).filter((p) => p !== '');
+}
+
+function maskOne(url: string): string {
   const m = /^([a-z][a-z0-9+.-]*:\/\/)(.*)$/is.exec(url);
   if (!m) return url;
   const [, scheme, rest] = m as unknown as [string, string, string];

@@ -13,10 +13,9 @@ const log = getLogger('MainProcess');
 export function logBrokerEvents(broker: Broker): void {
   broker.on('reconnect-scheduled', (info: ReconnectInfo) => {
     const of = info.maxRetries === null ? '' : `/${info.maxRetries}`;
-    log.error(
-      `consumer: Cannot connect to ${broker.displayUrl}: ${info.error.message}\n` +
-        `Trying again in ${(info.delayMs / 1000).toFixed(2)} seconds... (${info.attempt}${of})`,
-    );
+    // Celery's wording; with several broker URLs the next node is tried at once.
+    const next = info.failover ? 'Will retry using next failover.' : `Trying again in ${(info.delayMs / 1000).toFixed(2)} seconds... (${info.attempt}${of})`;
+    log.error(`consumer: Cannot connect to ${info.url}: ${info.error.message}\n${next}`);
   });
   broker.on('disconnected', (err: Error) => log.warning(`consumer: Connection to broker lost. Trying to re-establish the connection... (${err.message})`));
   broker.on('resumed', (url: string) => log.info(`consumer: Connected to ${url} again; consuming resumed.`));

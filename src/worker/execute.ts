@@ -21,7 +21,7 @@ import { chordPartReturn, continueAfterFailure, sendCallbacks } from './canvas.j
 import { bindArguments, paramsOfTask } from './arguments.js';
 import type { TaskCall, WorkerPool } from './pools/types.js';
 import type { ResultWriter } from './results.js';
-import { checkRetryAllowed, DEFAULT_MAX_RETRIES, retryMessage, retryRoute, retrySchedule } from './retry.js';
+import { checkRetryAllowed, DEFAULT_MAX_RETRIES, retryMessage, retryPublishRoute, retrySchedule } from './retry.js';
 
 const log = getLogger('MainProcess');
 
@@ -233,8 +233,10 @@ class TaskRun implements TaskContextSource, RunHandle, TaskCall {
     const next = retryMessage(message, eta, { args: options.args, kwargs: options.kwargs });
     const publish = (async () => {
       try {
-        const route = retryRoute(this.delivery.info, options.queue);
-        await this.ctx.app.broker.publish(buildTaskMessage(next, Date.now(), this.ctx.timeZone), { ...route, declare: null });
+        const { app } = this.ctx;
+        const now = Date.now();
+        const route = retryPublishRoute(app.conf, this.delivery.info, options.queue, eta, now, typeof app.broker.declareTopology === 'function');
+        await app.broker.publish(buildTaskMessage(next, now, this.ctx.timeZone), route);
       } catch (err) {
         throw new RetryNotPublished(`Could not publish the retry of ${task.name}[${message.id}]: ${(err as Error).message}`, { cause: err });
       }

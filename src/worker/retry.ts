@@ -5,8 +5,12 @@
  * published back to the queue the task came from: exactly what a Python
  * worker publishes, so a Python worker can pick it up too, and vice versa.
  */
+import type { CelerySettings } from '../app/config.js';
+import { nativeDelayedRoute } from '../app/delayed-delivery.js';
+import { queueDeclaration } from '../app/routing.js';
 import type { RetryOptions, TaskOptions } from '../app/task.js';
-import type { DeliveryInfo } from '../broker/types.js';
+import { stripDelayPrefix } from '../broker/native-delayed-delivery.js';
+import type { DeliveryInfo, PublishRoute, QueueDeclaration } from '../broker/types.js';
 import { MaxRetriesExceededError } from '../errors.js';
 import { withoutBrokerHeaders, type TaskMessage } from '../protocol/message.js';
 import { argsRepr, kwargsRepr } from '../protocol/repr.js';
@@ -88,4 +92,37 @@ export function retryRoute(info: DeliveryInfo, queueOverride?: string): { exchan
   if (queueOverride) return { exchange: '', routingKey: queueOverride };
   if (info.exchange === '') return { exchange: '', routingKey: info.queue };
   return { exchange: info.exchange, routingKey: info.routingKey };
+}
+
+/** `celery_delayed_<N>` / `celery_delayed_delivery` (optionally prefixed): a message that waited in the delay queues. */
+const DELAY_EXCHANGE = /(^|_)celery_delayed_(\d+|delivery)$/;
+
+/**
+ * The retry's full route. For an app with quorum queues, a retry with a
+ * countdown goes through native delayed delivery, as a Celery 5.7 worker
+ * sends it (to `celery_delayed_27`, the delay in front of the queue's
+ * routing key). Otherwise back where it came from; a message that arrived
+ * through the delay exchanges goes back to its queue's own exchange with the
+ * delay digits removed from its key.
+ */
+export function retryPublishRoute(
+  conf: CelerySettings,
+  info: DeliveryInfo,
+  queueOverride: string | undefined,
+  etaMs: number,
+  nowMs: number,
+  transportHasTopology: boolean,
+): PublishRoute {
+  let queue: QueueDeclaration | null = null;
+  try {
+    queue = queueDeclaration(conf, queueOverride ?? info.queue);
+  } catch {
+    /* not in task_queues and task_create_missing_queues off: route as it came */
+  }
+  const delayed = nativeDelayedRoute(conf, queue, etaMs, nowMs, transportHasTopology);
+  if (delayed) return delayed;
+  if (!queueOverride && queue && DELAY_EXCHANGE.test(info.exchange) && queue.exchange.name !== '') {
+    return { exchange: queue.exchange.name, routingKey: stripDelayPrefix(info.routingKey), declare: null };
+  }
+  return { ...retryRoute(info, queueOverride), declare: null };
 }

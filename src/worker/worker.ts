@@ -22,6 +22,7 @@ import { DisabledBackend } from '../backend/disabled.js';
 import { getLogger, isEnabled } from '../support/log.js';
 import { decideAck, type AckDecision, type DeliveryEvent, type RunOutcome } from './ack-policy.js';
 import { chordPartReturn } from './canvas.js';
+import { EtaPlacement, type Parker } from './delayed-delivery.js';
 import { EtaScheduler } from './eta.js';
 import { executeTask, SoftTimeLimitExceeded, type ExecutionContext } from './execute.js';
 import { TaskLifecycle } from './lifecycle.js';
@@ -134,7 +135,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   /** Parks into the broker's delay queues waiting for their confirm. */
   private readonly parking = new Set<Promise<void>>();
   private ctx!: ExecutionContext;
-  private readonly maxHoldMs: number;
+  /** Where not-yet-due ETA tasks wait: memory, the delay queues, or native delayed delivery. */
+  private readonly etaPlacement: EtaPlacement;
 
   constructor(
     readonly app: Celery,
@@ -150,7 +152,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.pool = createPool({ name: options.pool ?? conf.worker_pool, limit: concurrency, app, hostname: this.hostname, appModule: options.appModule });
     this.limiter = new RateLimiter((job) => this.pool.submit(job), conf.worker_disable_rate_limits);
     this.eta = new EtaScheduler(conf.worker_eta_task_limit);
-    this.maxHoldMs = conf.worker_eta_max_hold * 1000;
+    this.etaPlacement = new EtaPlacement(app, conf.worker_eta_max_hold * 1000);
     this.workerState = new WorkerState(this.hostname);
     this.workerState.follow(this.lifecycle);
     this.services = new WorkerServices(this, options);
@@ -222,6 +224,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
       }
       slot.consumer = consumer;
     }
+    await this.etaPlacement.start(this.broker, this.slots.map((s) => s.declaration));
+    if (this.state !== 'starting') return;
     await this.services.afterConsume();
     if (this.state !== 'starting') return;
     this.state = 'running';
@@ -284,8 +288,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const now = Date.now();
     if (message.eta === null || message.eta <= now) return this.submit(delivery, message, task);
     const wait = message.eta - now;
-    if (this.broker.park && (wait > this.maxHoldMs || !this.eta.hasRoom())) {
-      const parking = this.park(slot, delivery, message, task, wait);
+    const parker = this.etaPlacement.parker(slot.declaration, wait, this.eta.hasRoom());
+    if (parker) {
+      const parking = this.park(slot, delivery, message, task, wait, parker);
       this.parking.add(parking);
       void parking.finally(() => this.parking.delete(parking));
       return;
@@ -322,13 +327,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
    */
   private adjustHeld(slot: ConsumerSlot, delta: number): void {
     slot.held += delta;
+    // Quorum queues: the per-consumer limit is fixed for the consumer's life (Celery's qos_global = False).
+    if (!this.etaPlacement.holdRaisesPrefetch(slot.declaration)) return;
     const bump = this.broker.park || this.eta.limit === null ? slot.held : Math.min(slot.held, this.eta.limit);
     if (this.prefetch > 0 && slot.consumer) void slot.consumer.setPrefetch(clampPrefetch(this.prefetch + bump));
   }
 
-  private async park(slot: ConsumerSlot, delivery: Delivery, message: TaskMessage, task: Task<never, unknown>, wait: number): Promise<void> {
+  private async park(slot: ConsumerSlot, delivery: Delivery, message: TaskMessage, task: Task<never, unknown>, wait: number, parker: Parker): Promise<void> {
     try {
-      const parkedFor = await this.broker.park!(delivery, wait);
+      const parkedFor = await parker(delivery);
       if (parkedFor !== null) {
         this.stats.parked++;
         log.debug(`Task ${message.task}[${message.id}] due in ${Math.round(wait / 1000)}s: parked in the broker for ${parkedFor / 1000}s`);
@@ -440,6 +447,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       await this.services.afterStop();
     }
     this.broker?.off('fatal', this.onBrokerFatal);
+    this.etaPlacement.stop();
     this.state = 'stopped';
     this.emit('stopped');
   }

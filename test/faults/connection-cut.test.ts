@@ -4,8 +4,11 @@
  * as with a dead peer or a dropped NAT entry. Only heartbeats can tell.
  *
  * Guarantees checked (broker_heartbeat = 2 s on both sides):
- * - producers' delay() calls caught in the silence reject (never hang, never
- *   resolve for a message the broker did not confirm);
+ * - producers' delay() calls caught in the silence never hang and never resolve
+ *   for a message the broker did not confirm: with task_publish_retry (the
+ *   default) they are sent again on a new connection once the heartbeat gave
+ *   up on the old one, and resolve when that copy is confirmed; without it they
+ *   reject;
  * - workers notice the dead connection within a few heartbeats, reconnect
  *   (through the proxy, which pipes new connections again) and resume;
  * - every confirmed task runs; duplicates (acks_late redeliveries) are counted.
@@ -56,30 +59,43 @@ describe('fault: connection cut without a clean close (heartbeats)', function ()
 
     const logBefore = fx.svc.rabbit.log().length;
     const tags = Array.from({ length: TOTAL }, (_, i) => `${run}:${i}`);
-    const sent: Sent = { sent: 0, confirmed: new Set(), rejected: new Map(), ids: new Map() };
+    // Two producers: one sends again what the silence left unconfirmed (task_publish_retry, the
+    // default), the other (task_publish_retry off) rejects it.
+    const retrying: Sent = { sent: 0, confirmed: new Set(), rejected: new Map(), ids: new Map() };
+    const noRetry: Sent = { sent: 0, confirmed: new Set(), rejected: new Map(), ids: new Map() };
     let cutAt = 0;
     let cut = 0;
-    const app = producerApp({ broker_url: viaProxy(), task_default_queue: queue, broker_heartbeat: HEARTBEAT_S });
-    apps.push(app);
-    const producing = produce({
-      app, tags, task: 'faults.record', args: (t) => [t], inFlight: 20, ratePerSec: 250,
-      onSettled: (s) => {
-        if (!cutAt && s.confirmed.size >= TOTAL / 3) {
-          cutAt = Date.now();
-          cut = proxy.blackhole();
-        }
-      },
-    }, sent);
+    const cutOnce = (): void => {
+      if (!cutAt && retrying.confirmed.size + noRetry.confirmed.size >= TOTAL / 3) {
+        cutAt = Date.now();
+        cut = proxy.blackhole();
+      }
+    };
+    const retryApp = producerApp({ broker_url: viaProxy(), task_default_queue: queue, broker_heartbeat: HEARTBEAT_S });
+    const noRetryApp = producerApp({ broker_url: viaProxy(), task_default_queue: queue, broker_heartbeat: HEARTBEAT_S, task_publish_retry: false });
+    apps.push(retryApp, noRetryApp);
+    let retryAppLost = 0;
+    retryApp.broker.on('disconnected', () => retryAppLost++);
+    const producing = Promise.all([
+      produce({ app: retryApp, tags: tags.slice(0, TOTAL / 2), task: 'faults.record', args: (t) => [t], inFlight: 10, ratePerSec: 125, onSettled: cutOnce }, retrying),
+      produce({ app: noRetryApp, tags: tags.slice(TOTAL / 2), task: 'faults.record', args: (t) => [t], inFlight: 10, ratePerSec: 125, onSettled: cutOnce }, noRetry),
+    ]);
     // While silenced, pending sends must settle (reject) once the heartbeat declares the peer dead.
     let firstRejectAfterCut = 0;
     const watcher = (async () => {
       while (!firstRejectAfterCut) {
-        if (cutAt && sent.rejected.size > 0) firstRejectAfterCut = Date.now() - cutAt;
+        if (cutAt && noRetry.rejected.size > 0) firstRejectAfterCut = Date.now() - cutAt;
         await sleep(50);
       }
     })();
     await producing;
     await Promise.race([watcher, sleep(1000)]);
+    const sent: Sent = {
+      sent: retrying.sent + noRetry.sent,
+      confirmed: new Set([...retrying.confirmed, ...noRetry.confirmed]),
+      rejected: new Map([...retrying.rejected, ...noRetry.rejected]),
+      ids: new Map([...retrying.ids, ...noRetry.ids]),
+    };
 
     await settle(async () => {
       const done = new Set((await entries(run)).map((e) => e.tag));
@@ -94,15 +110,20 @@ describe('fault: connection cut without a clean close (heartbeats)', function ()
     const t = tally(sent, await entries(run), tags);
     // RabbitMQ's side of the silenced connections: it too gave up on them by heartbeat.
     const brokerMissed = (fx.svc.rabbit.log().slice(logBefore).match(/missed heartbeats from client/g) ?? []).length;
-    reportTally('connection-cut', t, { 'connections-cut': cut, 'first-reject-after-cut-ms': firstRejectAfterCut, 'broker-closed-by-heartbeat': brokerMissed });
+    reportTally('connection-cut', t, {
+      'connections-cut': cut, 'rejected-with-retry': retrying.rejected.size, 'rejected-without-retry': noRetry.rejected.size,
+      'first-reject-after-cut-ms': firstRejectAfterCut, 'broker-closed-by-heartbeat': brokerMissed,
+    });
     if (t.lost.length > 0) for (const w of workers) console.log(`--- worker ${w.pid}:\n${tail(w.output(), 30)}`);
 
-    expect(cut, 'connections silenced').to.be.at.least(3); // two workers + the producer
+    expect(cut, 'connections silenced').to.be.at.least(4); // two workers + the two producers
     expect(brokerMissed, 'silenced connections RabbitMQ closed for missed heartbeats').to.equal(cut);
     expect(t.lost, 'confirmed tasks that never ran').to.deep.equal([]);
     expect(t.unknown).to.equal(0);
     expect(t.confirmed + t.rejected).to.equal(TOTAL);
-    expect(t.rejected, 'sends caught in the silence reject').to.be.greaterThan(0);
+    expect(noRetry.rejected.size, 'without task_publish_retry, sends caught in the silence reject').to.be.greaterThan(0);
+    expect(retrying.rejected.size, 'with task_publish_retry, they are sent again on a new connection').to.equal(0);
+    expect(retryAppLost, 'the retrying producer went through the cut').to.be.at.least(1);
     expect(t.duplicated).to.be.at.most(2 * CONCURRENCY * 4);
     // Detection by heartbeat: amqplib gives up after two silent intervals.
     expect(firstRejectAfterCut, 'ms from the cut to the first rejected send').to.be.within(HEARTBEAT_S * 1000, HEARTBEAT_S * 4000);
@@ -120,7 +141,7 @@ describe('fault: connection cut without a clean close (heartbeats)', function ()
       assertNoSecrets(w.output(), [fx.svc.rabbit.password], 'worker output');
     }
     expect((await fx.svc.rabbit.queueStats(queue))?.consumers, 'consumers attached again').to.equal(2);
-    expect(proxy.accepted, 'workers and producer reconnected through the proxy').to.be.at.least(6);
+    expect(proxy.accepted, 'workers and producers reconnected through the proxy').to.be.at.least(8);
   });
 
   it('redeclares its queue and keeps consuming when the queue is deleted under it', async () => {

@@ -13,6 +13,8 @@
  *   FAULTS_COUNTS        counting Redis (default redis://127.0.0.1:6379/12)
  *   FAULTS_QUEUE         task_default_queue (default celery)
  *   FAULTS_DLX=1         declare FAULTS_QUEUE with a dead-letter route to `<queue>.dlq`
+ *   FAULTS_QUORUM=1      declare FAULTS_QUEUE as a quorum queue behind a topic exchange of its name
+ *                        (as test/cluster/py/qapp.py declares it)
  *   FAULTS_ACKS_LATE=1   task_acks_late
  *   FAULTS_REJECT_ON_WORKER_LOST=0|1   task_reject_on_worker_lost
  *   FAULTS_HEARTBEAT     broker_heartbeat (seconds)
@@ -50,6 +52,10 @@ if (env.FAULTS_REJECT_ON_WORKER_LOST) config.task_reject_on_worker_lost = env.FA
 if (env.FAULTS_HEARTBEAT) config.broker_heartbeat = Number(env.FAULTS_HEARTBEAT);
 if (env.FAULTS_ETA_MAX_HOLD) config.worker_eta_max_hold = Number(env.FAULTS_ETA_MAX_HOLD);
 if (env.FAULTS_MAX_RETRIES) config.broker_connection_max_retries = env.FAULTS_MAX_RETRIES === 'null' ? null : Number(env.FAULTS_MAX_RETRIES);
+if (env.FAULTS_QUORUM === '1') {
+  config.task_queues = [{ name: queue, exchange_type: 'topic', queue_arguments: { 'x-queue-type': 'quorum' } }];
+  config.task_default_exchange_type = 'topic';
+}
 if (env.FAULTS_DLX === '1') {
   config.task_queues = [
     { name: queue, queue_arguments: { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': `${queue}.dlq` } },

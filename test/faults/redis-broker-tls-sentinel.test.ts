@@ -45,7 +45,7 @@ describe('Redis broker over TLS and through Sentinel', function () {
     const worker = new Worker(app, { hostname: `${queue}@test`, concurrency: 2 });
     workers.push(worker);
     await worker.start();
-    return (await app.sendTask('rb.echo', [{ via: config.broker_url?.split(':')[0] }])).get({ timeout: 10_000 });
+    return (await app.sendTask('rb.echo', [{ via: String(config.broker_url).split(':')[0] }])).get({ timeout: 10_000 });
   }
 
   it('runs a task over rediss:// with the CA in broker_use_ssl, and refuses an unknown CA clearly', async () => {

@@ -31,6 +31,9 @@ export interface PythonWorkerOptions {
   extraArgs?: string[];
   /** How long to wait for "<node> ready." (default 30 s). */
   readyTimeoutMs?: number;
+  /** The app module (`-A`; default `pytasks`) and the directory it is in (default test/interop/py). */
+  appModule?: string;
+  appDir?: string;
 }
 
 export interface PythonWorker {
@@ -101,7 +104,7 @@ export function startPythonWorker(opts: PythonWorkerOptions): Promise<PythonWork
   if (opts.queues.length === 0) return Promise.reject(new Error('startPythonWorker: queues must not be empty'));
   const name = uniqueName('py');
   const args = [
-    '-m', 'celery', '-A', 'pytasks', 'worker',
+    '-m', 'celery', '-A', opts.appModule ?? 'pytasks', 'worker',
     '-l', 'info',
     '-Q', opts.queues.join(','),
     '-c', String(opts.concurrency ?? 1),
@@ -110,14 +113,15 @@ export function startPythonWorker(opts: PythonWorkerOptions): Promise<PythonWork
     '--without-mingle', '--without-gossip', '--without-heartbeat',
     ...(opts.extraArgs ?? []),
   ];
-  const env = pythonEnv({ PYTASKS_QUEUE: opts.queues[0] as string, ...opts.env });
+  const appDir = opts.appDir ?? PY_DIR;
+  const env = pythonEnv({ PYTASKS_QUEUE: opts.queues[0] as string, PYTHONPATH: appDir, ...opts.env });
   const brokerUrl = env.PYTASKS_BROKER ?? AMQP_URL;
   const readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
   const readyRe = new RegExp(`(${escapeRegExp(name)}@\\S+) ready\\.`);
 
   return new Promise<PythonWorker>((resolve, reject) => {
     // detached: own process group, so the prefork pool can be killed with it
-    const child = spawn(python, args, { cwd: PY_DIR, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(python, args, { cwd: appDir, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     let log = '';
     let settled = false;
     let exited = false;

@@ -17,6 +17,10 @@
  * `channel_tick_interval` = 1 s (RabbitMQ checks `consumer_timeout` on each
  * channel tick; the default tick is 60 s), and a TLS listener with a
  * certificate from {@link makeTestPki} that requires a client certificate.
+ *
+ * {@link RabbitNodeOptions} make other nodes of the same kind (the 3-node
+ * cluster of test/helpers/rabbit-cluster.ts): their own name, ports, data
+ * directory and login, optionally without TLS.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -57,26 +61,55 @@ function chownTree(path: string, ids: { uid: number; gid: number }): void {
   if (statSync(path).isDirectory()) for (const f of readdirSync(path)) chownTree(join(path, f), ids);
 }
 
+/** A node other than the fault tests' own (defaults: the faults node). */
+export interface RabbitNodeOptions {
+  nodename?: string;
+  port?: number;
+  /** The AMQPS listener (with a test PKI); null = none. */
+  tlsPort?: number | null;
+  /** The Erlang distribution port. */
+  distPort?: number;
+  /** Data, logs and config; must be under /var/lib/rabbitmq (see {@link RabbitNode.dir}). */
+  dir?: string;
+  user?: string;
+  password?: string;
+  /** `channel_tick_interval` in ms; null = RabbitMQ's default (60 s). */
+  channelTickMs?: number | null;
+}
+
 export class RabbitNode {
-  readonly nodename = FAULTS_NODE;
-  readonly port = FAULTS_AMQP_PORT;
-  readonly tlsPort = FAULTS_AMQPS_PORT;
-  readonly user = 'faults';
+  readonly nodename: string;
+  readonly port: number;
+  readonly tlsPort: number;
+  readonly distPort: number;
+  readonly user: string;
   /** Distinctive, so a grep for it in any output is meaningful. */
-  readonly password = `Amqp-Secret-${randomBytes(6).toString('hex')}`;
+  readonly password: string;
   /**
    * Under the rabbitmq user's home, not the checkout: the Debian wrapper runs the node as
    * that user, who cannot reach a checkout inside a private directory (a `mktemp -d`
    * clone, /root/...), and the node then fails to boot.
    */
-  readonly dir = '/var/lib/rabbitmq/ts-celery-faults';
+  readonly dir: string;
+  /** The TLS files (only when the node has a TLS listener). */
   readonly pki: TestPki;
+  private readonly tls: boolean;
+  private readonly channelTickMs: number | null;
   private server: ChildProcess | null = null;
   private exited: Promise<void> | null = null;
 
-  constructor() {
+  constructor(options: RabbitNodeOptions = {}) {
+    this.nodename = options.nodename ?? FAULTS_NODE;
+    this.port = options.port ?? FAULTS_AMQP_PORT;
+    this.tls = options.tlsPort !== null;
+    this.tlsPort = options.tlsPort ?? FAULTS_AMQPS_PORT;
+    this.distPort = options.distPort ?? FAULTS_DIST_PORT;
+    this.dir = options.dir ?? '/var/lib/rabbitmq/ts-celery-faults';
+    this.user = options.user ?? 'faults';
+    this.password = options.password ?? `Amqp-Secret-${randomBytes(6).toString('hex')}`;
+    this.channelTickMs = options.channelTickMs === undefined ? FAULTS_CHANNEL_TICK_MS : options.channelTickMs;
     mkdirSync(this.dir, { recursive: true });
-    this.pki = makeTestPki(join(this.dir, 'tls'));
+    this.pki = this.tls ? makeTestPki(join(this.dir, 'tls')) : (null as unknown as TestPki);
   }
 
   /** `amqp://faults:<password>@127.0.0.1:5681/` (vhost `/`). */
@@ -104,7 +137,7 @@ export class RabbitNode {
       ...process.env,
       RABBITMQ_NODENAME: this.nodename,
       RABBITMQ_NODE_PORT: String(this.port),
-      RABBITMQ_DIST_PORT: String(FAULTS_DIST_PORT),
+      RABBITMQ_DIST_PORT: String(this.distPort),
       RABBITMQ_CONFIG_FILE: join(d, 'rabbitmq.conf'),
       RABBITMQ_ADVANCED_CONFIG_FILE: join(d, 'advanced.config'),
       RABBITMQ_MNESIA_BASE: join(d, 'mnesia'),
@@ -140,10 +173,20 @@ export class RabbitNode {
   private writeConfig(): void {
     const d = this.dir;
     const p = this.pki;
+    const tls = this.tls
+      ? [
+          `listeners.ssl.default = 127.0.0.1:${this.tlsPort}`,
+          `ssl_options.cacertfile = ${p.caCert}`,
+          `ssl_options.certfile = ${p.serverCert}`,
+          `ssl_options.keyfile = ${p.serverKey}`,
+          'ssl_options.verify = verify_peer',
+          'ssl_options.fail_if_no_peer_cert = true',
+        ]
+      : [];
     writeFileSync(join(d, 'rabbitmq.conf'), [
       '# Written by test/helpers/rabbit-node.ts for the fault tests',
       `listeners.tcp.default = 127.0.0.1:${this.port}`,
-      `listeners.ssl.default = 127.0.0.1:${this.tlsPort}`,
+      ...tls,
       'distribution.listener.interface = 127.0.0.1',
       `default_user = ${this.user}`,
       `default_pass = ${this.password}`,
@@ -152,18 +195,14 @@ export class RabbitNode {
       'default_permissions.read = .*',
       'default_permissions.write = .*',
       'loopback_users = none',
-      `ssl_options.cacertfile = ${p.caCert}`,
-      `ssl_options.certfile = ${p.serverCert}`,
-      `ssl_options.keyfile = ${p.serverKey}`,
-      'ssl_options.verify = verify_peer',
-      'ssl_options.fail_if_no_peer_cert = true',
       'log.console = false',
       'log.file.level = info',
       // Tests restart the node; do not let a low disk-free limit block publishers.
       'disk_free_limit.absolute = 50MB',
       '',
     ].join('\n'));
-    writeFileSync(join(d, 'advanced.config'), `[{rabbit, [{channel_tick_interval, ${FAULTS_CHANNEL_TICK_MS}}]}].\n`);
+    const tick = this.channelTickMs === null ? '' : `{channel_tick_interval, ${this.channelTickMs}}`;
+    writeFileSync(join(d, 'advanced.config'), `[{rabbit, [${tick}]}].\n`);
     writeFileSync(join(d, 'enabled_plugins'), '[].\n');
     writeFileSync(join(d, 'rabbitmq-env.conf'), 'ERL_EPMD_ADDRESS=127.0.0.1\n');
   }

@@ -88,6 +88,7 @@ describe('npm run bench -- --quick (smoke)', function () {
       'e2e-rb/ts-redis', 'e2e-rb/py-prefork-redis', 'e2e-rb/bullmq',
       'cpu/ts-threads', 'cpu/ts-async2', 'cpu/py-prefork',
       'noop-hop/hop-async', 'noop-hop/hop-threads',
+      'noop-scale/ts', 'noop-scale/ts-quorum', 'noop-scale/ts-x2', 'noop-scale/ts-quorum-x2',
     ];
     expect([...seen].sort()).to.deep.equal([...expected].sort());
   });

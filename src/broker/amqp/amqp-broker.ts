@@ -3,25 +3,28 @@
  *
  * - Publishing uses a confirm channel: `publish()` resolves only once RabbitMQ
  *   has the message, and rejects with a clear error otherwise (never a silent loss).
- * - Declarations run on a separate channel, so a 406 PRECONDITION_FAILED (a queue
- *   declared differently elsewhere) fails that publish with an explanation
- *   instead of killing the channel every pending confirm waits on.
- * - Consumers survive connection loss: a supervisor reconnects with backoff,
- *   redeclares, restores each consumer's prefetch and resumes consuming.
+ *   A publish the connection lost before its confirm (or RabbitMQ nacked) is sent
+ *   again under `task_publish_retry`, on the next node when there are several.
+ * - Declarations run on a separate channel (topology.ts).
+ * - Consumers survive connection loss: a supervisor reconnects with backoff
+ *   (to the next node of `broker_url` first, see targets.ts), redeclares,
+ *   restores each consumer's prefetch and resumes consuming.
  */
 import { EventEmitter } from 'node:events';
 import type { Channel, ChannelModel, ConfirmChannel, Options } from 'amqplib';
 import type { PublishRetryPolicy } from '../../app/config.js';
-import { BrokerError, HeaderDecoderError, PublishError } from '../../errors.js';
+import { BrokerError, HeaderDecoderError, PublishError, UnconfirmedPublishError } from '../../errors.js';
 import { encodeAmqpTable } from '../../protocol/amqp-headers.js';
-import { withoutBrokerHeaders, type WireMessage } from '../../protocol/message.js';
+import { republishable, type WireMessage } from '../../protocol/message.js';
 import { backoffDelay, sleep } from '../../support/backoff.js';
 import { maskUrl } from '../../support/url.js';
-import type { Broker, BrokerEvents, ConsumeOptions, Consumer, Delivery, ExchangeDeclaration, PublishOptions, PublishRoute, QueueDeclaration, ReconnectInfo } from '../types.js';
+import type { Broker, BrokerEvents, ConsumeOptions, Consumer, Delivery, ExchangeDeclaration, PublishOptions, PublishRoute, QueueDeclaration, ReconnectInfo, TopologyDeclaration } from '../types.js';
 import { delayQueueDeclaration, delayStep } from './delay-queues.js';
 import { AmqpConsumer, type ConsumerHost } from './amqp-consumer.js';
 import { ChannelSlot } from './channel-slot.js';
 import { openAmqpConnection, type AmqpConnectOptions } from './connection.js';
+import { BrokerTargets, type FailoverStrategy } from './targets.js';
+import { Declarations } from './topology.js';
 
 export interface AmqpBrokerOptions extends AmqpConnectOptions {
   /** How `publish()` retries opening a connection (`task_publish_retry_policy`); null = one attempt. */
@@ -32,6 +35,8 @@ export interface AmqpBrokerOptions extends AmqpConnectOptions {
    * (`broker_connection_max_retries`; null = forever).
    */
   reconnect: { enabled: boolean; onStartup: boolean; maxRetries: number | null };
+  /** `broker_failover_strategy` when `url` lists several nodes (default round-robin). */
+  failoverStrategy?: FailoverStrategy | null;
 }
 
 export type { ReconnectInfo } from '../types.js';
@@ -39,22 +44,9 @@ export type { ReconnectInfo } from '../types.js';
 const RECONNECT_BASE_MS = 500;
 const RECONNECT_MAX_MS = 10_000;
 
-function declarationKey(q: QueueDeclaration): string {
-  return JSON.stringify([q.name, q.durable, q.autoDelete, q.exclusive ?? false, q.arguments, q.exchange, q.routingKey]);
-}
-
-function describeDeclareError(err: unknown, q: QueueDeclaration): BrokerError {
-  const msg = String((err as Error)?.message ?? err);
-  if (/PRECONDITION[-_]FAILED|406/.test(msg)) {
-    return new BrokerError(
-      `RabbitMQ refused to declare queue ${JSON.stringify(q.name)}: it already exists with different ` +
-        `settings (${msg.replace(/^.*PRECONDITION_FAILED - /, '')}). Declare it exactly as the other ` +
-        `producers and workers do (durable, no arguments by default; check task_queues and ` +
-        `task_queue_max_priority), or delete the queue.`,
-      { cause: err },
-    );
-  }
-  return new BrokerError(`Declaring queue ${JSON.stringify(q.name)} failed: ${msg}`, { cause: err });
+/** Seconds to wait before publish retry `attempt` (0-based), per `task_publish_retry_policy`. */
+function publishRetryDelay(policy: PublishRetryPolicy, attempt: number): number {
+  return Math.min(policy.interval_max, policy.interval_start + policy.interval_step * attempt);
 }
 
 export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, ConsumerHost {
@@ -83,7 +75,11 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
   /** Declarations live on their own channel: a 406 closes it, not the one confirms wait on. */
   private readonly topology = new ChannelSlot<Channel>(async () => (await this.open()).createChannel());
   /** Declarations done on the current connection (kombu caches them the same way). */
-  private declared = new Map<string, Promise<void>>();
+  private readonly declarations = new Declarations(() => this.topology.get());
+  /** The node(s) of `broker_url` and which one is next. */
+  private readonly targets: BrokerTargets;
+  /** Set by a failed open(): every node of the round failed (back off before the next attempt). */
+  private roundFailed = true;
   private readonly consumers = new Set<AmqpConsumer>();
   private supervising: Promise<void> | null = null;
   /** True once consumers attached: later connection failures follow broker_connection_retry. */
@@ -95,7 +91,13 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
 
   constructor(private readonly options: AmqpBrokerOptions) {
     super();
-    this.displayUrl = maskUrl(options.url);
+    this.targets = new BrokerTargets(options.url, options.failoverStrategy ?? 'round-robin');
+    this.displayUrl = maskUrl(this.targets.urls.join(';'));
+  }
+
+  /** The node connected now (password masked), or null while disconnected. */
+  get connectedUrl(): string | null {
+    return this.conn ? this.targets.currentDisplay : null;
   }
 
   // -------------------------------------------------------------------------
@@ -106,9 +108,11 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
     if (this.conn) return Promise.resolve(this.conn);
     if (this.closed) return Promise.reject(new BrokerError('The broker connection was closed by the application'));
     if (!this.opening) {
-      this.opening = openAmqpConnection(this.options).then(
+      const url = this.targets.current;
+      this.opening = openAmqpConnection({ ...this.options, url }).then(
         (conn) => {
           this.opening = null;
+          this.targets.succeeded();
           if (this.closed) {
             conn.close().catch(() => undefined);
             throw new BrokerError('The broker connection was closed by the application');
@@ -120,11 +124,13 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
           conn.on('close', (err?: Error) => this.onConnectionLost(conn, err));
           conn.on('blocked', (reason: string) => this.emit('blocked', reason));
           conn.on('unblocked', () => this.emit('unblocked'));
-          this.emit('connected', this.displayUrl);
+          this.emit('connected', maskUrl(url));
           return conn;
         },
         (err: unknown) => {
           this.opening = null;
+          // The next attempt goes to the next node; callers back off only after a whole round.
+          this.roundFailed = this.targets.failed();
           throw err;
         },
       );
@@ -138,10 +144,12 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
     this.publisher.reset();
     this.casts.reset();
     this.topology.reset();
-    this.declared.clear();
+    this.declarations.clear();
+    const lostUrl = this.targets.currentDisplay;
+    this.targets.lost();
     if (this.closed) return;
     const reason = new BrokerError(
-      `Lost the connection to ${this.displayUrl}${err ? `: ${err.message}` : ''}`,
+      `Lost the connection to ${lostUrl}${err ? `: ${err.message}` : ''}`,
       { cause: err },
     );
     this.emit('disconnected', reason);
@@ -152,16 +160,18 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
     await this.openWithPolicy();
   }
 
-  /** Opens a connection, retrying per `task_publish_retry_policy` (fast: about a second in all). */
+  /**
+   * Opens a connection, retrying per `task_publish_retry_policy` (fast: about a
+   * second in all). A failed node is followed by the next one at once; the
+   * policy's wait applies once every node failed in a round.
+   */
   private async openWithPolicy(): Promise<ChannelModel> {
     const policy = this.options.publishRetry;
     const attempts = policy ? policy.max_retries + 1 : 1;
     let lastError: unknown;
+    let waits = 0;
     for (let attempt = 0; attempt < attempts; attempt++) {
-      if (attempt > 0 && policy) {
-        const delay = Math.min(policy.interval_max, policy.interval_start + policy.interval_step * (attempt - 1));
-        await sleep(delay * 1000);
-      }
+      if (attempt > 0 && policy && this.roundFailed) await sleep(publishRetryDelay(policy, waits++) * 1000);
       try {
         return await this.open();
       } catch (err) {
@@ -191,15 +201,19 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
     const startup = !this.consumedOnce;
     const enabled = startup ? this.options.reconnect.onStartup : this.options.reconnect.enabled;
     const setting = startup ? 'broker_connection_retry_on_startup' : 'broker_connection_retry';
+    let round = 0;
     for (let attempt = 0; !this.closed; attempt++) {
+      const url = this.targets.currentDisplay;
+      let opened = false;
       try {
         const conn = await this.open();
+        opened = true;
         let reattached = 0;
         for (const consumer of this.consumers) {
           if (consumer.detached && consumer.everAttached) reattached++;
           if (consumer.detached) await consumer.attach(conn);
         }
-        if (reattached > 0) this.emit('resumed', this.displayUrl);
+        if (reattached > 0) this.emit('resumed', this.targets.currentDisplay);
         if (this.consumers.size > 0) this.consumedOnce = true;
         return;
       } catch (err) {
@@ -218,8 +232,10 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
             { cause: error },
           );
         }
-        const delayMs = backoffDelay(attempt, RECONNECT_BASE_MS, RECONNECT_MAX_MS);
-        const info: ReconnectInfo = { attempt: attempt + 1, maxRetries, delayMs, error };
+        // As kombu: the next node at once; the backoff once the whole round failed.
+        const failover = !opened && !this.roundFailed;
+        const delayMs = failover ? 0 : backoffDelay(round++, RECONNECT_BASE_MS, RECONNECT_MAX_MS);
+        const info: ReconnectInfo = { attempt: attempt + 1, maxRetries, delayMs, error, url, failover };
         this.emit('reconnect-scheduled', info);
         await sleep(delayMs);
       }
@@ -259,54 +275,17 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
    * `force` declares again even if done before (the queue may have been deleted since).
    */
   declare(q: QueueDeclaration, force = false): Promise<void> {
-    const key = declarationKey(q);
-    let done = force ? undefined : this.declared.get(key);
-    if (!done) {
-      done = this.doDeclare(q);
-      this.declared.set(key, done);
-      done.catch(() => this.declared.delete(key));
-    }
-    return done;
+    return this.declarations.queue(q, force);
   }
 
   /** Declares an exchange alone (fanout/topic exchanges of remote control and events), once per connection. */
   declareExchange(x: ExchangeDeclaration): Promise<void> {
-    const key = JSON.stringify(['exchange', x.name, x.type, x.durable]);
-    let done = this.declared.get(key);
-    if (!done) {
-      done = (async () => {
-        const ch = await this.topology.get();
-        try {
-          await ch.assertExchange(x.name, x.type, { durable: x.durable, autoDelete: false });
-        } catch (err) {
-          throw new BrokerError(
-            `Declaring exchange ${JSON.stringify(x.name)} (${x.type}, ${x.durable ? 'durable' : 'not durable'}) failed: ${(err as Error).message}`,
-            { cause: err },
-          );
-        }
-      })();
-      this.declared.set(key, done);
-      done.catch(() => this.declared.delete(key));
-    }
-    return done;
+    return this.declarations.exchange(x);
   }
 
-  private async doDeclare(q: QueueDeclaration): Promise<void> {
-    const ch = await this.topology.get();
-    try {
-      if (q.exchange.name !== '') {
-        await ch.assertExchange(q.exchange.name, q.exchange.type, { durable: q.exchange.durable, autoDelete: false });
-      }
-      await ch.assertQueue(q.name, {
-        durable: q.durable,
-        autoDelete: q.autoDelete,
-        exclusive: q.exclusive ?? false,
-        arguments: encodeAmqpTable(q.arguments),
-      });
-      if (q.exchange.name !== '') await ch.bindQueue(q.name, q.exchange.name, q.routingKey);
-    } catch (err) {
-      throw describeDeclareError(err, q);
-    }
+  /** Declares exchanges, queues and bindings together (native delayed delivery), once per connection. */
+  declareTopology(t: TopologyDeclaration, force = false): Promise<void> {
+    return this.declarations.topology(t, force);
   }
 
   // -------------------------------------------------------------------------
@@ -314,18 +293,54 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
 
   /**
    * Publishes with publisher confirms and `mandatory`: resolves only once a
-   * queue holds the message. A message no queue takes (the queue was deleted
+   * queue holds the message. A publish the connection lost before its confirm
+   * (or RabbitMQ nacked) is sent again per `task_publish_retry_policy`, on a
+   * new connection (the next node when `broker_url` lists several); once the
+   * retries ran out it rejects with {@link UnconfirmedPublishError}.
+   */
+  async publish(message: WireMessage, route: PublishRoute, options?: PublishOptions): Promise<void> {
+    if (options?.confirm === false) {
+      await this.declareRoute(route, false);
+      return this.cast(message, route);
+    }
+    const policy = this.options.publishRetry;
+    let unconfirmed: UnconfirmedPublishError | null = null;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.publishConfirmed(message, route);
+      } catch (err) {
+        // Not confirmed: it may or may not be stored. Sending it again is at-least-once (a copy the
+        // dead connection did deliver then exists twice, with the same task id); giving up is a loss
+        // the caller hears about. Never retried: NO_ROUTE (already retried) and refused declarations.
+        const retryable = err instanceof UnconfirmedPublishError;
+        if (retryable && !unconfirmed) unconfirmed = err;
+        if (!retryable || !policy || attempt >= policy.max_retries || this.closed) {
+          if (!unconfirmed || err === unconfirmed) throw err;
+          // The first failure is the one that matters: it may have been stored.
+          throw new UnconfirmedPublishError(`${unconfirmed.message}; sending it again failed: ${(err as Error).message}`, { cause: err });
+        }
+        await sleep(publishRetryDelay(policy, attempt) * 1000);
+      }
+    }
+  }
+
+  private async declareRoute(route: PublishRoute, force: boolean): Promise<void> {
+    if (route.declareTopology) await this.declareTopology(route.declareTopology, force);
+    if (route.declare) await this.declare(route.declare, force);
+    if (route.declareExchange) await this.declareExchange(route.declareExchange);
+  }
+
+  /**
+   * One confirmed publish. A message no queue takes (the queue was deleted
    * after we declared it) is declared again and sent once more; if nothing
    * takes it then either, the call rejects instead of reporting a lost message
    * as sent.
    */
-  async publish(message: WireMessage, route: PublishRoute, options?: PublishOptions): Promise<void> {
-    if (route.declare) await this.declare(route.declare);
-    if (route.declareExchange) await this.declareExchange(route.declareExchange);
-    if (options?.confirm === false) return this.cast(message, route);
+  private async publishConfirmed(message: WireMessage, route: PublishRoute): Promise<void> {
+    await this.declareRoute(route, false);
     if (await this.publishOnce(message, route)) return;
-    if (route.declare) {
-      await this.declare(route.declare, true);
+    if (route.declare || route.declareTopology) {
+      await this.declareRoute(route, true);
       if (await this.publishOnce(message, route)) return;
     }
     throw new PublishError(
@@ -361,17 +376,18 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
             return resolve(true);
           }
           reject(
-            new PublishError(
+            new UnconfirmedPublishError(
               /nack/i.test(String(err?.message ?? err))
                 ? `RabbitMQ did not accept the message for ${route.routingKey} (nack): it was not stored`
-                : `The connection to ${this.displayUrl} was lost before RabbitMQ confirmed the message: ` +
+                : `The connection to ${this.targets.currentDisplay} was lost before RabbitMQ confirmed the message: ` +
                     `it may not have been stored; send it again (the task id can stay the same)`,
               { cause: err },
             ),
           );
         });
       } catch (err) {
-        reject(new PublishError(`Cannot publish to ${this.displayUrl}: ${(err as Error).message}`, { cause: err }));
+        // The channel closed under us (the connection is going): nothing was written.
+        reject(new UnconfirmedPublishError(`Cannot publish to ${this.targets.currentDisplay}: ${(err as Error).message}`, { cause: err }));
         return;
       }
       if (!writable && !this.drained) {
@@ -433,18 +449,7 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
     const step = delayStep(delayMs);
     if (step === null) return null;
     const queue = delayQueueDeclaration(delivery.info.queue, step);
-    const m = delivery.message;
-    const copy: WireMessage = {
-      body: m.body,
-      contentType: m.contentType ?? 'application/json',
-      contentEncoding: m.contentEncoding ?? 'utf-8',
-      headers: withoutBrokerHeaders(m.headers), // RabbitMQ adds fresh x-death ones
-
-      deliveryMode: 2,
-    };
-    if (m.correlationId !== undefined) copy.correlationId = m.correlationId;
-    if (m.replyTo !== undefined) copy.replyTo = m.replyTo;
-    if (m.priority !== undefined) copy.priority = m.priority;
+    const copy = republishable(delivery.message);
     await this.publish(copy, { exchange: '', routingKey: queue.name, declare: queue });
     return step * 1000;
   }

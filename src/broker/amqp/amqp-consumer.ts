@@ -4,9 +4,14 @@
  * Each consumer has a channel of its own, with `basic.qos global=true`
  * (per channel on RabbitMQ), so its prefetch is "per consumer" and can be
  * raised or lowered at once (the worker does that for held ETA tasks, as
- * Python Celery does). When the channel or the connection is lost, the
- * deliveries it handed out become dead (settling them is a no-op: RabbitMQ
- * has already requeued them) and the broker attaches a fresh channel.
+ * Python Celery does). Quorum (and stream) queues refuse global QoS: RabbitMQ
+ * 3.10 closes the whole *connection* with 540 NOT_IMPLEMENTED when one is
+ * consumed on such a channel. Their consumers set `basic.qos global=false`
+ * before `basic.consume` (Celery's `worker_detect_quorum_queues`), which binds
+ * the limit to the consumer for its lifetime: a new limit takes a new
+ * consumer on the same channel. When the channel or the connection is lost,
+ * the deliveries it handed out become dead (settling them is a no-op:
+ * RabbitMQ has already requeued them) and the broker attaches a fresh channel.
  */
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import { decodeAmqpTable } from '../../protocol/amqp-headers.js';
@@ -55,6 +60,12 @@ class SettledDelivery implements Delivery {
   reject(): void {}
 }
 
+/** Queue types whose consumers must use per-consumer (not channel-global) QoS. */
+export function usesPerConsumerQos(q: QueueDeclaration): boolean {
+  const type = q.arguments['x-queue-type'];
+  return type === 'quorum' || type === 'stream';
+}
+
 function toIncoming(m: ConsumeMessage): IncomingMessage {
   const p = m.properties;
   return {
@@ -75,6 +86,10 @@ export class AmqpConsumer implements Consumer {
   private generation = 0;
   private cancelled = false;
   private attaching: Promise<void> | null = null;
+  /** basic.qos global=false before each basic.consume (quorum queues); see the file comment. */
+  private readonly perConsumerQos: boolean;
+  /** The current channel's delivery handler (kept to consume again with a new limit). */
+  private handler: ((m: ConsumeMessage | null) => void) | null = null;
 
   constructor(
     readonly declaration: QueueDeclaration,
@@ -84,7 +99,9 @@ export class AmqpConsumer implements Consumer {
     private readonly onClosed: (consumer: AmqpConsumer) => void = () => undefined,
     /** `no_ack`: RabbitMQ settles each message as it sends it (pidbox and event queues). */
     private readonly noAck = false,
-  ) {}
+  ) {
+    this.perConsumerQos = usesPerConsumerQos(declaration);
+  }
 
   get queue(): string {
     return this.declaration.name;
@@ -128,34 +145,31 @@ export class AmqpConsumer implements Consumer {
     });
     ch.on('close', () => this.onChannelClosed(generation));
     try {
-      if (!this.noAck) await ch.prefetch(clampPrefetch(this.prefetch), true);
+      if (!this.noAck) await ch.prefetch(clampPrefetch(this.prefetch), !this.perConsumerQos);
       // Always declared again: the queue may have been deleted while we were away.
       await this.host.declare(this.declaration, true);
       const batcher = this.noAck ? null : new AckBatcher(ch);
       this.channel = ch;
       this.batcher = batcher;
-      const reply = await ch.consume(
-        this.declaration.name,
-        (m) => {
-          if (m === null) {
-            // RabbitMQ cancelled us (queue deleted): drop this channel and attach again.
-            ch.close().catch(() => undefined);
-            return;
-          }
-          const info: DeliveryInfo = {
-            exchange: m.fields.exchange,
-            routingKey: m.fields.routingKey,
-            redelivered: m.fields.redelivered,
-            consumerTag: m.fields.consumerTag,
-            queue: this.declaration.name,
-            priority: (m.properties.priority as number | undefined) ?? null,
-          };
-          if (!batcher) return this.onDelivery(new SettledDelivery(toIncoming(m), info));
-          batcher.track(m.fields.deliveryTag);
-          this.onDelivery(new AmqpDelivery(toIncoming(m), info, m.fields.deliveryTag, batcher, this, generation));
-        },
-        { noAck: this.noAck },
-      );
+      this.handler = (m) => {
+        if (m === null) {
+          // RabbitMQ cancelled us (queue deleted): drop this channel and attach again.
+          ch.close().catch(() => undefined);
+          return;
+        }
+        const info: DeliveryInfo = {
+          exchange: m.fields.exchange,
+          routingKey: m.fields.routingKey,
+          redelivered: m.fields.redelivered,
+          consumerTag: m.fields.consumerTag,
+          queue: this.declaration.name,
+          priority: (m.properties.priority as number | undefined) ?? null,
+        };
+        if (!batcher) return this.onDelivery(new SettledDelivery(toIncoming(m), info));
+        batcher.track(m.fields.deliveryTag);
+        this.onDelivery(new AmqpDelivery(toIncoming(m), info, m.fields.deliveryTag, batcher, this, generation));
+      };
+      const reply = await ch.consume(this.declaration.name, this.handler, { noAck: this.noAck });
       this.consumerTag = reply.consumerTag;
       if (this.cancelled) await ch.cancel(reply.consumerTag);
     } catch (err) {
@@ -178,9 +192,32 @@ export class AmqpConsumer implements Consumer {
   }
 
   async setPrefetch(count: number): Promise<void> {
+    const changed = count !== this.prefetch;
     this.prefetch = count;
     const ch = this.channel;
-    if (ch && !this.noAck) await ch.prefetch(clampPrefetch(count), true).catch(() => undefined);
+    if (!ch || this.noAck) return;
+    if (!this.perConsumerQos) {
+      await ch.prefetch(clampPrefetch(count), true).catch(() => undefined);
+      return;
+    }
+    // A per-consumer limit cannot change under a running consumer: start one with the new
+    // limit on the same channel, then cancel the old one (its unacked deliveries stay valid:
+    // delivery tags belong to the channel). Both may deliver for a moment; each delivery is settled once.
+    const old = this.consumerTag;
+    const handler = this.handler;
+    if (!changed || !old || !handler || this.cancelled) return;
+    try {
+      await ch.prefetch(clampPrefetch(count), false);
+      const reply = await ch.consume(this.declaration.name, handler, { noAck: false });
+      if (this.channel !== ch || this.cancelled) {
+        await ch.cancel(reply.consumerTag).catch(() => undefined);
+        return;
+      }
+      this.consumerTag = reply.consumerTag;
+      await ch.cancel(old);
+    } catch {
+      /* the channel closed meanwhile: the next attach uses the new prefetch */
+    }
   }
 
   /** Sends acks waiting for the next flush (before a close). */

@@ -177,7 +177,7 @@ export class RedisBroker extends EventEmitter<BrokerEvents> implements Broker {
     if ((this.everReady ? !enabled : !onStartup) || (maxRetries !== null && times > maxRetries)) return null;
     const delayMs = backoffDelay(times - 1, RECONNECT_BASE_MS, RECONNECT_MAX_MS);
     if (this.consumers.size > 0 || !this.everReady) {
-      const info: ReconnectInfo = { attempt: times, maxRetries, delayMs, error: this.lastError ?? new Error('connection closed') };
+      const info: ReconnectInfo = { attempt: times, maxRetries, delayMs, error: this.lastError ?? new Error('connection closed'), url: this.displayUrl, failover: false };
       this.emit('reconnect-scheduled', info);
     }
     return delayMs;
