@@ -14,7 +14,6 @@ import { EventEmitter } from 'node:events';
 import type { Channel, ChannelModel, ConfirmChannel, Options } from 'amqplib';
 import type { PublishRetryPolicy } from '../../app/config.js';
 import { BrokerError, HeaderDecoderError, PublishError, UnconfirmedPublishError } from '../../errors.js';
-import { encodeAmqpTable } from '../../protocol/amqp-headers.js';
 import { republishable, type WireMessage } from '../../protocol/message.js';
 import { backoffDelay, sleep } from '../../support/backoff.js';
 import { maskUrl } from '../../support/url.js';
@@ -24,6 +23,7 @@ import { AmqpConsumer, type ConsumerHost } from './amqp-consumer.js';
 import { ChannelSlot } from './channel-slot.js';
 import { openAmqpConnection, type AmqpConnectOptions } from './connection.js';
 import { BrokerTargets, type FailoverStrategy } from './targets.js';
+import { HeaderTables } from './header-tables.js';
 import { Declarations } from './topology.js';
 
 export interface AmqpBrokerOptions extends AmqpConnectOptions {
@@ -100,6 +100,8 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
   /** message_id of publishes RabbitMQ returned (basic.return comes before their confirm). */
   private readonly returned = new Set<string>();
   private publishSeq = 0;
+  /** The header tables handed to amqplib, one object per set of header names. */
+  private readonly headerTables = new HeaderTables();
   /**
    * A plain channel for fire-and-forget publishes (events, remote control):
    * no confirms, no `mandatory`, as kombu sends them. Kept apart from the
@@ -403,7 +405,8 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
   private publishOn(ch: ConfirmChannel, message: WireMessage, route: PublishRoute): Promise<boolean> {
     const token = String(++this.publishSeq);
     const options: Options.Publish = {
-      headers: encodeAmqpTable(message.headers),
+      // Reused table: amqplib encodes it before publish() returns (header-tables.ts says why).
+      headers: this.headerTables.fill(message.headers),
       contentType: message.contentType,
       contentEncoding: message.contentEncoding,
       deliveryMode: message.deliveryMode,
@@ -451,7 +454,8 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
     const ch = this.casts.current ?? (await this.casts.get());
     if (this.castsDrained) await this.castsDrained;
     const options: Options.Publish = {
-      headers: encodeAmqpTable(message.headers),
+      // Reused table: amqplib encodes it before publish() returns (header-tables.ts says why).
+      headers: this.headerTables.fill(message.headers),
       contentType: message.contentType,
       contentEncoding: message.contentEncoding,
       deliveryMode: message.deliveryMode,
