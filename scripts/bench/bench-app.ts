@@ -14,7 +14,8 @@
  * Settings from the environment: BENCH_BROKER (default the test vhost),
  * BENCH_BACKEND (empty or unset = no result backend), BENCH_QUEUE
  * (task_default_queue), BENCH_QUEUE_TYPE (task_default_queue_type: classic or
- * quorum), BENCH_REDIS (where tasks count; default Redis DB 11).
+ * quorum), BENCH_REDIS (where tasks count; default Redis DB 11),
+ * BENCH_ACKS_LATE=1 (task_acks_late: ack only after the result is stored).
  */
 import { Celery } from 'ts-celery';
 import { DEFAULT_BROKER, DEFAULT_REDIS } from './config.js';
@@ -53,6 +54,7 @@ export interface BenchAppOptions {
   redis?: string | undefined;
   /** `task_default_queue_type` (default classic). */
   queueType?: string | undefined;
+  acksLate?: boolean | undefined;
 }
 
 /** A bench app and its tasks (a producer process makes its own with the queue it needs). */
@@ -62,6 +64,7 @@ export function createBenchApp(options: BenchAppOptions) {
     result_backend: options.backend || null,
     task_default_queue: options.queue || 'bench',
     task_default_queue_type: options.queueType === 'quorum' ? 'quorum' : 'classic',
+    task_acks_late: options.acksLate ?? false,
   });
   const marker = new Marker(options.redis || DEFAULT_REDIS);
   const noop = app.task({ name: 'bench.noop' }, async (run: string, n: number) => {
@@ -89,4 +92,4 @@ export function createBenchApp(options: BenchAppOptions) {
 
 const env = process.env;
 /** The app the worker loads (`-A scripts/bench/bench-app.ts`). */
-export const { app } = createBenchApp({ broker: env.BENCH_BROKER, backend: env.BENCH_BACKEND, queue: env.BENCH_QUEUE, redis: env.BENCH_REDIS, queueType: env.BENCH_QUEUE_TYPE });
+export const { app } = createBenchApp({ broker: env.BENCH_BROKER, backend: env.BENCH_BACKEND, queue: env.BENCH_QUEUE, redis: env.BENCH_REDIS, queueType: env.BENCH_QUEUE_TYPE, acksLate: env.BENCH_ACKS_LATE === '1' });

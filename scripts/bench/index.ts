@@ -55,7 +55,7 @@ const REDIS_BACKEND = DEFAULT_REDIS;
 /** Which systems each workload compares, in the order of the first repetition. */
 const PLAN: Array<{ workload: WorkloadId; systems: string[] }> = [
   { workload: 'noop', systems: ['raw', 'ts', 'ts-events', 'py-eventlet', 'py-prefork', 'bullmq'] },
-  { workload: 'noop-redis', systems: ['ts', 'py-eventlet', 'py-prefork'] },
+  { workload: 'noop-redis', systems: ['ts', 'ts-late', 'py-eventlet', 'py-prefork'] },
   { workload: 'sleep100', systems: ['raw', 'ts', 'py-eventlet', 'bullmq'] },
   { workload: 'cpu', systems: ['ts-threads', 'ts-async2', 'py-prefork'] },
   { workload: 'noop-hop', systems: ['hop-async', 'hop-threads'] },
@@ -79,7 +79,7 @@ function wanted(workload: WorkloadId, system: string): boolean {
     system === 'python' ? ['py-eventlet', 'py-prefork', 'python']
     : system === 'python-redis' ? ['py-prefork-redis', 'python-redis']
     : system === 'ts-plain' ? ['ts']
-    : ['ts-quorum', 'ts-x2', 'ts-quorum-x2'].includes(system) ? ['ts', system]
+    : ['ts-quorum', 'ts-x2', 'ts-quorum-x2', 'ts-late'].includes(system) ? ['ts', system]
     : [system];
   return !onlySystems || asSystem.some((s) => onlySystems.has(s));
 }

@@ -47,7 +47,9 @@ export interface HotFunction {
 /** The profile file node wrote for process `pid` in `dir`, if any. */
 export function profileOf(dir: string, pid: number): string | null {
   try {
-    const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile') && f.includes(`.${pid}.`));
+    // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: thread 0 is the main thread (1 is tsx's loader).
+    const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile') && f.includes(`.${pid}.`));
+    const file = files.find((f) => f.includes(`.${pid}.0.`)) ?? files[0];
     return file ? join(dir, file) : null;
   } catch {
     return null;

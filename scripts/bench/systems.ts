@@ -10,6 +10,7 @@
  *   hop-threads  the same with -P threads    (workload 9: the thread hop's CPU)
  *   ts-quorum    ts-celery -c 1000 on a quorum queue (x-queue-type)          bin/ts-celery.js + bench-app.ts
  *   ts-x2, ts-quorum-x2   two such worker processes on one queue (workload 10)
+ *   ts-late      the same with task_acks_late: acked only after the result is stored (BENCH_ACKS_LATE=1)
  *   py-eventlet  Debian's Celery 5.2.6, -P eventlet -c 1000 (the tutorial)  pybench.py
  *   py-prefork   Debian's Celery 5.2.6, -P prefork -c 2                     pybench.py
  *   bullmq       BullMQ Worker, concurrency 1000 (Redis, not RabbitMQ)      bullmq-worker.ts
@@ -27,7 +28,7 @@ import { startProc, type Proc } from './procs.js';
 
 export type SystemId = 'raw' | 'ts' | 'ts-events' | 'py-eventlet' | 'py-prefork' | 'bullmq' | 'ts-redis' | 'py-prefork-redis'
   | 'ts-async2' | 'ts-threads' | 'hop-async' | 'hop-threads'
-  | 'ts-quorum' | 'ts-x2' | 'ts-quorum-x2';
+  | 'ts-quorum' | 'ts-x2' | 'ts-quorum-x2' | 'ts-late';
 /** Who produces for a system: Node clients (producers.ts) or Python's delay() (pybench.py). */
 export type ProducerId = 'raw' | 'ts' | 'python' | 'bullmq' | 'ts-redis' | 'python-redis';
 
@@ -57,6 +58,7 @@ export const SYSTEMS: Record<SystemId, SystemDef> = {
   'ts-quorum': { id: 'ts-quorum', label: 'ts-celery -c 1000, quorum queue', transport: 'amqp', producer: 'ts', queueType: 'quorum' },
   'ts-x2': { id: 'ts-x2', label: 'ts-celery -c 1000 x 2 processes, classic queue', transport: 'amqp', producer: 'ts', processes: 2 },
   'ts-quorum-x2': { id: 'ts-quorum-x2', label: 'ts-celery -c 1000 x 2 processes, quorum queue', transport: 'amqp', producer: 'ts', queueType: 'quorum', processes: 2 },
+  'ts-late': { id: 'ts-late', label: 'ts-celery -c 1000, acks_late', transport: 'amqp', producer: 'ts' },
   'py-eventlet': { id: 'py-eventlet', label: 'Celery 5.2.6 -P eventlet -c 1000', transport: 'amqp', producer: 'python' },
   'py-prefork': { id: 'py-prefork', label: 'Celery 5.2.6 -P prefork -c 2', transport: 'amqp', producer: 'python' },
   bullmq: { id: 'bullmq', label: 'BullMQ concurrency 1000', transport: 'redis', producer: 'bullmq' },
@@ -131,13 +133,15 @@ export function startWorker(system: SystemId, spec: WorkerSpec): Proc {
     case 'ts-threads':
     case 'ts-quorum':
     case 'ts-x2':
-    case 'ts-quorum-x2': {
+    case 'ts-quorum-x2':
+    case 'ts-late': {
       const prof = spec.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${spec.profileDir}`] : [];
       // -E: task-received/started/succeeded per task, published to celeryev (nobody bound: RabbitMQ drops them).
       const events = system === 'ts-events' ? ['-E'] : [];
       const pool = system === 'ts-async2' || system === 'ts-threads' ? ['-P', system === 'ts-threads' ? 'threads' : 'async', '-c', '2'] : ['-c', '1000'];
       const args = ['worker', '-A', 'scripts/bench/bench-app.ts', ...pool, '-Q', spec.queue, '-l', 'warning', '-n', nodeName(system), ...events];
-      return startProc(node, [...prof, join(ROOT, 'bin', 'ts-celery.js'), ...args], { cwd: ROOT, env });
+      const late = system === 'ts-late' ? { BENCH_ACKS_LATE: '1' } : {};
+      return startProc(node, [...prof, join(ROOT, 'bin', 'ts-celery.js'), ...args], { cwd: ROOT, env: { ...env, ...late } });
     }
     case 'py-eventlet':
     case 'py-prefork':

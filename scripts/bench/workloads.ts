@@ -356,7 +356,9 @@ export async function drain(ctx: BenchContext, workload: WorkloadId, system: Sys
 }
 
 function nodeClient(ctx: BenchContext, req: ClientRequest): Promise<ClientReply> {
-  return runJsonClient<ClientReply>(process.execPath, ['--import', 'tsx', join(BENCH_DIR, 'node-client.ts'), JSON.stringify(req)], {
+  // --profile: ts-celery's producer (the timed `rate` run) writes a CPU profile too.
+  const prof = ctx.profileDir && req.system === 'ts' && req.command === 'rate' ? ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`] : [];
+  return runJsonClient<ClientReply>(process.execPath, [...prof, '--import', 'tsx', join(BENCH_DIR, 'node-client.ts'), JSON.stringify(req)], {
     cwd: ROOT,
     env: process.env,
     timeoutMs: 600_000,
@@ -402,6 +404,9 @@ export async function producer(ctx: BenchContext, workload: 'producer-rate' | 'p
       record.rate = n / reply.seconds;
     }
     if (reply.samples) record.latency = latencySummary(reply.samples);
+    if (reply.cpuUsPerCall !== undefined) record.cpuUsPerTask = reply.cpuUsPerCall;
+    if (reply.window) record.window = reply.window;
+    if (ctx.profileDir && producerId === 'ts' && reply.pid !== undefined) record.profile = reply.pid;
     const expected = n + ctx.sizes.warmup;
     record.completed = (await expectQueued(ctx, transport, queue, expected)) - ctx.sizes.warmup;
     record.ok = record.completed === n;

@@ -5,8 +5,9 @@
  * `global_keyprefix` transport option, when set) holds the JSON
  * meta with a TTL of `result_expires`, and the same bytes are PUBLISHed on a
  * channel named like the key. A stored SUCCESS is never overwritten. The
- * check, the write and the publish run as one Lua script: one round trip per
- * state change, atomic, and pipelined with other writes by ioredis.
+ * check, the write and the publish run as one Lua script, atomic per key; the
+ * states of all tasks that finish in the same event-loop turn share one script
+ * call (redis-store-batch.ts), pipelined with other writes by ioredis.
  *
  * Waiting (`get()`): SUBSCRIBE to the key's channel first, then GET, so a
  * result that landed before the subscription is still seen; no polling. After
@@ -25,6 +26,7 @@ import { maskUrl, safeCause } from '../support/url.js';
 import { defineChordScripts, GROUP_KEY_PREFIX, RedisChords, type ChordSettings, type RedisWithChordScripts } from './redis-chord.js';
 import type { ChordJoin, ChordPart, ResultBackend } from './types.js';
 import { ReadyWaiters } from './waiters.js';
+import { StoreBatcher, STORE_MANY_SCRIPT } from './redis-store-batch.js';
 
 export const TASK_KEY_PREFIX = 'celery-task-meta-';
 
@@ -84,6 +86,8 @@ const loadRedis = (): typeof Redis => (createRequire(import.meta.url)('ioredis')
 
 type RedisWithStore = RedisWithChordScripts & {
   celeryStore(key: string, value: string, ttlMs: number): Promise<number>;
+  /** numkeys, keys..., ttlMs, values... (STORE_MANY_SCRIPT). */
+  celeryStoreMany(...args: Array<string | number>): Promise<number[]>;
 };
 
 function redisOptions(opts: RedisBackendOptions): RedisOptions {
@@ -117,6 +121,8 @@ export class RedisBackend implements ResultBackend {
   /** `celery-taskset-meta-`, after the global key prefix when one is set. */
   private readonly groupPrefix: string;
   private lastError: Error | null = null;
+  /** Task states stored in the same event-loop turn go out as one script call. */
+  private readonly batcher: StoreBatcher;
   private outageTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: RedisBackendOptions) {
@@ -126,6 +132,11 @@ export class RedisBackend implements ResultBackend {
     this.groupPrefix = withGlobalKeyprefix(GROUP_KEY_PREFIX, options.globalKeyprefix);
     this.client = new (loadRedis())(options.url, redisOptions(options)) as RedisWithStore;
     this.client.defineCommand('celeryStore', { numberOfKeys: 1, lua: STORE_SCRIPT });
+    this.client.defineCommand('celeryStoreMany', { lua: STORE_MANY_SCRIPT });
+    this.batcher = new StoreBatcher({
+      one: (key, value) => this.client.celeryStore(key, value, this.ttlMs),
+      many: (keys, values) => this.client.celeryStoreMany(keys.length, ...keys, this.ttlMs, ...values),
+    });
     defineChordScripts(this.client);
     this.client.on('error', (err: Error) => {
       this.lastError = err;
@@ -152,7 +163,7 @@ export class RedisBackend implements ResultBackend {
 
   async store(meta: ResultMeta): Promise<void> {
     try {
-      await this.client.celeryStore(this.keyPrefix + meta.task_id, JSON.stringify(meta), this.ttlMs);
+      await this.batcher.store(this.keyPrefix + meta.task_id, JSON.stringify(meta));
     } catch (err) {
       throw this.describe(err, `store the ${meta.status} state of task ${meta.task_id}`);
     }

@@ -29,7 +29,8 @@ export type AmqpTable = Record<string, unknown>;
 const INT32_MIN = -(2 ** 31);
 const INT32_MAX = 2 ** 31 - 1;
 
-function encodeValue(v: unknown): unknown {
+/** One header value encoded for amqplib (see {@link encodeAmqpTable}). */
+export function encodeAmqpValue(v: unknown): unknown {
   if (typeof v === 'number') {
     if (!Number.isInteger(v)) return v; // amqplib sends non-integers as doubles ('d')
     if (v >= INT32_MIN && v <= INT32_MAX) return { '!': 'int', value: v };
@@ -37,7 +38,7 @@ function encodeValue(v: unknown): unknown {
     return { '!': 'double', value: v };
   }
   if (v instanceof Date) return { '!': 'timestamp', value: Math.floor(v.getTime() / 1000) };
-  if (Array.isArray(v)) return v.map(encodeValue);
+  if (Array.isArray(v)) return v.map(encodeAmqpValue);
   if (v !== null && typeof v === 'object') return encodeAmqpTable(v as Record<string, unknown>);
   if (v === undefined) return null;
   return v;
@@ -46,7 +47,7 @@ function encodeValue(v: unknown): unknown {
 /** Encodes headers for amqplib so that py-amqp decodes every value correctly. */
 export function encodeAmqpTable(headers: Record<string, unknown>): AmqpTable {
   const out: AmqpTable = {};
-  for (const key of Object.keys(headers)) out[key] = encodeValue(headers[key]);
+  for (const key of Object.keys(headers)) out[key] = encodeAmqpValue(headers[key]);
   return out;
 }
 

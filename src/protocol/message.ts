@@ -283,34 +283,38 @@ function parseRetries(v: unknown): number {
   return n;
 }
 
+// The helpers below are module-level functions, not closures made per call: they run for every
+// delivery, and under tsx every named closure also costs a `__name` call (esbuild's keepNames).
+function timeLimitValue(x: unknown): number | null {
+  if (x === null) return null;
+  if (typeof x !== 'number' || !Number.isFinite(x) || x < 0) {
+    throw new ProtocolError('timelimit values must be non-negative numbers or null');
+  }
+  return x;
+}
+
 function parseTimeLimit(v: unknown): [number | null, number | null] {
   if (v === null || v === undefined) return [null, null];
   if (!Array.isArray(v) || v.length !== 2) throw new ProtocolError('timelimit must be [hard, soft]');
-  const limit = (x: unknown): number | null => {
-    if (x === null) return null;
-    if (typeof x !== 'number' || !Number.isFinite(x) || x < 0) {
-      throw new ProtocolError('timelimit values must be non-negative numbers or null');
-    }
-    return x;
-  };
-  return [limit(v[0]), limit(v[1])];
+  return [timeLimitValue(v[0]), timeLimitValue(v[1])];
+}
+
+function embedList(x: unknown, field: string): SignatureDict[] | null {
+  if (x === null || x === undefined) return null;
+  if (!Array.isArray(x) || !x.every(isPlainObject)) throw new ProtocolError(`embed.${field} must be a list`);
+  return x as SignatureDict[];
 }
 
 function parseEmbed(v: unknown): Embed {
   if (v === null || v === undefined) return EMPTY_EMBED;
   if (!isPlainObject(v)) throw new ProtocolError('body[2] (embed) must be an object or null');
-  const list = (x: unknown, field: string): SignatureDict[] | null => {
-    if (x === null || x === undefined) return null;
-    if (!Array.isArray(x) || !x.every(isPlainObject)) throw new ProtocolError(`embed.${field} must be a list`);
-    return x as SignatureDict[];
-  };
   const chord = v.chord;
   if (chord !== null && chord !== undefined && !isPlainObject(chord)) {
     throw new ProtocolError('embed.chord must be a signature or null');
   }
-  const callbacks = list(v.callbacks, 'callbacks');
-  const errbacks = list(v.errbacks, 'errbacks');
-  const chainSteps = list(v.chain, 'chain');
+  const callbacks = embedList(v.callbacks, 'callbacks');
+  const errbacks = embedList(v.errbacks, 'errbacks');
+  const chainSteps = embedList(v.chain, 'chain');
   if (!callbacks && !errbacks && !chainSteps?.length && !chord) return EMPTY_EMBED; // the common case
   return { callbacks, errbacks, chain: chainSteps, chord: (chord as SignatureDict | null | undefined) ?? null };
 }

@@ -163,8 +163,13 @@ class TaskRun implements TaskContextSource, RunHandle, TaskCall {
     return runInTaskContext(this, fn);
   }
 
-  /** {@link inContext}, bound (handed to the chord join, which calls it only to send the body). */
-  readonly asTask = <T>(fn: () => Promise<T>): Promise<T> => runInTaskContext(this, fn);
+  /**
+   * {@link inContext}, bound (handed to the chord join, which calls it only to send the body).
+   * Made when asked for: only chord members need it, and a bound arrow per run costs every task.
+   */
+  get asTask(): <T>(fn: () => Promise<T>) => Promise<T> {
+    return (fn) => runInTaskContext(this, fn);
+  }
 
   /** The run's AbortController, created when first asked for (self.signal, a soft limit). */
   aborter(): AbortController {

@@ -76,7 +76,7 @@ describe('npm run bench -- --quick (smoke)', function () {
     const seen = new Set(json.records.map((r) => `${r.workload}/${r.system}`));
     const expected = [
       'noop/raw', 'noop/ts', 'noop/ts-events', 'noop/py-eventlet', 'noop/py-prefork', 'noop/bullmq',
-      'noop-redis/ts', 'noop-redis/py-eventlet', 'noop-redis/py-prefork',
+      'noop-redis/ts', 'noop-redis/ts-late', 'noop-redis/py-eventlet', 'noop-redis/py-prefork',
       'sleep100/raw', 'sleep100/ts', 'sleep100/py-eventlet', 'sleep100/bullmq',
       'producer-rate/raw', 'producer-rate/ts', 'producer-rate/python', 'producer-rate/bullmq',
       'producer-single/raw', 'producer-single/ts', 'producer-single/python', 'producer-single/bullmq',

@@ -39,6 +39,36 @@ describe('Redis result backend (integration)', () => {
     expect((await backend.get(id))!.status).to.equal('SUCCESS');
   });
 
+  it('states stored in the same turn share one script call, each published, and a SUCCESS in the batch is kept', async () => {
+    const ids = Array.from({ length: 600 }, () => uniqueName('b')); // more than one batch (MAX_BATCH = 512)
+    const keep = uniqueName('b');
+    await backend.store(buildResultMeta(keep, 'SUCCESS', 'first'));
+    const sub = redis.duplicate();
+    const seen = new Set<string>();
+    sub.on('message', (channel: string) => seen.add(channel));
+    await sub.subscribe(...ids.slice(0, 5).map((id) => `celery-task-meta-${id}`));
+    // MONITOR shows every script call; other clients' calls are told apart by their keys.
+    const ours = new Set(ids.map((id) => `celery-task-meta-${id}`));
+    const calls: number[] = [];
+    const mon = await redis.monitor();
+    mon.on('monitor', (_time: string, args: string[]) => {
+      if (/^eval(sha)?$/i.test(args[0] ?? '') && ours.has(args[3] ?? '')) calls.push(Number(args[2]));
+    });
+    await Promise.all([
+      ...ids.map((id, i) => backend.store(buildResultMeta(id, 'SUCCESS', i))),
+      backend.store(buildExceptionMeta(keep, 'FAILURE', new Error('late duplicate in a batch'))),
+    ]);
+    await new Promise((r) => setTimeout(r, 50));
+    mon.disconnect();
+    const stored = await redis.mget(ids.map((id) => `celery-task-meta-${id}`));
+    expect(stored.map((raw) => JSON.parse(raw!).result)).to.deep.equal(ids.map((_, i) => i));
+    expect((await backend.get(keep))!.result).to.equal('first');
+    // 601 states in two script calls (512 + 89 keys), not 601.
+    expect(calls.sort((a, b) => b - a)).to.deep.equal([512, 89]);
+    expect(seen.size).to.equal(5);
+    sub.disconnect();
+  });
+
   it('get() returns a result that landed before anyone waited', async () => {
     const id = uniqueName('r');
     await backend.store(buildResultMeta(id, 'SUCCESS', 'early'));

@@ -14,7 +14,6 @@ import { EventEmitter } from 'node:events';
 import type { Channel, ChannelModel, ConfirmChannel, Options } from 'amqplib';
 import type { PublishRetryPolicy } from '../../app/config.js';
 import { BrokerError, HeaderDecoderError, PublishError, UnconfirmedPublishError } from '../../errors.js';
-import { encodeAmqpTable } from '../../protocol/amqp-headers.js';
 import { republishable, type WireMessage } from '../../protocol/message.js';
 import { backoffDelay, sleep } from '../../support/backoff.js';
 import { maskUrl } from '../../support/url.js';
@@ -24,6 +23,7 @@ import { AmqpConsumer, type ConsumerHost } from './amqp-consumer.js';
 import { ChannelSlot } from './channel-slot.js';
 import { openAmqpConnection, type AmqpConnectOptions } from './connection.js';
 import { BrokerTargets, type FailoverStrategy } from './targets.js';
+import { HeaderTables } from './header-tables.js';
 import { Declarations } from './topology.js';
 
 export interface AmqpBrokerOptions extends AmqpConnectOptions {
@@ -49,6 +49,42 @@ function publishRetryDelay(policy: PublishRetryPolicy, attempt: number): number 
   return Math.min(policy.interval_max, policy.interval_start + policy.interval_step * attempt);
 }
 
+/**
+ * One publish waiting for its confirm. A small object rather than a closure over the
+ * publish's locals: with 1,000 publishes in flight, a closure would keep each message's
+ * body and header tables alive until RabbitMQ confirms it (and push them into the old
+ * generation); this keeps only what the confirm needs.
+ */
+class PendingConfirm {
+  resolve!: (routed: boolean) => void;
+  reject!: (err: Error) => void;
+
+  constructor(
+    private readonly returned: Set<string>,
+    private readonly token: string,
+    private readonly routingKey: string,
+    /** The node published to, for the error message (as it was when the message was sent). */
+    private readonly nodeDisplay: string,
+  ) {}
+
+  /** amqplib's confirm callback: ack (routed, or returned first as unroutable), or nack / connection lost. */
+  readonly settle = (err: unknown): void => {
+    if (!err) {
+      this.resolve(!(this.returned.size > 0 && this.returned.delete(this.token)));
+      return;
+    }
+    this.reject(
+      new UnconfirmedPublishError(
+        /nack/i.test(String((err as Error)?.message ?? err))
+          ? `RabbitMQ did not accept the message for ${this.routingKey} (nack): it was not stored`
+          : `The connection to ${this.nodeDisplay} was lost before RabbitMQ confirmed the message: ` +
+              `it may not have been stored; send it again (the task id can stay the same)`,
+        { cause: err },
+      ),
+    );
+  };
+}
+
 export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, ConsumerHost {
   readonly displayUrl: string;
   private conn: ChannelModel | null = null;
@@ -64,6 +100,8 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
   /** message_id of publishes RabbitMQ returned (basic.return comes before their confirm). */
   private readonly returned = new Set<string>();
   private publishSeq = 0;
+  /** The header tables handed to amqplib, one object per set of header names. */
+  private readonly headerTables = new HeaderTables();
   /**
    * A plain channel for fire-and-forget publishes (events, remote control):
    * no confirms, no `mandatory`, as kombu sends them. Kept apart from the
@@ -351,12 +389,24 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
   }
 
   /** One publish; resolves true when confirmed, false when RabbitMQ returned it as unroutable. */
-  private async publishOnce(message: WireMessage, route: PublishRoute): Promise<boolean> {
+  private publishOnce(message: WireMessage, route: PublishRoute): Promise<boolean> {
+    const ch = this.publisher.current;
+    // Not an async function: the common case returns the confirm's own promise, no wrapper.
+    return ch && !this.drained ? this.publishOn(ch, message, route) : this.publishOnceWaiting(message, route);
+  }
+
+  /** publishOnce while the channel is still opening or the socket buffer is full. */
+  private async publishOnceWaiting(message: WireMessage, route: PublishRoute): Promise<boolean> {
     const ch = this.publisher.current ?? (await this.publisher.get());
     if (this.drained) await this.drained;
+    return this.publishOn(ch, message, route);
+  }
+
+  private publishOn(ch: ConfirmChannel, message: WireMessage, route: PublishRoute): Promise<boolean> {
     const token = String(++this.publishSeq);
     const options: Options.Publish = {
-      headers: encodeAmqpTable(message.headers),
+      // Reused table: amqplib encodes it before publish() returns (header-tables.ts says why).
+      headers: this.headerTables.fill(message.headers),
       contentType: message.contentType,
       contentEncoding: message.contentEncoding,
       deliveryMode: message.deliveryMode,
@@ -367,43 +417,32 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
     if (message.replyTo !== undefined) options.replyTo = message.replyTo;
     if (message.priority !== undefined) options.priority = message.priority;
     if (message.expiration !== undefined) options.expiration = message.expiration;
-    return new Promise<boolean>((resolve, reject) => {
-      let writable: boolean;
-      try {
-        writable = ch.publish(route.exchange, route.routingKey, message.body, options, (err) => {
-          if (!err) {
-            if (this.returned.size > 0 && this.returned.delete(token)) return resolve(false);
-            return resolve(true);
-          }
-          reject(
-            new UnconfirmedPublishError(
-              /nack/i.test(String(err?.message ?? err))
-                ? `RabbitMQ did not accept the message for ${route.routingKey} (nack): it was not stored`
-                : `The connection to ${this.targets.currentDisplay} was lost before RabbitMQ confirmed the message: ` +
-                    `it may not have been stored; send it again (the task id can stay the same)`,
-              { cause: err },
-            ),
-          );
-        });
-      } catch (err) {
-        // The channel closed under us (the connection is going): nothing was written.
-        reject(new UnconfirmedPublishError(`Cannot publish to ${this.targets.currentDisplay}: ${(err as Error).message}`, { cause: err }));
-        return;
-      }
-      if (!writable && !this.drained) {
-        // The socket buffer is full: hold later publishes until it drains (bounded memory).
-        this.drained = new Promise<void>((release) => {
-          const done = (): void => {
-            ch.off('drain', done);
-            ch.off('close', done);
-            this.drained = null;
-            release();
-          };
-          ch.on('drain', done);
-          ch.on('close', done);
-        });
-      }
+    const pending = new PendingConfirm(this.returned, token, route.routingKey, this.targets.currentDisplay);
+    const confirmed = new Promise<boolean>((resolve, reject) => {
+      pending.resolve = resolve;
+      pending.reject = reject;
     });
+    let writable: boolean;
+    try {
+      writable = ch.publish(route.exchange, route.routingKey, message.body, options, pending.settle);
+    } catch (err) {
+      // The channel closed under us (the connection is going): nothing was written.
+      return Promise.reject(new UnconfirmedPublishError(`Cannot publish to ${this.targets.currentDisplay}: ${(err as Error).message}`, { cause: err }));
+    }
+    if (!writable && !this.drained) {
+      // The socket buffer is full: hold later publishes until it drains (bounded memory).
+      this.drained = new Promise<void>((release) => {
+        const done = (): void => {
+          ch.off('drain', done);
+          ch.off('close', done);
+          this.drained = null;
+          release();
+        };
+        ch.on('drain', done);
+        ch.on('close', done);
+      });
+    }
+    return confirmed;
   }
 
   /**
@@ -415,7 +454,8 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
     const ch = this.casts.current ?? (await this.casts.get());
     if (this.castsDrained) await this.castsDrained;
     const options: Options.Publish = {
-      headers: encodeAmqpTable(message.headers),
+      // Reused table: amqplib encodes it before publish() returns (header-tables.ts says why).
+      headers: this.headerTables.fill(message.headers),
       contentType: message.contentType,
       contentEncoding: message.contentEncoding,
       deliveryMode: message.deliveryMode,

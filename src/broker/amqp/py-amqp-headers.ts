@@ -77,17 +77,16 @@ export function rewriteFields(buf: Buffer, start: number, end: number, array = f
   let parts: Buffer[] | null = null; // only once the size changes
   let copied = start; // bytes before this are in `parts` already
   let offset = start;
-  const cut = (at: number, value: Buffer): void => {
-    parts ??= [];
-    parts.push(buf.subarray(copied, at), value);
-    copied = end;
-    offset = end;
-  };
+  // Where the table is cut short, and the marker that replaces its rest. (Plain variables,
+  // not a closure: this runs for every header table of every delivery.)
+  let cutAt = -1;
+  let cutValue: Buffer | null = null;
   while (offset < end) {
     const entry = offset;
     if (!array) offset += 1 + buf[offset]!; // the key: a short string
     if (offset >= end) {
-      cut(entry, array ? marker('malformed') : Buffer.concat([shortString('!'), marker('malformed')]));
+      cutAt = entry;
+      cutValue = array ? marker('malformed') : Buffer.concat([shortString('!'), marker('malformed')]);
       break;
     }
     const tagAt = offset;
@@ -102,12 +101,14 @@ export function rewriteFields(buf: Buffer, start: number, end: number, array = f
       width = 2;
     } else if (tag === TAG_S || tag === TAG_X || tag === TAG_F || tag === TAG_A) {
       if (offset + 4 > end) {
-        cut(tagAt, marker('malformed'));
+        cutAt = tagAt;
+        cutValue = marker('malformed');
         break;
       }
       const length = buf.readUInt32BE(offset);
       if (offset + 4 + length > end) {
-        cut(tagAt, marker('malformed'));
+        cutAt = tagAt;
+        cutValue = marker('malformed');
         break;
       }
       if (tag === TAG_F || tag === TAG_A) {
@@ -122,15 +123,22 @@ export function rewriteFields(buf: Buffer, start: number, end: number, array = f
     } else {
       width = tag < 128 ? WIDTHS[tag]! : -1;
       if (width < 0) {
-        cut(tagAt, marker('unknown', tag));
+        cutAt = tagAt;
+        cutValue = marker('unknown', tag);
         break;
       }
     }
     if (offset + width > end) {
-      cut(tagAt, marker('malformed'));
+      cutAt = tagAt;
+      cutValue = marker('malformed');
       break;
     }
     offset += width;
+  }
+  if (cutValue) {
+    parts ??= [];
+    parts.push(buf.subarray(copied, cutAt), cutValue);
+    copied = end;
   }
   if (!parts) return null;
   const done: Buffer[] = parts;

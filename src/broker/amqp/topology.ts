@@ -14,6 +14,25 @@ function queueKey(q: QueueDeclaration): string {
   return JSON.stringify(['queue', q.name, q.durable, q.autoDelete, q.exclusive ?? false, q.arguments, q.exchange, q.routingKey]);
 }
 
+/** Same queue arguments, compared shallowly (numbers and strings: x-max-priority, x-queue-type...; an object never matches). */
+function sameArguments(a: Record<string, unknown> | undefined, b: Record<string, unknown> | undefined): boolean {
+  if (a === b) return true;
+  if (!a || !b) return false;
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  for (const k of keys) if (a[k] !== b[k] || (typeof a[k] === 'object' && a[k] !== null)) return false;
+  return true;
+}
+
+/** True when `a` declares exactly what `b` does (the fields {@link queueKey} covers). */
+function sameQueue(a: QueueDeclaration, b: QueueDeclaration): boolean {
+  return (
+    a.name === b.name && a.durable === b.durable && a.autoDelete === b.autoDelete && (a.exclusive ?? false) === (b.exclusive ?? false) &&
+    a.routingKey === b.routingKey && a.exchange.name === b.exchange.name && a.exchange.type === b.exchange.type &&
+    a.exchange.durable === b.exchange.durable && sameArguments(a.arguments, b.arguments)
+  );
+}
+
 /** A declare that RabbitMQ refused because the entity exists with other settings (406). */
 export function describeDeclareError(err: unknown, q: QueueDeclaration): BrokerError {
   const msg = String((err as Error)?.message ?? err);
@@ -32,12 +51,26 @@ export function describeDeclareError(err: unknown, q: QueueDeclaration): BrokerE
 export class Declarations {
   /** Declarations done on the current connection, by key. */
   private done = new Map<string, Promise<void>>();
+  /**
+   * The last queue declaration seen per name and its key: routing makes a fresh declaration
+   * object for every publish, and comparing its fields is much cheaper than building the
+   * JSON key each time (delay() declares its queue on every call; only the first one does work).
+   */
+  private lastQueue = new Map<string, { q: QueueDeclaration; key: string }>();
 
   constructor(private readonly channel: () => Promise<Channel>) {}
 
   /** The connection is gone: everything is declared again on the next one. */
   clear(): void {
     this.done.clear();
+  }
+
+  private keyOf(q: QueueDeclaration): string {
+    const last = this.lastQueue.get(q.name);
+    if (last && sameQueue(last.q, q)) return last.key;
+    const key = queueKey(q);
+    this.lastQueue.set(q.name, { q, key });
+    return key;
   }
 
   private once(key: string, force: boolean, run: () => Promise<void>): Promise<void> {
@@ -55,7 +88,7 @@ export class Declarations {
    * on this connection (the queue may have been deleted since).
    */
   queue(q: QueueDeclaration, force = false): Promise<void> {
-    return this.once(queueKey(q), force, async () => {
+    return this.once(this.keyOf(q), force, async () => {
       const ch = await this.channel();
       try {
         await this.declareQueueOn(ch, q);
