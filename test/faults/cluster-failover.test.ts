@@ -140,7 +140,14 @@ describe('fault: a cluster node stops under load (3 nodes, quorum queue, 5,000 t
     await stopped;
 
     // Both producers' confirmed tasks together.
-    const confirmed: Sent = { ...sent, sent: sent.sent + pyTags.length, confirmed: new Set([...sent.confirmed, ...py.confirmed]) };
+    // A Sent of its own (own Map too): Python's failed sends are plain Errors, and the check below
+    // that every TypeScript rejection is a BrokerError must not see them.
+    const confirmed: Sent = {
+      ...sent,
+      sent: sent.sent + pyTags.length,
+      confirmed: new Set([...sent.confirmed, ...py.confirmed]),
+      rejected: new Map(sent.rejected),
+    };
     for (const tag of Object.keys(py.failed)) confirmed.rejected.set(tag, new Error(py.failed[tag]));
 
     await settle(async () => {

@@ -92,7 +92,10 @@ describe('ts-celery beat with RabbitMQ, Redis and a Python Celery 5.7 worker', f
     expect(singleRuns.length).to.be.within(4, 6);
     expect(pairRuns.length).to.be.within(4, 6);
     expect(pair.map((b) => b.sends().length).sort()).to.deep.equal([0, pairRuns.length]);
-    for (const g of [...gaps(singleRuns), ...gaps(pairRuns)]) expect(g).to.be.within(1_700, 2_400);
+    // Gaps between the beat's own send times (its log's timestamps): when the Python worker picks a
+    // message up depends on its load, not on beat, and the run counts above already catch a repeat.
+    const pairSends = pair.flatMap((b) => b.sends());
+    for (const g of [...gaps(single.sends()), ...gaps(pairSends)]) expect(g).to.be.within(1_700, 2_400);
     expect(single.output()).to.match(/\[[^\]]+: INFO\/MainProcess\] Scheduler: Sending due task every \(py\.echo\)/);
     expect(single.output()).to.include('. every: py.echo <freq: 2.00 seconds>'); // the schedule in the banner
   });
@@ -120,7 +123,7 @@ describe('ts-celery beat with RabbitMQ, Redis and a Python Celery 5.7 worker', f
     expect(second.sends().length).to.be.greaterThan(0);
     expect(runs).to.have.length(sends.length);
     // Every-1-s entry: a run sent twice would show as a gap far below 1 s.
-    for (const g of gaps(runs)) expect(g).to.be.greaterThan(800);
+    for (const g of gaps(sends)) expect(g).to.be.greaterThan(800); // beat's send times, not the worker's pick-up
     const outage = second.sends()[0]! - first.sends().at(-1)!;
     expect(outage).to.be.lessThan(2_400 + 1_000 + 500);
   });
@@ -151,7 +154,7 @@ describe('ts-celery beat with RabbitMQ, Redis and a Python Celery 5.7 worker', f
     expect(after[0]! - before.at(-1)!).to.be.greaterThan(1_900);
     // Nothing skipped: the run that fell due while beat was down is sent as soon as it is back.
     if (before.at(-1)! + 2_000 < restarted) expect(after[0]! - restarted).to.be.lessThan(500);
-    for (const g of gaps(runs)) expect(g).to.be.greaterThan(1_800);
+    for (const g of [...gaps(before), ...gaps(after)]) expect(g).to.be.greaterThan(1_800); // beat's send times
   });
 
   it('ts-celery worker -B runs beat in the worker, and the worker runs what it sends', async () => {
