@@ -52,7 +52,7 @@ class ThreadRun implements TaskContextSource {
   ) {}
 
   get request(): TaskRequest {
-    return (this.requestObject ??= buildRequest(this.req.message, { info: this.req.info }, data.hostname));
+    return (this.requestObject ??= buildRequest(this.req.message, { info: this.req.info }, data.hostname, this.req.properties));
   }
 
   addChild(child: { asTuple(): unknown }): void {

@@ -38,6 +38,8 @@ export interface RunRequest {
   args: unknown[];
   message: TaskMessage;
   info: DeliveryInfo;
+  /** The message's properties, for `self.request.properties` in the thread. */
+  properties: Record<string, unknown>;
   /** Soft time limit (s): the thread aborts `self.signal` itself. */
   soft: number | null;
 }

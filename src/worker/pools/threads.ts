@@ -306,6 +306,7 @@ export class ThreadPool implements WorkerPool {
       args,
       message: call.message,
       info: call.deliveryInfo,
+      properties: call.properties,
       soft: softLimit,
     };
     try {
