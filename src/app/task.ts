@@ -194,6 +194,12 @@ export interface TaskRequest {
   timeLimit: [number | null, number | null];
   /** Headers beyond Celery's standard ones (custom `headers`, stamps...). */
   headers: Record<string, unknown>;
+  /**
+   * The message's properties as Celery's `request.properties` (kombu's
+   * `message.properties`): for AMQP `content_type`, `application_headers`,
+   * `delivery_mode`, `priority`, `correlation_id`, `reply_to`, `app_id`... as sent.
+   */
+  properties: Record<string, unknown>;
   /** The group id (Celery's `request.group`; same as `groupId`). */
   group: string | null;
   /** The task's position in its group or chord header (`group_index`). */
