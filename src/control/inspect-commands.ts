@@ -57,6 +57,20 @@ function settingsTable(ctx: CommandContext, withDefaults: boolean): Record<strin
   return out;
 }
 
+/**
+ * The eta as Celery's `scheduled` reports it (`request.eta.isoformat()`): to the microsecond the
+ * sender wrote. A JS Date keeps milliseconds, so the header's sub-millisecond digits are put back
+ * (Celery's own suite compares the two strings).
+ */
+function etaIso(ms: number, header: unknown): string {
+  const formatted = formatIsoTime(ms);
+  const micros = typeof header === 'string' ? /T\d\d:\d\d:\d\d\.(\d{1,6})/.exec(header)?.[1] : undefined;
+  if (!micros || Number(micros) === 0) return formatted;
+  const fraction = `.${micros.padEnd(6, '0')}`;
+  // formatIsoTime writes `.mmm000` for a time with milliseconds, nothing when they are 0.
+  return /\.\d{6}/.test(formatted) ? formatted.replace(/\.\d{6}/, fraction) : formatted.replace(/([+-]\d\d:\d\d)$/, `${fraction}$1`);
+}
+
 function truthy(v: unknown): boolean {
   if (typeof v === 'string') return ['1', 'true', 'yes', 'y', 'on'].includes(v.toLowerCase());
   return v === true || v === 1;
@@ -251,7 +265,7 @@ export const INSPECT_HANDLERS: Record<string, CommandHandler> = {
 
   scheduled: (ctx) =>
     ctx.state.list('scheduled').map((r) => ({
-      eta: r.message.eta === null ? null : formatIsoTime(r.message.eta),
+      eta: r.message.eta === null ? null : etaIso(r.message.eta, r.delivery.message.headers.eta),
       // the timer-entry priority Celery gives every ETA task
       priority: 6,
       request: r.info(),
