@@ -17,7 +17,7 @@
  */
 import { appendFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
-import { Celery, Chain, Chord, Group, Signature, chain, chord, getLogger, group, type BoundTask, type TaskOptions } from 'ts-celery';
+import { Celery, Chain, Chord, Group, Reject, Signature, States, chain, chord, getLogger, group, type BoundTask, type TaskOptions } from 'ts-celery';
 import { MissingFeature, needs, type IssueRef } from './missing.js';
 import { ExpectedException, PyTypeError, PyValueError, UnpickleableException } from './errors.js';
 import { pyAdd, pySum, isoTime } from './python.js';
@@ -344,7 +344,7 @@ export const failUnpickleable = task('fail_unpickleable', {}, (foo: unknown, bar
 // ---- the request ----------------------------------------------------------
 export const returnPriority = task('return_priority', { bind: true, params: ['*_args'] }, (self: BoundTask) => `Priority: ${self.request.deliveryInfo.priority ?? 'None'}`);
 export const returnRequestEta = task('return_request_eta', { bind: true }, (self: BoundTask) => (self.request.eta ? isoTime(self.request.eta) : null));
-export const returnProperties = stub('return_properties', [], 'self.request.properties (the message properties, e.g. app_id)', 'the request', null);
+export const returnProperties = task('return_properties', { bind: true }, (self: BoundTask) => self.request.properties);
 
 /** `ClassBasedAutoRetryTask`: autoretry_for ValueError, one retry, backoff. */
 export const autoRetryClassTask = app.task(
@@ -426,10 +426,25 @@ function addModel(data: unknown): { result: number } {
 export const addPydantic = task('add_pydantic', {}, (data: unknown) => addModel(data));
 export const addPydanticStringAnnotations = task('add_pydantic_string_annotations', {}, (data: unknown) => addModel(data));
 
-// ---- Reject (no open issue builds it) --------------------------------------
-export const storeSuccessThenReject = stub('store_success_then_reject', [], 'celery.exceptions.Reject (reject/requeue from a task)', 'Reject', null, { acksLate: true });
-export const rejectThenSucceed = stub('reject_then_succeed', [], 'celery.exceptions.Reject (reject/requeue from a task)', 'Reject', null, { acksLate: true });
-export const rejectWithoutRequeue = stub('reject_without_requeue', [], 'celery.exceptions.Reject (reject/requeue from a task)', 'Reject', null);
+// ---- Reject ------------------------------------------------------------------
+/** First delivery: store SUCCESS by hand, then Reject to be redelivered; second delivery: 'dedup-pass'. */
+export const storeSuccessThenReject = task('store_success_then_reject', { bind: true, acksLate: true }, async (self: BoundTask) => {
+  if (!self.request.deliveryInfo.redelivered) {
+    // `self.backend.store_result(self.request.id, 'first-pass', states.SUCCESS)`
+    await self.app.backend.store({ status: States.SUCCESS, result: 'first-pass', traceback: null, children: [], date_done: new Date().toISOString(), task_id: self.request.id });
+    throw new Reject(null, true);
+  }
+  return 'dedup-pass';
+});
+/** First delivery: Reject(requeue=True); second delivery: succeed. */
+export const rejectThenSucceed = task('reject_then_succeed', { bind: true, acksLate: true }, (self: BoundTask) => {
+  if (!self.request.deliveryInfo.redelivered) throw new Reject(null, true);
+  return 'second-pass';
+});
+/** Reject permanently, so the worker records a terminal FAILURE. */
+export const rejectWithoutRequeue = task('reject_without_requeue', {}, () => {
+  throw new Reject('rejected', false);
+});
 
 // ---- time limits --------------------------------------------------------------
 export const softTimeLimitMustExceedTimeLimit = task('soft_time_limit_must_exceed_time_limit', { softTimeLimit: 2, timeLimit: 1 }, () => null);
