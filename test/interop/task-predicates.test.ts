@@ -146,3 +146,31 @@ describe('Celery 5.7 client -> ts-celery worker: Reject, request.properties, ret
     }
   });
 });
+
+describe('Celery 5.7 client -> ts-celery worker -P threads: Reject from a task in a worker thread', function () {
+  this.timeout(60_000);
+  const queue = uniqueName('predicates-threads');
+  let worker: TsWorker;
+  before(async () => {
+    worker = await startTsWorker({ app: 'test/interop/predicates-app', queues: [queue], concurrency: 2, extraArgs: ['-P', 'threads'], env: { PREDAPP_QUEUE: queue } });
+  });
+  after(async () => {
+    expect(await worker.stop()).to.equal(0);
+    await deleteQueues(queue);
+  });
+
+  it('requeue=True redelivers (acks_late); requeue=False stores FAILURE with the Reject; the thread sees request.properties', async () => {
+    const script = [
+      'import json, pytasks',
+      'from celery.exceptions import Reject',
+      "a = pytasks.app.send_task('pred.reject_then_succeed')",
+      "b = pytasks.app.send_task('pred.reject_drop_late')",
+      "c = pytasks.app.send_task('pred.properties', app_id='in-a-thread')",
+      'try:\n    b.get(timeout=20); raised = None',
+      'except Reject as e:\n    raised = list(e.args)',
+      'print(json.dumps({"a": a.get(timeout=20), "b": raised, "b_state": b.state, "app_id": c.get(timeout=20)["app_id"]}))',
+    ].join('\n');
+    const { stdout } = await run(PYTHON.pypi, ['-c', script], { cwd: PY_DIR, env: { ...process.env, PYTASKS_QUEUE: queue } });
+    expect(JSON.parse(stdout.trim().split('\n').at(-1)!)).to.deep.equal({ a: 'second-pass', b: ['dropped', false], b_state: 'FAILURE', app_id: 'in-a-thread' });
+  });
+});

@@ -85,6 +85,8 @@ export type Ended = { seq: number; memory?: number; children?: unknown[] } & (
   | { t: 'retried'; retry: number }
   /** `self.replace()`: celery.exceptions.Ignore, with its message. */
   | { t: 'ignored'; reason: string }
+  /** `throw new Reject(reason, requeue)`: the main thread's ack policy settles the message. */
+  | { t: 'rejected'; reason: unknown; requeue: boolean }
 );
 
 /** An error as data: how it is stored (Celery's shape), its traceback, message and stack. */
