@@ -230,6 +230,11 @@ export interface RetryOptions {
   args?: unknown[];
   kwargs?: Record<string, unknown>;
   queue?: string;
+  /**
+   * When the retried run expires: seconds from now, a Date, or null for never (Celery's
+   * `retry(expires=...)`). Default: the task's current `expires`, kept as Celery keeps it.
+   */
+  expires?: number | Date | null;
 }
 
 /** `self` of a bound task. */

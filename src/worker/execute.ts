@@ -249,7 +249,7 @@ class TaskRun implements TaskContextSource, RunHandle, TaskCall {
     const given = { args: options.args, kwargs: options.kwargs };
     // Only args or only kwargs given: Celery 5.7 reconciles them with the inherited ones (retry.ts).
     const oneGiven = (given.args === undefined) !== (given.kwargs === undefined);
-    const next = retryMessage(message, eta, oneGiven ? retryArguments(paramsOfTask(task), message, given) : given);
+    const next = retryMessage(message, eta, { ...(oneGiven ? retryArguments(paramsOfTask(task), message, given) : given), expires: options.expires });
     const publish = (async () => {
       try {
         const { app } = this.ctx;

@@ -68,15 +68,19 @@ export function retrySchedule(options: RetryOptions, taskOptions: Readonly<TaskO
 export function retryMessage(
   message: TaskMessage,
   eta: number,
-  overrides: { args?: unknown[] | undefined; kwargs?: Record<string, unknown> | undefined },
+  overrides: { args?: unknown[] | undefined; kwargs?: Record<string, unknown> | undefined; expires?: number | Date | null | undefined },
+  now = Date.now(),
 ): TaskMessage {
   const extraHeaders = withoutBrokerHeaders(message.extraHeaders);
   const args = overrides.args ?? message.args;
   const kwargs = overrides.kwargs ?? message.kwargs;
+  const { expires } = overrides;
   return {
     ...message,
     args,
     kwargs,
+    // As Celery's retry(expires=...): seconds from now or a time; otherwise the task's own is kept.
+    expires: expires === undefined ? message.expires : expires === null ? null : expires instanceof Date ? expires.getTime() : now + expires * 1000,
     retries: message.retries + 1,
     eta,
     // Published from inside the running task, so (as in Python) its parent is the task itself.

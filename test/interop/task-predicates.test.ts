@@ -110,6 +110,15 @@ describe('Celery 5.7 client -> ts-celery worker: Reject, request.properties, ret
     ]);
   });
 
+  it("self.retry({ expires }) sets the retried run's expiry, as Celery's retry(expires=...)", async () => {
+    const r = await py([
+      "r = app.send_task('pred.retry_expires')",
+      'r.get(timeout=20, propagate=False)',
+      'print(json.dumps({"state": r.state}))',
+    ]);
+    expect(r).to.deep.equal({ state: 'REVOKED' });
+  });
+
   it('a task that expires while it waits for a concurrency slot is not run: REVOKED, as Celery', async () => {
     const r = await py([
       "busy = [app.send_task('pred.sleep', args=(1.5,)) for _ in range(2)]",

@@ -281,14 +281,14 @@ export const retryWithKwargsAfterArgs = task(
     return { foo, bar, retries: self.request.retries, is_eager: false };
   },
 );
-// `def retry_once(self, *args, expires=None, max_retries=1, countdown=0.1)`. RetryOptions has
-// no `expires`: the retry keeps the task's own (120 s), which the suite's 60 s would not change.
+// `def retry_once(self, *args, expires=None, max_retries=1, countdown=0.1)`: as in Python, the
+// retry gets `expires` as passed (None: the retried run never expires).
 export const retryOnce = task(
   'retry_once',
   { bind: true, expires: 120, maxRetries: 1, params: ['*args', 'expires?', 'max_retries?', 'countdown?'] },
-  async (self: BoundTask, _args: unknown[], _expires: number | null = null, maxRetries = 1, countdown = 0.1) => {
+  async (self: BoundTask, _args: unknown[], expires: number | null = null, maxRetries = 1, countdown = 0.1) => {
     if (self.request.retries) return self.request.retries;
-    return self.retry({ countdown, maxRetries });
+    return self.retry({ countdown, maxRetries, expires });
   },
 );
 export const retryOnceIgnoreResult = task('retry_once_ignore_result', { bind: true, ignoreResult: true }, async (self: BoundTask) => {

@@ -45,3 +45,8 @@ app.task({ name: 'pred.spawn_later' }, async () => {
   await group(add.clone([1, 1]), add.clone([2, 2])).applyAsync([], {}, { countdown: 3600 });
   return 'sent';
 });
+/** Retries due in 2 s but expiring in 1 s (Celery's `retry(expires=...)`): the retried run is REVOKED. */
+app.task({ name: 'pred.retry_expires', bind: true, maxRetries: 1 }, (self) => {
+  if (!self.request.retries) throw self.retry({ countdown: 2, expires: 1 });
+  return 'ran';
+});
