@@ -3,7 +3,7 @@
  * workers reply with (test/fixtures/celery-5.7/pidbox_results.json).
  */
 import { arch, release, type as osType } from 'node:os';
-import { SETTINGS } from '../app/config.js';
+import { explicitSettings, SETTINGS } from '../app/config.js';
 import type { Task } from '../app/task.js';
 import type { QueueDeclaration } from '../broker/types.js';
 import { parseAmqpUrl } from '../broker/amqp/connection.js';
@@ -49,11 +49,17 @@ function jsonable(value: unknown): unknown {
 function settingsTable(ctx: CommandContext, withDefaults: boolean): Record<string, unknown> {
   const conf = ctx.app.conf as unknown as Record<string, unknown>;
   const out: Record<string, unknown> = {};
+  const given = explicitSettings(ctx.app.conf);
   for (const [key, spec] of Object.entries(SETTINGS)) {
     const value = conf[key];
-    if (!withDefaults && JSON.stringify(jsonable(value)) === JSON.stringify(spec.default)) continue;
+    // As Celery's conf.table(): what was set (even to its default value), or changed since.
+    if (!withDefaults && !given.has(key) && JSON.stringify(jsonable(value)) === JSON.stringify(spec.default)) continue;
     out[key] = jsonable(censor(key, value));
   }
+  // Celery 5.7's worker lists these two whatever their values: `include` (the task modules) and
+  // `deprecated_settings` (the old setting names found; none here, as ts-celery has only the new ones).
+  out.deprecated_settings = null;
+  out.include = jsonable(conf.include);
   return out;
 }
 

@@ -52,6 +52,14 @@ describe('Python Celery 5.7 tools against a ts-celery worker', function () {
     expect(queues[node]![0]).to.deep.include({ name: w.queue, routing_key: w.queue, durable: true, exclusive: false, auto_delete: false });
   });
 
+  it("inspect conf lists what the app set, even to a default value, with include and deprecated_settings, as Celery 5.7's worker", async () => {
+    const [conf] = (await pyClient([['inspect', 'conf', { destination: [node], timeout: 2 }]])) as [Record<string, Record<string, unknown>>];
+    // A Celery 5.7 worker of an app that sets these replies with exactly these keys (plus its own
+    // worker_disable_prefetch); worker_send_task_events is set to false, its default, and still listed.
+    expect(conf[node]).to.deep.include({ deprecated_settings: null, include: [], worker_send_task_events: false, task_default_queue: w.queue });
+    expect(conf[node]!.broker_url).to.equal('amqp://guest:********@127.0.0.1:5672/ts-celery-control');
+  });
+
   it('active / reserved / scheduled / query_task through the Python API', async () => {
     // An eta with sub-millisecond digits, as Python's datetimes have.
     const etaIso = new Date(Date.now() + 60_000).toISOString().replace(/\.(\d{3})Z$/, '.$1457+00:00');

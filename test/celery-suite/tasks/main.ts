@@ -26,6 +26,14 @@ export const app = new Celery('t.integration', {
   // kombu's `pyamqp://` is AMQP over py-amqp; ts-celery reads both schemes.
   broker_url: process.env.TEST_BROKER ?? 'amqp://guest:guest@127.0.0.1:5672//',
   result_backend: process.env.TEST_BACKEND ?? 'redis://127.0.0.1:6379/0',
+  // As celery.contrib.testing.app's DEFAULT_TEST_CONFIG, which the suite's app starts from
+  // (broker and backend come from TEST_BROKER/TEST_BACKEND instead, as in the suite).
+  worker_hijack_root_logger: false,
+  worker_log_color: false,
+  accept_content: ['json'],
+  enable_utc: true,
+  timezone: 'UTC',
+  broker_heartbeat: 0,
   // As the suite's celery_config fixture.
   result_extended: true,
   task_create_missing_queues: false,
