@@ -211,6 +211,34 @@ export class Ignore extends CeleryError {
 }
 
 /**
+ * Thrown inside a task to reject its message instead of storing a result, as
+ * Celery's `raise Reject(reason, requeue)`. Mirrors `celery.exceptions.Reject`.
+ *
+ * With `acks_late` the message is rejected: `requeue: true` gives it back to
+ * the queue (it is redelivered, `deliveryInfo.redelivered` true) and nothing is
+ * stored; `requeue: false` stores FAILURE with this error and drops the message
+ * (or dead-letters it). With early ack the message was acked when the task
+ * started, so rejecting it does nothing; `requeue: false` still stores
+ * FAILURE, as Celery does (issue #4222 of Celery).
+ */
+export class Reject extends CeleryError {
+  static readonly pythonModule = 'celery.exceptions';
+  /** Celery's exception args, `(reason, requeue)`: what Python's `get()` rebuilds. */
+  readonly excArgs: [unknown, boolean];
+
+  constructor(
+    /** Why; stored as the first arg and logged. */
+    readonly reason: unknown = null,
+    /** Give the message back to the queue (only with `acks_late`). */
+    readonly requeue = false,
+  ) {
+    // Python's repr: `reject requeue=True: reason`.
+    super(`reject requeue=${requeue ? 'True' : 'False'}: ${reason === null || reason === undefined ? 'None' : String(reason)}`);
+    this.excArgs = [reason ?? null, requeue];
+  }
+}
+
+/**
  * A chord's header failed (or its body could not be sent): stored as the
  * body's FAILURE, as Python does. Mirrors `celery.exceptions.ChordError`.
  */

@@ -61,6 +61,7 @@ export {
   Retry,
   InvalidRateLimit,
   Ignore,
+  Reject,
   ChordError,
   ScheduleError,
   WorkerLostError,

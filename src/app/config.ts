@@ -177,6 +177,7 @@ export interface CelerySettings {
   worker_pool: PoolName;
   worker_thread_resource_limits: ThreadResourceLimits | null;
   worker_hijack_root_logger: boolean;
+  worker_log_color: boolean | null;
   worker_state_db: string | null;
   worker_disable_rate_limits: boolean;
   control_exchange: string;
@@ -364,6 +365,8 @@ export const SETTINGS: { readonly [K in keyof CelerySettings]: SettingSpec } = {
   // ts-celery's own: Node's resourceLimits for each pool thread; a thread past them dies alone (worker lost).
   worker_thread_resource_limits: { default: null, kind: 'object', nullable: true, check: checkResourceLimits },
   worker_hijack_root_logger: { default: true, kind: 'bool', unsupported: 'there is no root logger to hijack in Node' },
+  // Celery colors its log on a terminal (null: auto); ts-celery's log is plain text, so only `true` is refused.
+  worker_log_color: { default: null, kind: 'bool', nullable: true, unsupported: (v) => (v === true ? 'the worker log is plain text, never colored' : null) },
   // `-S`/`--statedb`: the file that keeps revoked task ids across restarts (JSON, not Python's shelve).
   worker_state_db: { default: null, kind: 'string', nullable: true },
   worker_disable_rate_limits: { default: false, kind: 'bool' },
@@ -508,6 +511,23 @@ export function defaultSettings(): CelerySettings {
   return out as unknown as CelerySettings;
 }
 
+/** The keys given explicitly to each settings object (Celery's "changes", even when equal to a default). */
+const explicitKeys = new WeakMap<CelerySettings, Set<string>>();
+
+function markExplicit(target: CelerySettings, key: string): void {
+  let keys = explicitKeys.get(target);
+  if (!keys) explicitKeys.set(target, (keys = new Set()));
+  keys.add(key);
+}
+
+/**
+ * The settings given explicitly (by the app's config or the environment), as Celery's
+ * `conf.table()` lists them, even those set to their default value.
+ */
+export function explicitSettings(conf: CelerySettings): ReadonlySet<string> {
+  return explicitKeys.get(conf) ?? new Set();
+}
+
 /**
  * Merges `source` into `target` after validating every key; keys whose value
  * is `undefined` are skipped (so `{ result_backend: process.env.X }` works).
@@ -518,6 +538,7 @@ export function applySettings(target: CelerySettings, source: Record<string, unk
     validateSetting(key, value);
     const spec = (SETTINGS as Record<string, SettingSpec>)[key]!;
     (target as unknown as Record<string, unknown>)[key] = spec.normalize ? spec.normalize(value) : value;
+    markExplicit(target, key);
   }
 }
 
@@ -525,6 +546,9 @@ export function applySettings(target: CelerySettings, source: Record<string, unk
 export function applyEnvironment(target: CelerySettings, env: NodeJS.ProcessEnv = process.env): void {
   for (const [name, key] of ENV_OVERRIDES) {
     const value = env[name];
-    if (value) (target as unknown as Record<string, unknown>)[key] = value;
+    if (value) {
+      (target as unknown as Record<string, unknown>)[key] = value;
+      markExplicit(target, key);
+    }
   }
 }

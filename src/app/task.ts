@@ -194,6 +194,12 @@ export interface TaskRequest {
   timeLimit: [number | null, number | null];
   /** Headers beyond Celery's standard ones (custom `headers`, stamps...). */
   headers: Record<string, unknown>;
+  /**
+   * The message's properties as Celery's `request.properties` (kombu's
+   * `message.properties`): for AMQP `content_type`, `application_headers`,
+   * `delivery_mode`, `priority`, `correlation_id`, `reply_to`, `app_id`... as sent.
+   */
+  properties: Record<string, unknown>;
   /** The group id (Celery's `request.group`; same as `groupId`). */
   group: string | null;
   /** The task's position in its group or chord header (`group_index`). */
@@ -224,6 +230,11 @@ export interface RetryOptions {
   args?: unknown[];
   kwargs?: Record<string, unknown>;
   queue?: string;
+  /**
+   * When the retried run expires: seconds from now, a Date, or null for never (Celery's
+   * `retry(expires=...)`). Default: the task's current `expires`, kept as Celery keeps it.
+   */
+  expires?: number | Date | null;
 }
 
 /** `self` of a bound task. */

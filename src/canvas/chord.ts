@@ -211,13 +211,13 @@ export class Chord<R = unknown> extends Signature<R, any, AsyncResult<R>> {
     let headerResult: ResultNode;
     if (header.tasks.length) {
       app.backend.ensureChordsAllowed?.();
-      const headerTuple = new GroupResult(gid, results, app.backend).asTuple();
+      const headerTuple = new GroupResult(gid, results, app.backend, app).asTuple();
       await app.backend.applyChord?.(gid, headerTuple);
       headerResult = await header.apply(partialArgs, kwargs, { ...options, ...headerDelay, task_id: groupId });
     } else {
       // Nothing will ever complete an empty header: the body runs now, with [].
       await body.delay([]);
-      headerResult = new GroupResult(gid, results, app.backend);
+      headerResult = new GroupResult(gid, results, app.backend, app);
     }
     bodyResult.parent = headerResult;
     return bodyResult as AsyncResult<R>;

@@ -3,7 +3,7 @@
  * workers reply with (test/fixtures/celery-5.7/pidbox_results.json).
  */
 import { arch, release, type as osType } from 'node:os';
-import { SETTINGS } from '../app/config.js';
+import { explicitSettings, SETTINGS } from '../app/config.js';
 import type { Task } from '../app/task.js';
 import type { QueueDeclaration } from '../broker/types.js';
 import { parseAmqpUrl } from '../broker/amqp/connection.js';
@@ -49,12 +49,32 @@ function jsonable(value: unknown): unknown {
 function settingsTable(ctx: CommandContext, withDefaults: boolean): Record<string, unknown> {
   const conf = ctx.app.conf as unknown as Record<string, unknown>;
   const out: Record<string, unknown> = {};
+  const given = explicitSettings(ctx.app.conf);
   for (const [key, spec] of Object.entries(SETTINGS)) {
     const value = conf[key];
-    if (!withDefaults && JSON.stringify(jsonable(value)) === JSON.stringify(spec.default)) continue;
+    // As Celery's conf.table(): what was set (even to its default value), or changed since.
+    if (!withDefaults && !given.has(key) && JSON.stringify(jsonable(value)) === JSON.stringify(spec.default)) continue;
     out[key] = jsonable(censor(key, value));
   }
+  // Celery 5.7's worker lists these two whatever their values: `include` (the task modules) and
+  // `deprecated_settings` (the old setting names found; none here, as ts-celery has only the new ones).
+  out.deprecated_settings = null;
+  out.include = jsonable(conf.include);
   return out;
+}
+
+/**
+ * The eta as Celery's `scheduled` reports it (`request.eta.isoformat()`): to the microsecond the
+ * sender wrote. A JS Date keeps milliseconds, so the header's sub-millisecond digits are put back
+ * (Celery's own suite compares the two strings).
+ */
+function etaIso(ms: number, header: unknown): string {
+  const formatted = formatIsoTime(ms);
+  const micros = typeof header === 'string' ? /T\d\d:\d\d:\d\d\.(\d{1,6})/.exec(header)?.[1] : undefined;
+  if (!micros || Number(micros) === 0) return formatted;
+  const fraction = `.${micros.padEnd(6, '0')}`;
+  // formatIsoTime writes `.mmm000` for a time with milliseconds, nothing when they are 0.
+  return /\.\d{6}/.test(formatted) ? formatted.replace(/\.\d{6}/, fraction) : formatted.replace(/([+-]\d\d:\d\d)$/, `${fraction}$1`);
 }
 
 function truthy(v: unknown): boolean {
@@ -251,7 +271,7 @@ export const INSPECT_HANDLERS: Record<string, CommandHandler> = {
 
   scheduled: (ctx) =>
     ctx.state.list('scheduled').map((r) => ({
-      eta: r.message.eta === null ? null : formatIsoTime(r.message.eta),
+      eta: r.message.eta === null ? null : etaIso(r.message.eta, r.delivery.message.headers.eta),
       // the timer-entry priority Celery gives every ETA task
       priority: 6,
       request: r.info(),

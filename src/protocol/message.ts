@@ -220,6 +220,13 @@ export interface IncomingMessage {
   replyTo?: string | undefined;
   priority?: number | undefined;
   /**
+   * amqplib's `MessageProperties` of an AMQP delivery, referenced as received
+   * (not copied: only `self.request.properties` reads it, see properties.ts).
+   */
+  amqpProperties?: Readonly<Record<string, unknown>> | undefined;
+  /** The `properties` object of a kombu Redis envelope, referenced as received. */
+  kombuProperties?: Readonly<Record<string, unknown>> | undefined;
+  /**
    * Set by a transport that could not read its own envelope (a Redis list
    * entry that is not kombu's JSON, say): why. Such a message is never a task.
    */

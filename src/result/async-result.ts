@@ -34,10 +34,10 @@ export type ResultNode = AsyncResult<unknown> | GroupResult<unknown>;
 const PARENT_CHECK_MS = 1_000;
 
 /** Builds results from tuples; set by group-result.ts (which imports this module). */
-let fromTuple: ((tuple: ResultTuple, backend: ResultBackend) => ResultNode) | null = null;
+let fromTuple: ((tuple: ResultTuple, backend: ResultBackend, app: RevokeHost | null) => ResultNode) | null = null;
 
 /** @internal */
-export function setResultFromTuple(fn: (tuple: ResultTuple, backend: ResultBackend) => ResultNode): void {
+export function setResultFromTuple(fn: (tuple: ResultTuple, backend: ResultBackend, app: RevokeHost | null) => ResultNode): void {
   fromTuple = fn;
 }
 
@@ -125,7 +125,8 @@ export class AsyncResult<R = unknown> {
     const stored = (await this.meta())?.children;
     if (!Array.isArray(stored) || !fromTuple) return [];
     const build = fromTuple;
-    return stored.filter(isResultTuple).map((t) => build(t, this.backend));
+    // With the app, so a child's revoke() works as on one from delay().
+    return stored.filter(isResultTuple).map((t) => build(t, this.backend, this.app));
   }
 
   /**

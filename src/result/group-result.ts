@@ -8,14 +8,15 @@ import type { ResultBackend } from '../backend/types.js';
 import { BackendError, ImproperlyConfigured, TimeoutError } from '../errors.js';
 import { READY_STATES, States, type ResultMeta } from '../protocol/result-meta.js';
 import type { ResultTuple } from '../protocol/result-tuple.js';
-import { AsyncResult, setResultFromTuple, type GetOptions, type ResultNode } from './async-result.js';
+import { AsyncResult, setResultFromTuple, type GetOptions, type ResultNode, type RevokeHost as AppHost } from './async-result.js';
 
 /** Rebuilds results from a Celery result tuple (`result_from_tuple`). */
-export function resultFromTuple(tuple: ResultTuple, backend: ResultBackend): ResultNode {
+export function resultFromTuple(tuple: ResultTuple, backend: ResultBackend, app: AppHost | null = null): ResultNode {
   const [[id, parentTuple], nodes] = tuple;
+  // Every node gets the app, so revoke() works on any of them as on a result from delay().
   const node: ResultNode =
-    nodes === null ? new AsyncResult(id, backend) : new GroupResult(id, nodes.map((n) => resultFromTuple(n, backend)), backend);
-  if (parentTuple) node.parent = resultFromTuple(parentTuple, backend);
+    nodes === null ? new AsyncResult(id, backend, app) : new GroupResult(id, nodes.map((n) => resultFromTuple(n, backend, app)), backend, app);
+  if (parentTuple) node.parent = resultFromTuple(parentTuple, backend, app);
   return node;
 }
 setResultFromTuple(resultFromTuple);
@@ -52,7 +53,8 @@ export class GroupResult<R = unknown> {
     if (!backend.restoreGroup) throw notSupported(backend, 'restore groups');
     const tuple = await backend.restoreGroup(id);
     if (!tuple) return null;
-    const node = resultFromTuple(tuple, backend);
+    const host = 'control' in app ? (app as AppHost) : null;
+    const node = resultFromTuple(tuple, backend, host);
     return new GroupResult<R>(id, node instanceof GroupResult ? node.results : [node], backend, app);
   }
 

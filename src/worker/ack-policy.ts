@@ -28,7 +28,19 @@ export type DeliveryEvent =
  * How a run ended. `worker-lost`: the pool thread running it died first (it crashed, or
  * ran out of memory), Celery's WorkerLostError.
  */
-export type RunOutcome = 'success' | 'failure' | 'time-limit' | 'retry' | 'retry-not-published' | 'terminated' | 'ignored' | 'worker-lost';
+export type RunOutcome =
+  | 'success'
+  | 'failure'
+  | 'time-limit'
+  | 'retry'
+  | 'retry-not-published'
+  | 'terminated'
+  | 'ignored'
+  | 'worker-lost'
+  /** The task threw `Reject(reason, false)`: FAILURE stored, the message is to be dropped. */
+  | 'rejected'
+  /** The task threw `Reject(reason, true)`: nothing stored, the message is to go back to the queue. */
+  | 'rejected-requeue';
 
 /**
  * True when a task whose pool thread died goes back to the queue to run again, as Celery's
@@ -65,7 +77,9 @@ export function decideAck(event: DeliveryEvent): AckDecision {
       // With acks_late the message stays unacked until the task finished.
       return event.acksLate ? 'keep' : 'ack';
     case 'finished':
-      if (!event.acksLate) return 'keep'; // acked when it started
+      // Early ack: acked when it started. A Reject then changes nothing either: Celery's
+      // Request.reject() is a no-op on an acknowledged message (a requeue is lost, as in Python).
+      if (!event.acksLate) return 'keep';
       switch (event.outcome) {
         case 'success':
           // The result is stored first, so a crash before this ack re-runs the task, never loses it.
@@ -80,6 +94,14 @@ export function decideAck(event: DeliveryEvent): AckDecision {
         case 'ignored':
           // Replaced (self.replace): the replacement is confirmed by the broker and carries on.
           return 'ack';
+        case 'rejected':
+          // Reject(requeue=False): the task asked for its message to be dropped (or dead-lettered,
+          // with a DLX), whatever task_acks_on_failure_or_timeout says; as Celery's on_failure, which
+          // calls reject(requeue=False) for it before the ack-on-failure logic.
+          return 'reject';
+        case 'rejected-requeue':
+          // Reject(requeue=True): the task asked to be redelivered (to any consumer, this one too).
+          return 'requeue';
         case 'retry-not-published':
           // The retry could not be scheduled: requeue the original so the task is not lost.
           return 'requeue';

@@ -9,9 +9,10 @@ import type { BoundTask, RetryOptions, Task, TaskRequest } from '../app/task.js'
 import type { Delivery } from '../broker/types.js';
 import { addToChord, replaceTask } from '../canvas/replace.js';
 import type { Signature } from '../canvas/signature.js';
-import { CeleryError, Ignore, Retry, SoftTimeLimitExceeded, TaskRevokedError, ThreadTaskError, TimeLimitExceeded, WorkerLostError } from '../errors.js';
+import { CeleryError, Ignore, Reject, Retry, SoftTimeLimitExceeded, TaskRevokedError, ThreadTaskError, TimeLimitExceeded, WorkerLostError } from '../errors.js';
 import { serializeException } from '../protocol/exceptions.js';
 import { buildTaskMessage, EMPTY_EMBED, type TaskMessage } from '../protocol/message.js';
+import { messageProperties } from '../protocol/properties.js';
 import { pyRepr } from '../protocol/repr.js';
 import { buildExceptionMeta, buildResultMeta, States, type MetaContext } from '../protocol/result-meta.js';
 import { getLogger, isEnabled } from '../support/log.js';
@@ -21,7 +22,7 @@ import { chordPartReturn, continueAfterFailure, sendCallbacks } from './canvas.j
 import { bindArguments, paramsOfTask } from './arguments.js';
 import type { TaskCall, WorkerPool } from './pools/types.js';
 import type { ResultWriter } from './results.js';
-import { checkRetryAllowed, DEFAULT_MAX_RETRIES, retryMessage, retryPublishRoute, retrySchedule } from './retry.js';
+import { checkRetryAllowed, DEFAULT_MAX_RETRIES, retryArguments, retryMessage, retryPublishRoute, retrySchedule } from './retry.js';
 
 const log = getLogger('MainProcess');
 
@@ -70,7 +71,11 @@ function excRepr(err: unknown): string {
   return `${exc_type}(${exc_message.map((a) => pyRepr(a)).join(', ')})`;
 }
 
-export function buildRequest(message: TaskMessage, delivery: Pick<Delivery, 'info'>, hostname: string): TaskRequest {
+/**
+ * `self.request` of a run. `properties` are the message's (see protocol/properties.ts); a worker
+ * thread gets them with its run request.
+ */
+export function buildRequest(message: TaskMessage, delivery: Pick<Delivery, 'info'>, hostname: string, properties: Record<string, unknown>): TaskRequest {
   return {
     id: message.id,
     task: message.task,
@@ -89,6 +94,7 @@ export function buildRequest(message: TaskMessage, delivery: Pick<Delivery, 'inf
     origin: message.origin,
     timeLimit: message.timeLimit,
     headers: message.extraHeaders,
+    properties,
     group: message.group,
     groupIndex: message.groupIndex,
     chord: message.embed.chord,
@@ -142,10 +148,15 @@ class TaskRun implements TaskContextSource, RunHandle, TaskCall {
 
   /** `self.request`, and what tasks sent from inside this one take their parent from. */
   get request(): TaskRequest {
-    return (this.requestObject ??= buildRequest(this.message, this.delivery, this.ctx.hostname));
+    return (this.requestObject ??= buildRequest(this.message, this.delivery, this.ctx.hostname, this.properties));
   }
 
   /** Where the message came from (the task's `request.deliveryInfo`). */
+  /** The message's properties as Celery's `request.properties` (built when asked for). */
+  get properties(): Record<string, unknown> {
+    return messageProperties(this.delivery.message);
+  }
+
   get deliveryInfo(): Delivery['info'] {
     return this.delivery.info;
   }
@@ -235,7 +246,10 @@ class TaskRun implements TaskContextSource, RunHandle, TaskCall {
     const { task, message } = this;
     checkRetryAllowed(task.name, task.options, message, options);
     const { countdown, eta } = retrySchedule(options, task.options, message.retries);
-    const next = retryMessage(message, eta, { args: options.args, kwargs: options.kwargs });
+    const given = { args: options.args, kwargs: options.kwargs };
+    // Only args or only kwargs given: Celery 5.7 reconciles them with the inherited ones (retry.ts).
+    const oneGiven = (given.args === undefined) !== (given.kwargs === undefined);
+    const next = retryMessage(message, eta, { ...(oneGiven ? retryArguments(paramsOfTask(task), message, given) : given), expires: options.expires });
     const publish = (async () => {
       try {
         const { app } = this.ctx;
@@ -374,11 +388,33 @@ class TaskRun implements TaskContextSource, RunHandle, TaskCall {
       log.error(`Task ${task.name}[${message.id}] ${err.message}: requeued (task_reject_on_worker_lost)`);
       return 'worker-lost';
     }
+    if (err instanceof Reject) return this.rejected(err, started);
     await this.storeException(States.FAILURE, err);
     if (message.embed !== EMPTY_EMBED) await this.inContext(() => continueAfterFailure(ctx.app, ctx.results, message, err, this.request));
     log.error(`Task ${task.name}[${message.id}] raised unexpected: ${excRepr(err)}\n${err instanceof Error ? (err.stack ?? '') : ''}`);
     ctx.lifecycle.emit('task-failed', message, err, (performance.now() - started) / 1000);
     return err instanceof TimeLimitExceeded ? 'time-limit' : err instanceof WorkerLostError ? 'worker-lost' : 'failure';
+  }
+
+  /**
+   * `throw new Reject(reason, requeue)`, as Celery's trace and Request.on_failure handle it:
+   * logged as a warning; with requeue nothing is stored (the next delivery runs it again);
+   * without, FAILURE with the Reject is stored and errbacks/chords go on as for a failure.
+   * What happens to the message is the ack policy's call (it depends on acks_late).
+   */
+  private async rejected(err: Reject, started: number): Promise<RunOutcome> {
+    const { ctx, task, message } = this;
+    log.warning(`Task ${task.name}[${message.id}] ${err.message}`);
+    if (err.requeue) {
+      // No state and no event of its own (Celery sends task-rejected only when the message
+      // was still unacked; the worker does that): it just stops being active here.
+      ctx.lifecycle.emit('task-ignored', message);
+      return 'rejected-requeue';
+    }
+    await this.storeException(States.FAILURE, err);
+    if (message.embed !== EMPTY_EMBED) await this.inContext(() => continueAfterFailure(ctx.app, ctx.results, message, err, this.request));
+    ctx.lifecycle.emit('task-failed', message, err, (performance.now() - started) / 1000);
+    return 'rejected';
   }
 }
 

@@ -44,8 +44,9 @@ export interface TaskLifecycleEvents {
   /** Left this worker without running: given back at shutdown, or parked in the broker. */
   'task-released': [message: TaskMessage];
   /**
-   * Ended by `Ignore` (`self.replace()` among others): no state stored, and,
-   * as in Celery, no task event sent; it is no longer running here.
+   * Ended by `Ignore` (`self.replace()` among others) or by `Reject` with
+   * requeue: no state stored, and, as in Celery, no task event sent (a
+   * requeued message's `task-rejected` follows); it is no longer running here.
    */
   'task-ignored': [message: TaskMessage];
 }

@@ -11,6 +11,7 @@ import { queueDeclaration } from '../app/routing.js';
 import type { RetryOptions, TaskOptions } from '../app/task.js';
 import { stripDelayPrefix } from '../broker/native-delayed-delivery.js';
 import type { DeliveryInfo, PublishRoute, QueueDeclaration } from '../broker/types.js';
+import type { Param } from './arguments.js';
 import { MaxRetriesExceededError } from '../errors.js';
 import { withoutBrokerHeaders, type TaskMessage } from '../protocol/message.js';
 import { argsRepr, kwargsRepr } from '../protocol/repr.js';
@@ -67,15 +68,19 @@ export function retrySchedule(options: RetryOptions, taskOptions: Readonly<TaskO
 export function retryMessage(
   message: TaskMessage,
   eta: number,
-  overrides: { args?: unknown[] | undefined; kwargs?: Record<string, unknown> | undefined },
+  overrides: { args?: unknown[] | undefined; kwargs?: Record<string, unknown> | undefined; expires?: number | Date | null | undefined },
+  now = Date.now(),
 ): TaskMessage {
   const extraHeaders = withoutBrokerHeaders(message.extraHeaders);
   const args = overrides.args ?? message.args;
   const kwargs = overrides.kwargs ?? message.kwargs;
+  const { expires } = overrides;
   return {
     ...message,
     args,
     kwargs,
+    // As Celery's retry(expires=...): seconds from now or a time; otherwise the task's own is kept.
+    expires: expires === undefined ? message.expires : expires === null ? null : expires instanceof Date ? expires.getTime() : now + expires * 1000,
     retries: message.retries + 1,
     eta,
     // Published from inside the running task, so (as in Python) its parent is the task itself.
@@ -125,4 +130,47 @@ export function retryPublishRoute(
     return { exchange: queue.exchange.name, routingKey: stripDelayPrefix(info.routingKey), declare: null };
   }
   return { ...retryRoute(info, queueOverride), declare: null };
+}
+
+/**
+ * The args and kwargs of the retry message when `self.retry()` was given only
+ * `args` or only `kwargs`: Celery 5.7's `Task.retry` (#6494). Passing new
+ * positional args drops the inherited kwargs that name the same parameters;
+ * passing new kwargs moves the inherited positional args into their
+ * parameters' places and replaces those the kwargs name. Anything else keeps
+ * Celery's plain rule: what was given replaces, what was not is inherited.
+ */
+export function retryArguments(
+  params: readonly Param[],
+  current: { args: unknown[]; kwargs: Record<string, unknown> },
+  given: { args?: unknown[] | undefined; kwargs?: Record<string, unknown> | undefined },
+): { args: unknown[]; kwargs: Record<string, unknown> } {
+  const args = given.args ?? current.args;
+  const kwargs = given.kwargs ?? current.kwargs;
+  const positional = params.filter((p) => p.kind === 'positional');
+  if (given.args && !given.kwargs && Object.keys(current.kwargs).length > 0) {
+    // The new args fill the first len(args) parameters: an inherited kwarg for one of them would
+    // be "multiple values for argument" on the next run.
+    const kept = { ...current.kwargs };
+    for (const p of positional.slice(0, given.args.length)) if (p.name !== null) delete kept[p.name];
+    return { args, kwargs: kept };
+  }
+  if (given.kwargs && !given.args && current.args.length > 0) {
+    // Python's signature.bind_partial(*request.args): fails (and changes nothing) when the args
+    // do not fit the parameters; leave that to the next run's argument check, as Celery does.
+    const hasVarArgs = params.some((p) => p.kind === 'varargs' || p.kind === 'spread');
+    if (current.args.length > positional.length && !hasVarArgs) return { args, kwargs };
+    if (positional.slice(0, current.args.length).some((p) => p.name === null)) return { args, kwargs };
+    const bound = current.args.slice(0, positional.length);
+    const rest = current.args.slice(positional.length);
+    const left = { ...given.kwargs };
+    positional.slice(0, bound.length).forEach((p, i) => {
+      if (p.name !== null && Object.prototype.hasOwnProperty.call(left, p.name)) {
+        bound[i] = left[p.name];
+        delete left[p.name];
+      }
+    });
+    return { args: [...bound, ...rest], kwargs: left };
+  }
+  return { args, kwargs };
 }

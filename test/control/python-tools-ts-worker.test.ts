@@ -52,13 +52,23 @@ describe('Python Celery 5.7 tools against a ts-celery worker', function () {
     expect(queues[node]![0]).to.deep.include({ name: w.queue, routing_key: w.queue, durable: true, exclusive: false, auto_delete: false });
   });
 
+  it("inspect conf lists what the app set, even to a default value, with include and deprecated_settings, as Celery 5.7's worker", async () => {
+    const [conf] = (await pyClient([['inspect', 'conf', { destination: [node], timeout: 2 }]])) as [Record<string, Record<string, unknown>>];
+    // A Celery 5.7 worker of an app that sets these replies with exactly these keys (plus its own
+    // worker_disable_prefetch); worker_send_task_events is set to false, its default, and still listed.
+    expect(conf[node]).to.deep.include({ deprecated_settings: null, include: [], worker_send_task_events: false, task_default_queue: w.queue });
+    expect(conf[node]!.broker_url).to.equal('amqp://guest:********@127.0.0.1:5672/ts-celery-control');
+  });
+
   it('active / reserved / scheduled / query_task through the Python API', async () => {
+    // An eta with sub-millisecond digits, as Python's datetimes have.
+    const etaIso = new Date(Date.now() + 60_000).toISOString().replace(/\.(\d{3})Z$/, '.$1457+00:00');
     const [a, b, c, later] = (await pyClient([
       // Long enough to still run after the CLI calls below (each spawns a Python process).
       ['send', 'ctl.sleep', [8], {}, { queue: w.queue }],
       ['send', 'ctl.sleep', [8], {}, { queue: w.queue }],
       ['send', 'ctl.sleep', [8], {}, { queue: w.queue }],
-      ['send', 'ctl.add', [1, 2], {}, { queue: w.queue, countdown: 60 }],
+      ['send', 'ctl.add', [1, 2], {}, { queue: w.queue, eta_iso: etaIso }],
     ])) as [string, string, string, string];
     await until(async () => {
       const [act] = (await pyClient([['inspect', 'active', { destination: [node], timeout: 2 }]])) as [Record<string, unknown[]>];
@@ -75,7 +85,8 @@ describe('Python Celery 5.7 tools against a ts-celery worker', function () {
     expect(active[node][0]).to.deep.include({ name: 'ctl.sleep', args: [8], kwargs: {}, hostname: node, acknowledged: true, worker_pid: w.child.pid });
     expect(reserved[node].map((r: { id: string }) => r.id)).to.deep.equal([c]);
     expect(scheduled[node][0].request.id).to.equal(later);
-    expect(scheduled[node][0].eta).to.match(/^\d{4}-\d\d-\d\dT.*\+00:00$/);
+    // Celery's isoformat(), to the microsecond the sender wrote (a JS Date alone keeps milliseconds).
+    expect(scheduled[node][0].eta).to.equal(etaIso);
     expect(Object.fromEntries(Object.entries(query[node]).map(([id, v]) => [id, (v as [string])[0]]))).to.deep.equal({ [a]: 'active', [c]: 'reserved', [later]: 'scheduled' });
 
     // celery control revoke: the reserved task never runs; Python's get() sees REVOKED.

@@ -76,6 +76,7 @@ function toIncoming(m: ConsumeMessage): IncomingMessage {
     correlationId: p.correlationId as string | undefined,
     replyTo: p.replyTo as string | undefined,
     priority: p.priority as number | undefined,
+    amqpProperties: p as unknown as Record<string, unknown>,
   };
 }
 

@@ -104,6 +104,7 @@ export function readEnvelope(raw: string, queue: string): ReadEnvelope {
       correlationId: str(props.correlation_id),
       replyTo: str(props.reply_to),
       priority: typeof props.priority === 'number' ? props.priority : undefined,
+      kombuProperties: props,
     },
     exchange: str(info.exchange) ?? '',
     routingKey: str(info.routing_key) ?? queue,

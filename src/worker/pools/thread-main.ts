@@ -14,7 +14,8 @@ import type { BoundTask, RetryOptions, Task, TaskRequest } from '../../app/task.
 import { addToChord, replaceTask } from '../../canvas/replace.js';
 import type { Signature } from '../../canvas/signature.js';
 import { loadApp } from '../../cli/load-app.js';
-import { CeleryError, EncodeError, Ignore, NotRegistered, Retry, SoftTimeLimitExceeded } from '../../errors.js';
+import { serializeException } from '../../protocol/exceptions.js';
+import { CeleryError, EncodeError, Ignore, NotRegistered, Reject, Retry, SoftTimeLimitExceeded } from '../../errors.js';
 import { getLogger, setLogLevel, setLogSink } from '../../support/log.js';
 import { buildRequest } from '../execute.js';
 import { checkRetryAllowed, DEFAULT_MAX_RETRIES, retrySchedule } from '../retry.js';
@@ -52,7 +53,7 @@ class ThreadRun implements TaskContextSource {
   ) {}
 
   get request(): TaskRequest {
-    return (this.requestObject ??= buildRequest(this.req.message, { info: this.req.info }, data.hostname));
+    return (this.requestObject ??= buildRequest(this.req.message, { info: this.req.info }, data.hostname, this.req.properties));
   }
 
   addChild(child: { asTuple(): unknown }): void {
@@ -187,6 +188,9 @@ async function run(req: RunRequest): Promise<void> {
       post({ t: 'retried', retry, ...current.ending() });
     } else if (thrown instanceof Ignore) {
       post({ t: 'ignored', reason: thrown.message, ...current.ending() });
+    } else if (thrown instanceof Reject) {
+      // The reason as stored (JSON-safe), so any value crosses the thread boundary.
+      post({ t: 'rejected', reason: thrown.excArgs[0] === null ? null : serializeException(thrown).exc_message[0], requeue: thrown.requeue, ...current.ending() });
     } else {
       // autoretryFor's classes are this thread's: only here can `instanceof` tell.
       const autoretry = task.options.autoretryFor?.some((cls) => thrown instanceof cls) ?? false;

@@ -38,6 +38,8 @@ export interface RunRequest {
   args: unknown[];
   message: TaskMessage;
   info: DeliveryInfo;
+  /** The message's properties, for `self.request.properties` in the thread. */
+  properties: Record<string, unknown>;
   /** Soft time limit (s): the thread aborts `self.signal` itself. */
   soft: number | null;
 }
@@ -83,6 +85,8 @@ export type Ended = { seq: number; memory?: number; children?: unknown[] } & (
   | { t: 'retried'; retry: number }
   /** `self.replace()`: celery.exceptions.Ignore, with its message. */
   | { t: 'ignored'; reason: string }
+  /** `throw new Reject(reason, requeue)`: the main thread's ack policy settles the message. */
+  | { t: 'rejected'; reason: unknown; requeue: boolean }
 );
 
 /** An error as data: how it is stored (Celery's shape), its traceback, message and stack. */

@@ -15,7 +15,7 @@
 import { Worker as NodeWorker, type ResourceLimits } from 'node:worker_threads';
 import type { Celery } from '../../app/celery.js';
 import type { ThreadResourceLimits } from '../../app/config.js';
-import { EncodeError, Ignore, WorkerLostError } from '../../errors.js';
+import { EncodeError, Ignore, Reject, WorkerLostError } from '../../errors.js';
 import { getLogger, getLogLevel, writeLogLine } from '../../support/log.js';
 import { ConcurrencyPool } from '../pool.js';
 import { PoolThread, ThreadJob } from './pool-thread.js';
@@ -227,6 +227,9 @@ export class ThreadPool implements WorkerPool {
       case 'ignored':
         // self.replace() in the thread: the replacement is published and stores this id's result.
         return this.finish(thread, message, (job) => job.reject(new Ignore(message.reason)));
+      case 'rejected':
+        // Reject in the thread: rebuilt here, where the run's outcome and the ack are decided.
+        return this.finish(thread, message, (job) => job.reject(new Reject(message.reason, message.requeue)));
       default:
         this.serve(thread, message);
     }
@@ -306,6 +309,7 @@ export class ThreadPool implements WorkerPool {
       args,
       message: call.message,
       info: call.deliveryInfo,
+      properties: call.properties,
       soft: softLimit,
     };
     try {

@@ -22,6 +22,8 @@ export interface TaskCall {
   readonly task: Task<never, unknown>;
   readonly message: TaskMessage;
   readonly deliveryInfo: DeliveryInfo;
+  /** The message's properties (`self.request.properties`), built when read. */
+  readonly properties: Record<string, unknown>;
   /** Calls the function here, on this thread, with its `self` and task context. */
   callHere(args: unknown[]): unknown;
   /** The run's AbortController (`self.signal` on this thread), created on first use. */

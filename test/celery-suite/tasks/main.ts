@@ -17,7 +17,7 @@
  */
 import { appendFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
-import { Celery, Chain, Chord, Group, Signature, chain, chord, getLogger, group, type BoundTask, type TaskOptions } from 'ts-celery';
+import { Celery, Chain, Chord, Group, Reject, Signature, States, chain, chord, getLogger, group, type BoundTask, type TaskOptions } from 'ts-celery';
 import { MissingFeature, needs, type IssueRef } from './missing.js';
 import { ExpectedException, PyTypeError, PyValueError, UnpickleableException } from './errors.js';
 import { pyAdd, pySum, isoTime } from './python.js';
@@ -26,6 +26,14 @@ export const app = new Celery('t.integration', {
   // kombu's `pyamqp://` is AMQP over py-amqp; ts-celery reads both schemes.
   broker_url: process.env.TEST_BROKER ?? 'amqp://guest:guest@127.0.0.1:5672//',
   result_backend: process.env.TEST_BACKEND ?? 'redis://127.0.0.1:6379/0',
+  // As celery.contrib.testing.app's DEFAULT_TEST_CONFIG, which the suite's app starts from
+  // (broker and backend come from TEST_BROKER/TEST_BACKEND instead, as in the suite).
+  worker_hijack_root_logger: false,
+  worker_log_color: false,
+  accept_content: ['json'],
+  enable_utc: true,
+  timezone: 'UTC',
+  broker_heartbeat: 0,
   // As the suite's celery_config fixture.
   result_extended: true,
   task_create_missing_queues: false,
@@ -281,14 +289,14 @@ export const retryWithKwargsAfterArgs = task(
     return { foo, bar, retries: self.request.retries, is_eager: false };
   },
 );
-// `def retry_once(self, *args, expires=None, max_retries=1, countdown=0.1)`. RetryOptions has
-// no `expires`: the retry keeps the task's own (120 s), which the suite's 60 s would not change.
+// `def retry_once(self, *args, expires=None, max_retries=1, countdown=0.1)`: as in Python, the
+// retry gets `expires` as passed (None: the retried run never expires).
 export const retryOnce = task(
   'retry_once',
   { bind: true, expires: 120, maxRetries: 1, params: ['*args', 'expires?', 'max_retries?', 'countdown?'] },
-  async (self: BoundTask, _args: unknown[], _expires: number | null = null, maxRetries = 1, countdown = 0.1) => {
+  async (self: BoundTask, _args: unknown[], expires: number | null = null, maxRetries = 1, countdown = 0.1) => {
     if (self.request.retries) return self.request.retries;
-    return self.retry({ countdown, maxRetries });
+    return self.retry({ countdown, maxRetries, expires });
   },
 );
 export const retryOnceIgnoreResult = task('retry_once_ignore_result', { bind: true, ignoreResult: true }, async (self: BoundTask) => {
@@ -344,7 +352,7 @@ export const failUnpickleable = task('fail_unpickleable', {}, (foo: unknown, bar
 // ---- the request ----------------------------------------------------------
 export const returnPriority = task('return_priority', { bind: true, params: ['*_args'] }, (self: BoundTask) => `Priority: ${self.request.deliveryInfo.priority ?? 'None'}`);
 export const returnRequestEta = task('return_request_eta', { bind: true }, (self: BoundTask) => (self.request.eta ? isoTime(self.request.eta) : null));
-export const returnProperties = stub('return_properties', [], 'self.request.properties (the message properties, e.g. app_id)', 'the request', null);
+export const returnProperties = task('return_properties', { bind: true }, (self: BoundTask) => self.request.properties);
 
 /** `ClassBasedAutoRetryTask`: autoretry_for ValueError, one retry, backoff. */
 export const autoRetryClassTask = app.task(
@@ -426,10 +434,25 @@ function addModel(data: unknown): { result: number } {
 export const addPydantic = task('add_pydantic', {}, (data: unknown) => addModel(data));
 export const addPydanticStringAnnotations = task('add_pydantic_string_annotations', {}, (data: unknown) => addModel(data));
 
-// ---- Reject (no open issue builds it) --------------------------------------
-export const storeSuccessThenReject = stub('store_success_then_reject', [], 'celery.exceptions.Reject (reject/requeue from a task)', 'Reject', null, { acksLate: true });
-export const rejectThenSucceed = stub('reject_then_succeed', [], 'celery.exceptions.Reject (reject/requeue from a task)', 'Reject', null, { acksLate: true });
-export const rejectWithoutRequeue = stub('reject_without_requeue', [], 'celery.exceptions.Reject (reject/requeue from a task)', 'Reject', null);
+// ---- Reject ------------------------------------------------------------------
+/** First delivery: store SUCCESS by hand, then Reject to be redelivered; second delivery: 'dedup-pass'. */
+export const storeSuccessThenReject = task('store_success_then_reject', { bind: true, acksLate: true }, async (self: BoundTask) => {
+  if (!self.request.deliveryInfo.redelivered) {
+    // `self.backend.store_result(self.request.id, 'first-pass', states.SUCCESS)`
+    await self.app.backend.store({ status: States.SUCCESS, result: 'first-pass', traceback: null, children: [], date_done: new Date().toISOString(), task_id: self.request.id });
+    throw new Reject(null, true);
+  }
+  return 'dedup-pass';
+});
+/** First delivery: Reject(requeue=True); second delivery: succeed. */
+export const rejectThenSucceed = task('reject_then_succeed', { bind: true, acksLate: true }, (self: BoundTask) => {
+  if (!self.request.deliveryInfo.redelivered) throw new Reject(null, true);
+  return 'second-pass';
+});
+/** Reject permanently, so the worker records a terminal FAILURE. */
+export const rejectWithoutRequeue = task('reject_without_requeue', {}, () => {
+  throw new Reject('rejected', false);
+});
 
 // ---- time limits --------------------------------------------------------------
 export const softTimeLimitMustExceedTimeLimit = task('soft_time_limit_must_exceed_time_limit', { softTimeLimit: 2, timeLimit: 1 }, () => null);

@@ -14,6 +14,7 @@ returned. Operations:
   ["result_revoke", task_id, {terminate}]               AsyncResult(task_id).revoke(...)
   ["sleep", seconds]
 """
+import datetime
 import json
 import sys
 import time
@@ -47,6 +48,8 @@ def run(op):
         name, args = rest[0], rest[1] if len(rest) > 1 else []
         kwargs = rest[2] if len(rest) > 2 else {}
         options = rest[3] if len(rest) > 3 else {}
+        if 'eta_iso' in options:  # an exact eta (microseconds and all), as a datetime for Celery
+            options['eta'] = datetime.datetime.fromisoformat(options.pop('eta_iso'))
         return app.send_task(name, args=args, kwargs=kwargs, **options).id
     if kind == 'get':
         res = app.AsyncResult(rest[0])

@@ -65,3 +65,38 @@ describe('the retry message', () => {
     expect(next).to.deep.include({ id: 't1', retries: 2, parentId: 't1', eta: 1_800_000_000_000 });
   });
 });
+
+describe('Reject from a task (the ack decision)', () => {
+  const finished = (outcome: 'rejected' | 'rejected-requeue', acksLate: boolean, acksOnFailureOrTimeout = true) =>
+    decideAck({ kind: 'finished', acksLate, outcome, acksOnFailureOrTimeout });
+  it('acks_late: requeue=True requeues, requeue=False rejects, whatever task_acks_on_failure_or_timeout says', () => {
+    expect(finished('rejected-requeue', true)).to.equal('requeue');
+    expect(finished('rejected', true)).to.equal('reject');
+    expect(finished('rejected', true, false)).to.equal('reject');
+  });
+  it('early ack: nothing more to do, the message was acked when the task started (as Celery)', () => {
+    expect(finished('rejected-requeue', false)).to.equal('keep');
+    expect(finished('rejected', false)).to.equal('keep');
+  });
+});
+
+describe("self.retry({ args }) / self.retry({ kwargs }) (Celery 5.7's Task.retry)", () => {
+  const p = (name: string, kind: 'positional' | 'varargs' | 'kwonly' | 'varkw' = 'positional') => ({ name, optional: false, kind });
+  it('new args drop the inherited kwargs that name the parameters they fill, and keep the rest', async () => {
+    const { retryArguments } = await import('../../../src/worker/retry.js');
+    const params = [p('foo'), p('bar'), p('label')];
+    expect(retryArguments(params, { args: [], kwargs: { foo: 1, bar: 2, label: 'kept' } }, { args: [2, 3] })).to.deep.equal({ args: [2, 3], kwargs: { label: 'kept' } });
+  });
+  it('new kwargs replace the inherited positional args they name, in place', async () => {
+    const { retryArguments } = await import('../../../src/worker/retry.js');
+    const params = [p('foo'), p('bar')];
+    expect(retryArguments(params, { args: [1, 2], kwargs: {} }, { kwargs: { foo: 2 } })).to.deep.equal({ args: [2, 2], kwargs: {} });
+    // *args keep their positions; a kwarg naming no positional parameter stays a kwarg.
+    const withVar = [p('a'), p('args', 'varargs'), p('kw', 'varkw')];
+    expect(retryArguments(withVar, { args: [1, 2, 3], kwargs: {} }, { kwargs: { a: 9, other: 1 } })).to.deep.equal({ args: [9, 2, 3], kwargs: { other: 1 } });
+  });
+  it('args that do not fit the parameters are left to the next run, as Python leaves bind_partial errors', async () => {
+    const { retryArguments } = await import('../../../src/worker/retry.js');
+    expect(retryArguments([p('foo')], { args: [1, 2], kwargs: {} }, { kwargs: { foo: 3 } })).to.deep.equal({ args: [1, 2], kwargs: { foo: 3 } });
+  });
+});

@@ -11,6 +11,7 @@ function call(id: string, fn: (signal: AbortSignal) => unknown): TaskCall & { co
     task: { name: 't' } as TaskCall['task'],
     message: { id } as TaskCall['message'],
     deliveryInfo: {} as TaskCall['deliveryInfo'],
+    properties: {},
     callHere: () => fn(controller.signal),
     aborter: () => controller,
     retry: () => {
