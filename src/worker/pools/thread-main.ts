@@ -66,8 +66,7 @@ class ThreadRun implements TaskContextSource {
 
   /** What the main thread needs with the run's end, besides how it ended. */
   ending(): { seq: number; memory?: number; children?: unknown[] } {
-    const memory = memoryKiB();
-    return { seq: this.req.seq, ...(memory === undefined ? {} : { memory }), ...(this.sent ? { children: this.sent } : {}) };
+    return endingOf(this.req.seq, this.sent);
   }
 
   aborter(): AbortController {
@@ -143,6 +142,18 @@ function memoryKiB(): number | undefined {
 }
 
 /**
+ * What goes with every end of a run: its seq, the memory (when asked) and the children.
+ * Keys that do not apply are left out, not set to undefined: fewer keys to clone.
+ */
+function endingOf(seq: number, children: unknown[] | undefined): { seq: number; memory?: number; children?: unknown[] } {
+  const end: { seq: number; memory?: number; children?: unknown[] } = { seq };
+  const memory = memoryKiB();
+  if (memory !== undefined) end.memory = memory;
+  if (children) end.children = children;
+  return end;
+}
+
+/**
  * The value as the main thread will store it: JSON's view of it (toJSON, dropped undefined
  * keys), which a structured clone alone would not give. What JSON cannot encode (BigInt,
  * cycles) goes as is, to fail in the main thread exactly as it does in the async pool.
@@ -158,11 +169,16 @@ function jsonView(value: unknown): unknown {
 
 let app: Celery;
 
-async function run(req: RunRequest): Promise<void> {
+/**
+ * Runs one task. A function that returns a plain value (the common case for CPU-bound work)
+ * is answered in the same turn, with no promise of our own: in a thread every promise runs
+ * the task context's AsyncLocalStorage hooks, a per-task cost of the hop. A thenable is
+ * settled through Promise.resolve(), as `await` did. Both paths post the same messages.
+ */
+function run(req: RunRequest): void {
   const task = app.tasks.get(req.task);
   if (!task) {
-    const memory = memoryKiB();
-    post({ t: 'failed', seq: req.seq, error: toEnvelope(new NotRegistered(req.task)), ...(memory === undefined ? {} : { memory }) });
+    post({ t: 'failed', error: toEnvelope(new NotRegistered(req.task)), ...endingOf(req.seq, undefined) });
     return;
   }
   const current = new ThreadRun(task, req);
@@ -172,32 +188,55 @@ async function run(req: RunRequest): Promise<void> {
     const soft = req.soft;
     softTimer = setTimeout(() => controller.abort(new SoftTimeLimitExceeded(`SoftTimeLimitExceeded(${soft})`)), soft * 1000);
   }
+  let returned: unknown;
   try {
-    const returned = current.call();
-    const value = isThenable(returned) ? await returned : returned;
-    try {
-      post({ t: 'done', value: jsonView(value), ...current.ending() });
-    } catch (err) {
-      // A function or a class the clone refuses: the same EncodeError the result would have met.
-      const encode = new EncodeError(`Cannot send the return value of ${task.name} to the worker's main thread: ${(err as Error).message}`);
-      post({ t: 'failed', error: toEnvelope(encode), ...current.ending() });
-    }
+    returned = current.call();
   } catch (thrown) {
-    const retry = thrown instanceof Retry ? current.retries.get(thrown) : thrown instanceof RetryPublishFailed ? thrown.retry : undefined;
-    if (retry !== undefined) {
-      post({ t: 'retried', retry, ...current.ending() });
-    } else if (thrown instanceof Ignore) {
-      post({ t: 'ignored', reason: thrown.message, ...current.ending() });
-    } else if (thrown instanceof Reject) {
-      // The reason as stored (JSON-safe), so any value crosses the thread boundary.
-      post({ t: 'rejected', reason: thrown.excArgs[0] === null ? null : serializeException(thrown).exc_message[0], requeue: thrown.requeue, ...current.ending() });
-    } else {
-      // autoretryFor's classes are this thread's: only here can `instanceof` tell.
-      const autoretry = task.options.autoretryFor?.some((cls) => thrown instanceof cls) ?? false;
-      post({ t: 'failed', error: toEnvelope(thrown, autoretry), ...current.ending() });
-    }
-  } finally {
     if (softTimer) clearTimeout(softTimer);
+    return ended(current, thrown);
+  }
+  if (!isThenable(returned)) {
+    if (softTimer) clearTimeout(softTimer);
+    return returnedValue(current, returned);
+  }
+  // Through Promise.resolve, as `await` did: a thenable whose then() throws or calls back twice is settled once.
+  Promise.resolve(returned).then(
+    (value) => {
+      if (softTimer) clearTimeout(softTimer);
+      returnedValue(current, value);
+    },
+    (thrown: unknown) => {
+      if (softTimer) clearTimeout(softTimer);
+      ended(current, thrown);
+    },
+  );
+}
+
+/** The run returned (or its promise resolved) `value`. */
+function returnedValue(current: ThreadRun, value: unknown): void {
+  try {
+    post({ t: 'done', value: jsonView(value), ...current.ending() });
+  } catch (err) {
+    // A function or a class the clone refuses: the same EncodeError the result would have met.
+    const encode = new EncodeError(`Cannot send the return value of ${current.task.name} to the worker's main thread: ${(err as Error).message}`);
+    post({ t: 'failed', error: toEnvelope(encode), ...current.ending() });
+  }
+}
+
+/** The run threw (or its promise rejected) `thrown`: a retry, an Ignore, a Reject or a failure. */
+function ended(current: ThreadRun, thrown: unknown): void {
+  const retry = thrown instanceof Retry ? current.retries.get(thrown) : thrown instanceof RetryPublishFailed ? thrown.retry : undefined;
+  if (retry !== undefined) {
+    post({ t: 'retried', retry, ...current.ending() });
+  } else if (thrown instanceof Ignore) {
+    post({ t: 'ignored', reason: thrown.message, ...current.ending() });
+  } else if (thrown instanceof Reject) {
+    // The reason as stored (JSON-safe), so any value crosses the thread boundary.
+    post({ t: 'rejected', reason: thrown.excArgs[0] === null ? null : serializeException(thrown).exc_message[0], requeue: thrown.requeue, ...current.ending() });
+  } else {
+    // autoretryFor's classes are this thread's: only here can `instanceof` tell.
+    const autoretry = current.task.options.autoretryFor?.some((cls) => thrown instanceof cls) ?? false;
+    post({ t: 'failed', error: toEnvelope(thrown, autoretry), ...current.ending() });
   }
 }
 
@@ -222,7 +261,7 @@ async function start(): Promise<void> {
     oid: data.oid,
   });
   port.on('message', (message: ToThread) => {
-    if (message.t === 'run') void run(message);
+    if (message.t === 'run') run(message);
     else rpc.settle(message);
   });
   try {
