@@ -7,7 +7,7 @@
  * `self.retry()`, `delay()` and `get()` in a task here are requests to it.
  */
 import { getHeapStatistics } from 'node:v8';
-import { parentPort, threadId, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, threadId, workerData } from 'node:worker_threads';
 import { useThreadConnections, type Celery } from '../../app/celery.js';
 import { runInTaskContext, type TaskContextSource } from '../../app/context.js';
 import type { BoundTask, RetryOptions, Task, TaskRequest } from '../../app/task.js';
@@ -53,7 +53,20 @@ class ThreadRun implements TaskContextSource {
   ) {}
 
   get request(): TaskRequest {
-    return (this.requestObject ??= buildRequest(this.req.message, { info: this.req.info }, data.hostname, this.req.properties));
+    if (this.requestObject) return this.requestObject;
+    const request = buildRequest(this.req.message, { info: this.req.info }, data.hostname, {});
+    // The properties (every header) come from the main thread only if the task reads them.
+    const seq = this.req.seq;
+    Object.defineProperty(request, 'properties', {
+      enumerable: true,
+      configurable: true,
+      get: () => {
+        const properties = fetchProperties(seq);
+        Object.defineProperty(request, 'properties', { value: properties, enumerable: true, configurable: true, writable: true });
+        return properties;
+      },
+    });
+    return (this.requestObject = request);
   }
 
   addChild(child: { asTuple(): unknown }): void {
@@ -132,6 +145,19 @@ class ThreadBoundTask implements BoundTask {
   addToChord(sig: Signature<any, any, any>, options: { lazy?: boolean } = {}): ReturnType<BoundTask['addToChord']> {
     return addToChord(this.run.task.app, this.run.request, sig as Signature, options.lazy);
   }
+}
+
+/**
+ * `request.properties` of run `seq`, from the main thread, synchronously (a task reads them as
+ * a plain property): ask, wait on the shared flag until the answer is on the properties port.
+ * `{}` once the run has ended.
+ */
+function fetchProperties(seq: number): Record<string, unknown> {
+  post({ t: 'properties', seq });
+  Atomics.wait(data.propertiesFlag, 0, 0);
+  Atomics.store(data.propertiesFlag, 0, 0);
+  const answer = receiveMessageOnPort(data.propertiesPort) as { message: Record<string, unknown> | null } | undefined;
+  return answer?.message ?? {};
 }
 
 /** KiB this thread holds (V8 heap committed + external), when worker_max_memory_per_child asks. */
