@@ -124,8 +124,11 @@ export function startWorker(system: SystemId, spec: WorkerSpec): Proc {
     case 'bullmq':
       return startProc(node, ['--import', 'tsx', join(BENCH_DIR, 'bullmq-worker.ts')], { cwd: ROOT, env });
     case 'hop-async':
-    case 'hop-threads':
-      return startProc(node, ['--import', 'tsx', join(BENCH_DIR, 'hop-worker.ts')], { cwd: ROOT, env: { ...env, POOL: system === 'hop-threads' ? 'threads' : 'async' } });
+    case 'hop-threads': {
+      // --cpu-prof profiles each worker thread too (one file per thread).
+      const prof = spec.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${spec.profileDir}`] : [];
+      return startProc(node, [...prof, '--import', 'tsx', join(BENCH_DIR, 'hop-worker.ts')], { cwd: ROOT, env: { ...env, POOL: system === 'hop-threads' ? 'threads' : 'async' } });
+    }
     case 'ts':
     case 'ts-events':
     case 'ts-redis':

@@ -75,6 +75,20 @@ app.task({ name: 'logs' }, (text: string) => {
   return text;
 });
 app.task({ name: 'dated' }, () => ({ when: new Date(0), gone: undefined }));
+/** A thenable that is not a Promise: awaited like one (the thread answers it in a later turn). */
+app.task({ name: 'thenable' }, (x: number) => ({ then: (resolve: (v: number) => void) => setTimeout(() => resolve(x * 2), 1) }));
+/** A thenable whose then() throws: the task fails with that error, the thread lives on. */
+app.task({ name: 'badThenable' }, () => ({
+  then: () => {
+    throw new TypeError('then() broke');
+  },
+}));
+/** Neither JSON (a cycle) nor a structured clone (a function) can carry it. */
+app.task({ name: 'unclonable' }, () => {
+  const value: Record<string, unknown> = { fn: () => 1 };
+  value.self = value;
+  return value;
+});
 /** [start, end, thread] of a busy loop: two of them overlapping in time ran in parallel. */
 app.task({ name: 'span' }, (ms: number) => {
   const start = Date.now();

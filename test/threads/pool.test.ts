@@ -96,6 +96,17 @@ describe('-P threads (embedded broker)', function () {
     expect(await run('dated')).to.deep.equal({ when: '1970-01-01T00:00:00.000Z' });
   });
 
+  it('a thenable is awaited in the thread; a broken thenable or an unsendable value fails the task, not the thread', async () => {
+    const before = worker.pool.info().processes;
+    expect(await run('thenable', [21])).to.equal(42);
+    expect(await failure('badThenable')).to.deep.include({ excType: 'TypeError', excMessage: 'then() broke' });
+    const encode = await failure('unclonable');
+    expect(encode.excType).to.equal('EncodeError');
+    expect(encode.excMessage).to.match(/^Cannot send the return value of unclonable to the worker's main thread/);
+    expect(worker.pool.info().processes, 'no thread was replaced').to.deep.equal(before);
+    expect(await run('add', [1, 1])).to.equal(2);
+  });
+
   it("task logs from a thread reach the worker's log", async () => {
     await run('logs', ['hello from a thread']);
     expect(logs.some((l) => / WARNING\/tasks\.threads\] hello from a thread$/.test(l))).to.equal(true);

@@ -1,5 +1,5 @@
 /** The threads pool's bookkeeping: one call in flight (ThreadJob) and one pool thread (PoolThread). */
-import type { Worker as NodeWorker } from 'node:worker_threads';
+import type { MessagePort, Worker as NodeWorker } from 'node:worker_threads';
 import { ImproperlyConfigured, type Retry } from '../../errors.js';
 import type { TaskCall } from './types.js';
 
@@ -54,6 +54,9 @@ export class PoolThread {
   constructor(
     readonly name: string,
     readonly worker: NodeWorker,
+    /** Where `request.properties` go when the thread's task reads them, and the flag it waits on. */
+    readonly propertiesPort: MessagePort,
+    readonly propertiesFlag: Int32Array,
   ) {
     this.ready = new Promise<void>((resolve, reject) => {
       this.markReady = resolve;

@@ -7,7 +7,7 @@
  * `self.retry()`, `delay()` and `get()` in a task here are requests to it.
  */
 import { getHeapStatistics } from 'node:v8';
-import { parentPort, threadId, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, threadId, workerData } from 'node:worker_threads';
 import { useThreadConnections, type Celery } from '../../app/celery.js';
 import { runInTaskContext, type TaskContextSource } from '../../app/context.js';
 import type { BoundTask, RetryOptions, Task, TaskRequest } from '../../app/task.js';
@@ -53,7 +53,20 @@ class ThreadRun implements TaskContextSource {
   ) {}
 
   get request(): TaskRequest {
-    return (this.requestObject ??= buildRequest(this.req.message, { info: this.req.info }, data.hostname, this.req.properties));
+    if (this.requestObject) return this.requestObject;
+    const request = buildRequest(this.req.message, { info: this.req.info }, data.hostname, {});
+    // The properties (every header) come from the main thread only if the task reads them.
+    const seq = this.req.seq;
+    Object.defineProperty(request, 'properties', {
+      enumerable: true,
+      configurable: true,
+      get: () => {
+        const properties = fetchProperties(seq);
+        Object.defineProperty(request, 'properties', { value: properties, enumerable: true, configurable: true, writable: true });
+        return properties;
+      },
+    });
+    return (this.requestObject = request);
   }
 
   addChild(child: { asTuple(): unknown }): void {
@@ -66,8 +79,7 @@ class ThreadRun implements TaskContextSource {
 
   /** What the main thread needs with the run's end, besides how it ended. */
   ending(): { seq: number; memory?: number; children?: unknown[] } {
-    const memory = memoryKiB();
-    return { seq: this.req.seq, ...(memory === undefined ? {} : { memory }), ...(this.sent ? { children: this.sent } : {}) };
+    return endingOf(this.req.seq, this.sent);
   }
 
   aborter(): AbortController {
@@ -135,11 +147,36 @@ class ThreadBoundTask implements BoundTask {
   }
 }
 
+/**
+ * `request.properties` of run `seq`, from the main thread, synchronously (a task reads them as
+ * a plain property): ask, wait on the shared flag until the answer is on the properties port.
+ * `{}` once the run has ended.
+ */
+function fetchProperties(seq: number): Record<string, unknown> {
+  post({ t: 'properties', seq });
+  Atomics.wait(data.propertiesFlag, 0, 0);
+  Atomics.store(data.propertiesFlag, 0, 0);
+  const answer = receiveMessageOnPort(data.propertiesPort) as { message: Record<string, unknown> | null } | undefined;
+  return answer?.message ?? {};
+}
+
 /** KiB this thread holds (V8 heap committed + external), when worker_max_memory_per_child asks. */
 function memoryKiB(): number | undefined {
   if (!data.reportMemory) return undefined;
   const heap = getHeapStatistics();
   return Math.round((heap.total_heap_size + heap.external_memory) / 1024);
+}
+
+/**
+ * What goes with every end of a run: its seq, the memory (when asked) and the children.
+ * Keys that do not apply are left out, not set to undefined: fewer keys to clone.
+ */
+function endingOf(seq: number, children: unknown[] | undefined): { seq: number; memory?: number; children?: unknown[] } {
+  const end: { seq: number; memory?: number; children?: unknown[] } = { seq };
+  const memory = memoryKiB();
+  if (memory !== undefined) end.memory = memory;
+  if (children) end.children = children;
+  return end;
 }
 
 /**
@@ -158,11 +195,16 @@ function jsonView(value: unknown): unknown {
 
 let app: Celery;
 
-async function run(req: RunRequest): Promise<void> {
+/**
+ * Runs one task. A function that returns a plain value (the common case for CPU-bound work)
+ * is answered in the same turn, with no promise of our own: in a thread every promise runs
+ * the task context's AsyncLocalStorage hooks, a per-task cost of the hop. A thenable is
+ * settled through Promise.resolve(), as `await` did. Both paths post the same messages.
+ */
+function run(req: RunRequest): void {
   const task = app.tasks.get(req.task);
   if (!task) {
-    const memory = memoryKiB();
-    post({ t: 'failed', seq: req.seq, error: toEnvelope(new NotRegistered(req.task)), ...(memory === undefined ? {} : { memory }) });
+    post({ t: 'failed', error: toEnvelope(new NotRegistered(req.task)), ...endingOf(req.seq, undefined) });
     return;
   }
   const current = new ThreadRun(task, req);
@@ -172,32 +214,55 @@ async function run(req: RunRequest): Promise<void> {
     const soft = req.soft;
     softTimer = setTimeout(() => controller.abort(new SoftTimeLimitExceeded(`SoftTimeLimitExceeded(${soft})`)), soft * 1000);
   }
+  let returned: unknown;
   try {
-    const returned = current.call();
-    const value = isThenable(returned) ? await returned : returned;
-    try {
-      post({ t: 'done', value: jsonView(value), ...current.ending() });
-    } catch (err) {
-      // A function or a class the clone refuses: the same EncodeError the result would have met.
-      const encode = new EncodeError(`Cannot send the return value of ${task.name} to the worker's main thread: ${(err as Error).message}`);
-      post({ t: 'failed', error: toEnvelope(encode), ...current.ending() });
-    }
+    returned = current.call();
   } catch (thrown) {
-    const retry = thrown instanceof Retry ? current.retries.get(thrown) : thrown instanceof RetryPublishFailed ? thrown.retry : undefined;
-    if (retry !== undefined) {
-      post({ t: 'retried', retry, ...current.ending() });
-    } else if (thrown instanceof Ignore) {
-      post({ t: 'ignored', reason: thrown.message, ...current.ending() });
-    } else if (thrown instanceof Reject) {
-      // The reason as stored (JSON-safe), so any value crosses the thread boundary.
-      post({ t: 'rejected', reason: thrown.excArgs[0] === null ? null : serializeException(thrown).exc_message[0], requeue: thrown.requeue, ...current.ending() });
-    } else {
-      // autoretryFor's classes are this thread's: only here can `instanceof` tell.
-      const autoretry = task.options.autoretryFor?.some((cls) => thrown instanceof cls) ?? false;
-      post({ t: 'failed', error: toEnvelope(thrown, autoretry), ...current.ending() });
-    }
-  } finally {
     if (softTimer) clearTimeout(softTimer);
+    return ended(current, thrown);
+  }
+  if (!isThenable(returned)) {
+    if (softTimer) clearTimeout(softTimer);
+    return returnedValue(current, returned);
+  }
+  // Through Promise.resolve, as `await` did: a thenable whose then() throws or calls back twice is settled once.
+  Promise.resolve(returned).then(
+    (value) => {
+      if (softTimer) clearTimeout(softTimer);
+      returnedValue(current, value);
+    },
+    (thrown: unknown) => {
+      if (softTimer) clearTimeout(softTimer);
+      ended(current, thrown);
+    },
+  );
+}
+
+/** The run returned (or its promise resolved) `value`. */
+function returnedValue(current: ThreadRun, value: unknown): void {
+  try {
+    post({ t: 'done', value: jsonView(value), ...current.ending() });
+  } catch (err) {
+    // A function or a class the clone refuses: the same EncodeError the result would have met.
+    const encode = new EncodeError(`Cannot send the return value of ${current.task.name} to the worker's main thread: ${(err as Error).message}`);
+    post({ t: 'failed', error: toEnvelope(encode), ...current.ending() });
+  }
+}
+
+/** The run threw (or its promise rejected) `thrown`: a retry, an Ignore, a Reject or a failure. */
+function ended(current: ThreadRun, thrown: unknown): void {
+  const retry = thrown instanceof Retry ? current.retries.get(thrown) : thrown instanceof RetryPublishFailed ? thrown.retry : undefined;
+  if (retry !== undefined) {
+    post({ t: 'retried', retry, ...current.ending() });
+  } else if (thrown instanceof Ignore) {
+    post({ t: 'ignored', reason: thrown.message, ...current.ending() });
+  } else if (thrown instanceof Reject) {
+    // The reason as stored (JSON-safe), so any value crosses the thread boundary.
+    post({ t: 'rejected', reason: thrown.excArgs[0] === null ? null : serializeException(thrown).exc_message[0], requeue: thrown.requeue, ...current.ending() });
+  } else {
+    // autoretryFor's classes are this thread's: only here can `instanceof` tell.
+    const autoretry = current.task.options.autoretryFor?.some((cls) => thrown instanceof cls) ?? false;
+    post({ t: 'failed', error: toEnvelope(thrown, autoretry), ...current.ending() });
   }
 }
 
@@ -222,7 +287,7 @@ async function start(): Promise<void> {
     oid: data.oid,
   });
   port.on('message', (message: ToThread) => {
-    if (message.t === 'run') void run(message);
+    if (message.t === 'run') run(message);
     else rpc.settle(message);
   });
   try {

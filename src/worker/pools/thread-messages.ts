@@ -3,6 +3,7 @@
  * structured clone; errors cross as {@link ErrorEnvelope}s, which carry exactly what the
  * main thread needs to store and log them as the thread would have.
  */
+import type { MessagePort } from 'node:worker_threads';
 import type { RetryOptions } from '../../app/task.js';
 import type { DeliveryInfo, PublishRoute } from '../../broker/types.js';
 import * as errors from '../../errors.js';
@@ -28,6 +29,12 @@ export interface ThreadStartData {
   threadName: string;
   /** The worker's node name (`self.request.hostname`). */
   hostname: string;
+  /**
+   * `self.request.properties` on demand: the main thread answers a `properties` request on
+   * this port and then sets `propertiesFlag[0]`, while the thread waits on it (Atomics.wait).
+   */
+  propertiesPort: MessagePort;
+  propertiesFlag: Int32Array;
 }
 
 /** Everything the thread needs to run one task. */
@@ -38,8 +45,6 @@ export interface RunRequest {
   args: unknown[];
   message: TaskMessage;
   info: DeliveryInfo;
-  /** The message's properties, for `self.request.properties` in the thread. */
-  properties: Record<string, unknown>;
   /** Soft time limit (s): the thread aborts `self.signal` itself. */
   soft: number | null;
 }
@@ -69,6 +74,8 @@ export type FromThread =
   | Ended
   | { t: 'publish'; id: number; message: WireMessage; route: PublishRoute }
   | { t: 'backend'; id: number; method: 'get' | 'waitForReady' | 'forget' | 'beforePublish' | 'store'; args: unknown[] }
+  /** `self.request.properties` of run `seq`, read by the task (answered on the properties port). */
+  | { t: 'properties'; seq: number }
   /** `self.retry()` call number `number` of run `seq`. */
   | { t: 'retry'; id: number; seq: number; number: number; options: RetryCall };
 

@@ -12,7 +12,7 @@
  * fails with WorkerLostError), or when `worker_max_tasks_per_child` /
  * `worker_max_memory_per_child` say it has done enough (recycling, as Celery's children).
  */
-import { Worker as NodeWorker, type ResourceLimits } from 'node:worker_threads';
+import { MessageChannel, Worker as NodeWorker, type ResourceLimits } from 'node:worker_threads';
 import type { Celery } from '../../app/celery.js';
 import type { ThreadResourceLimits } from '../../app/config.js';
 import { EncodeError, Ignore, Reject, WorkerLostError } from '../../errors.js';
@@ -175,6 +175,10 @@ export class ThreadPool implements WorkerPool {
     const { app, appModule, maxMemoryPerChild, resourceLimits } = this.options;
     const name = `ThreadPoolWorker-${++this.nextName}`;
     const backend = app.backend;
+    // request.properties are sent only when a task reads them: they hold every header, and cloning
+    // them with every run request was a large share of the hop's CPU (see answerProperties()).
+    const channel = new MessageChannel();
+    const flag = new Int32Array(new SharedArrayBuffer(4));
     const data: ThreadStartData & { boot: Boot } = {
       boot: this.boot,
       appModule,
@@ -187,14 +191,17 @@ export class ThreadPool implements WorkerPool {
       reportMemory: maxMemoryPerChild !== null,
       threadName: name,
       hostname: this.options.hostname,
+      propertiesPort: channel.port2,
+      propertiesFlag: flag,
     };
     const worker = new NodeWorker(BOOTSTRAP, {
       eval: true,
       workerData: data,
+      transferList: [channel.port2],
       name,
       ...(resourceLimits ? { resourceLimits: resourceLimits as ResourceLimits } : {}),
     });
-    const thread = new PoolThread(name, worker);
+    const thread = new PoolThread(name, worker, channel.port1, flag);
     this.threads.add(thread);
     worker.on('message', (message: FromThread) => this.onMessage(thread, message));
     worker.on('error', (err: Error & { code?: string }) => {
@@ -218,6 +225,8 @@ export class ThreadPool implements WorkerPool {
       case 'log':
         writeLogLine(message.line);
         return;
+      case 'properties':
+        return this.answerProperties(thread, message.seq);
       case 'done':
         return this.finish(thread, message, (job) => job.resolve(message.value));
       case 'failed':
@@ -277,6 +286,25 @@ export class ThreadPool implements WorkerPool {
     );
   }
 
+  /**
+   * A task in the thread read `self.request.properties`: the thread waits (Atomics.wait) until
+   * they are on its properties port. Always answered, or the thread would wait for ever: `null`
+   * when run `seq` is no longer the thread's (the thread then sees `{}`).
+   */
+  private answerProperties(thread: PoolThread, seq: number): void {
+    const job = thread.job;
+    let properties: Record<string, unknown> | null = job && job.seq === seq ? job.call.properties : null;
+    try {
+      thread.propertiesPort.postMessage(properties);
+    } catch (err) {
+      log.error(`Cannot send request.properties to ${thread.name}: ${(err as Error).message}`);
+      properties = null;
+      thread.propertiesPort.postMessage(properties);
+    }
+    Atomics.store(thread.propertiesFlag, 0, 1);
+    Atomics.notify(thread.propertiesFlag, 0);
+  }
+
   private reply(thread: PoolThread, message: RpcReply): void {
     if (thread.state !== 'stopping') thread.worker.postMessage(message);
   }
@@ -309,7 +337,6 @@ export class ThreadPool implements WorkerPool {
       args,
       message: call.message,
       info: call.deliveryInfo,
-      properties: call.properties,
       soft: softLimit,
     };
     try {
