@@ -147,6 +147,9 @@ class ThreadBoundTask implements BoundTask {
   }
 }
 
+/** Longest a thread waits for the main thread to send `request.properties`. */
+const PROPERTIES_WAIT_MS = 10_000;
+
 /**
  * `request.properties` of run `seq`, from the main thread, synchronously (a task reads them as
  * a plain property): ask, wait on the shared flag until the answer is on the properties port.
@@ -154,8 +157,11 @@ class ThreadBoundTask implements BoundTask {
  */
 function fetchProperties(seq: number): Record<string, unknown> {
   post({ t: 'properties', seq });
-  Atomics.wait(data.propertiesFlag, 0, 0);
+  // Bounded: the main thread answers at once (null once the run has ended); if it cannot (it is
+  // stopping), the task gets {} rather than a thread blocked forever.
+  const woke = Atomics.wait(data.propertiesFlag, 0, 0, PROPERTIES_WAIT_MS);
   Atomics.store(data.propertiesFlag, 0, 0);
+  if (woke === 'timed-out') return {};
   const answer = receiveMessageOnPort(data.propertiesPort) as { message: Record<string, unknown> | null } | undefined;
   return answer?.message ?? {};
 }
