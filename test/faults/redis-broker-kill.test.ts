@@ -22,7 +22,11 @@ import {
 } from './redis-broker-support.js';
 
 const TOTAL = 40;
-const TASK_S = 1.5;
+// Long enough that the survivor's start (~1-2 s under CI load) plus 300 ms ends before the victim's
+// first tasks do: the kill must land mid-task. At 1.5 s a loaded run killed the victim just as its
+// first batch finished (tasks done but not yet acked, so rightly run again): not the fault under test.
+// It must stay well under the visibility timeouts below: kombu (a Python survivor) renews no lease.
+const TASK_S = 2.5;
 const VICTIM_CONCURRENCY = 10;
 /**
  * A TypeScript victim renews its leases, so 3 s is enough. A Python victim does not (kombu):
@@ -30,7 +34,7 @@ const VICTIM_CONCURRENCY = 10;
  * survivor takes seconds to start on a busy machine; otherwise the survivor's sweep would take
  * messages the living victim still holds, and both would run them (kombu#337).
  */
-const VISIBILITY_TIMEOUT: Record<'ts' | 'py', number> = { ts: 3, py: 15 };
+const VISIBILITY_TIMEOUT: Record<'ts' | 'py', number> = { ts: 6, py: 15 };
 
 type Lang = 'ts' | 'py';
 
