@@ -29,7 +29,7 @@ const TOTAL = 40;
 const TASK_S = 2.5;
 const VICTIM_CONCURRENCY = 10;
 /**
- * A TypeScript victim renews its leases, so 3 s is enough. A Python victim does not (kombu):
+ * A TypeScript victim renews its leases, so a short timeout is enough (6 s: over twice TASK_S, since a Python survivor renews nothing). A Python victim does not (kombu):
  * what it prefetched becomes overdue 15 s after its fetch, well after the kill, even when the
  * survivor takes seconds to start on a busy machine; otherwise the survivor's sweep would take
  * messages the living victim still holds, and both would run them (kombu#337).
