@@ -115,7 +115,7 @@ export function executeTask(ctx: ExecutionContext, task: Task<never, unknown>, m
  * allocation in the worker, and most tasks need neither `self`, nor a
  * request object, nor an AbortController; those are built on first use.
  */
-class TaskRun implements TaskContextSource, RunHandle, TaskCall {
+class TaskRun implements TaskContextSource, RunHandle, TaskCall, BoundRun {
   private readonly storesResult: boolean;
   private readonly metaCtx: MetaContext;
   private requestObject: TaskRequest | null = null;
@@ -183,6 +183,11 @@ class TaskRun implements TaskContextSource, RunHandle, TaskCall {
   }
 
   /** The run's AbortController, created when first asked for (self.signal, a soft limit). */
+  /** The worker's app (BoundRun). */
+  get app(): Celery {
+    return this.ctx.app;
+  }
+
   aborter(): AbortController {
     if (!this.abort) {
       this.abort = new AbortController();
@@ -418,14 +423,24 @@ class TaskRun implements TaskContextSource, RunHandle, TaskCall {
   }
 }
 
-/** `self` of a bound task. */
-class BoundContext implements BoundTask {
-  constructor(private readonly run: TaskRun) {}
+/** What `self` of a bound task reads from its run: one on the main thread or in a pool thread. */
+export interface BoundRun {
+  readonly task: Task<never, unknown>;
+  /** The app the run's canvas work (replace, add to chord) goes through. */
+  readonly app: Celery;
+  readonly request: TaskRequest;
+  aborter(): AbortController;
+  retry(options?: RetryOptions): Retry;
+}
+
+/** `self` of a bound task, on the main thread (TaskRun) and in a pool thread alike. */
+export class BoundContext implements BoundTask {
+  constructor(private readonly run: BoundRun) {}
   get name(): string {
     return this.run.task.name;
   }
   get app(): Celery {
-    return this.run.ctx.app;
+    return this.run.app;
   }
   get request(): TaskRequest {
     return this.run.request;
@@ -440,9 +455,9 @@ class BoundContext implements BoundTask {
     return this.run.retry(options);
   }
   replace(sig: Signature<any, any, any>): Promise<never> {
-    return replaceTask(this.run.ctx.app, this.run.request, sig as Signature);
+    return replaceTask(this.run.app, this.run.request, sig as Signature);
   }
   addToChord(sig: Signature<any, any, any>, options: { lazy?: boolean } = {}): ReturnType<BoundTask['addToChord']> {
-    return addToChord(this.run.ctx.app, this.run.request, sig as Signature, options.lazy);
+    return addToChord(this.run.app, this.run.request, sig as Signature, options.lazy);
   }
 }

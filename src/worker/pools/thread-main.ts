@@ -10,15 +10,13 @@ import { getHeapStatistics } from 'node:v8';
 import { parentPort, receiveMessageOnPort, threadId, workerData } from 'node:worker_threads';
 import { useThreadConnections, type Celery } from '../../app/celery.js';
 import { runInTaskContext, type TaskContextSource } from '../../app/context.js';
-import type { BoundTask, RetryOptions, Task, TaskRequest } from '../../app/task.js';
-import { addToChord, replaceTask } from '../../canvas/replace.js';
-import type { Signature } from '../../canvas/signature.js';
+import type { RetryOptions, Task, TaskRequest } from '../../app/task.js';
 import { loadApp } from '../../cli/load-app.js';
 import { serializeException } from '../../protocol/exceptions.js';
 import { CeleryError, EncodeError, Ignore, NotRegistered, Reject, Retry, SoftTimeLimitExceeded } from '../../errors.js';
 import { getLogger, setLogLevel, setLogSink } from '../../support/log.js';
-import { buildRequest } from '../execute.js';
-import { checkRetryAllowed, DEFAULT_MAX_RETRIES, retrySchedule } from '../retry.js';
+import { BoundContext, buildRequest, type BoundRun } from '../execute.js';
+import { checkRetryAllowed, retrySchedule } from '../retry.js';
 import { MainThreadRpc, ThreadBackend, ThreadBroker } from './thread-connections.js';
 import { toEnvelope, type FromThread, type RetryCall, type RunRequest, type ThreadStartData, type ToThread } from './thread-messages.js';
 
@@ -39,7 +37,7 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 }
 
 /** One run here: the task context (`parent_id` of what it sends), `self.signal`, `self.retry()`. */
-class ThreadRun implements TaskContextSource {
+class ThreadRun implements TaskContextSource, BoundRun {
   private requestObject: TaskRequest | null = null;
   private abort: AbortController | null = null;
   /** The Retry of each `self.retry()` call of this run, by number (the main thread holds the real one). */
@@ -82,6 +80,11 @@ class ThreadRun implements TaskContextSource {
     return endingOf(this.req.seq, this.sent);
   }
 
+  /** The app this thread loaded, the task's own (BoundRun). */
+  get app(): Celery {
+    return this.task.app;
+  }
+
   aborter(): AbortController {
     return (this.abort ??= new AbortController());
   }
@@ -114,36 +117,7 @@ class ThreadRun implements TaskContextSource {
   call(): unknown {
     const { task, req } = this;
     const fn = task.fn;
-    return runInTaskContext(this, () => (task.bound ? fn(...([new ThreadBoundTask(this), ...req.args] as never[])) : fn(...(req.args as never[]))));
-  }
-}
-
-/** `self` of a bound task in a thread. */
-class ThreadBoundTask implements BoundTask {
-  constructor(private readonly run: ThreadRun) {}
-  get name(): string {
-    return this.run.task.name;
-  }
-  get app(): Celery {
-    return this.run.task.app;
-  }
-  get request(): TaskRequest {
-    return this.run.request;
-  }
-  get maxRetries(): number | null {
-    return this.run.task.options.maxRetries ?? DEFAULT_MAX_RETRIES;
-  }
-  get signal(): AbortSignal {
-    return this.run.aborter().signal;
-  }
-  retry(options?: RetryOptions): Retry {
-    return this.run.retry(options);
-  }
-  replace(sig: Signature<any, any, any>): Promise<never> {
-    return replaceTask(this.run.task.app, this.run.request, sig as Signature);
-  }
-  addToChord(sig: Signature<any, any, any>, options: { lazy?: boolean } = {}): ReturnType<BoundTask['addToChord']> {
-    return addToChord(this.run.task.app, this.run.request, sig as Signature, options.lazy);
+    return runInTaskContext(this, () => (task.bound ? fn(...([new BoundContext(this), ...req.args] as never[])) : fn(...(req.args as never[]))));
   }
 }
 
