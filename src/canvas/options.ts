@@ -12,6 +12,7 @@
 import type { ApplyOptions } from '../app/task.js';
 import { ImproperlyConfigured } from '../errors.js';
 import type { SignatureDict } from '../protocol/message.js';
+import { didYouMean } from '../support/suggest.js';
 
 /** Options as stored on a signature, with Celery's names. */
 export type CeleryOptions = Record<string, unknown>;
@@ -64,31 +65,6 @@ export interface SignatureOptions extends Omit<ApplyOptions, 'link' | 'linkError
   [celeryName: string]: unknown;
 }
 
-function closest(name: string): string | null {
-  let best: string | null = null;
-  let bestScore = Infinity;
-  const lower = name.toLowerCase();
-  for (const known of [...Object.keys(CAMEL_TO_CELERY), ...CELERY_NAMES]) {
-    const score = editDistance(lower, known.toLowerCase());
-    if (score < bestScore) [best, bestScore] = [known, score];
-  }
-  return best !== null && bestScore <= Math.max(2, name.length / 3) ? best : null;
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return row[b.length]!;
-}
-
 /**
  * Converts `.set()`-style options to Celery's names. `immutable` is returned
  * apart (it is a signature field, not an option). Throws
@@ -105,9 +81,9 @@ export function toCeleryOptions(input: Record<string, unknown>): { options: Cele
     }
     const name = CAMEL_TO_CELERY[key] ?? (CELERY_NAMES.has(key) ? key : undefined);
     if (name === undefined) {
-      const hint = closest(key);
+      const known = [...Object.keys(CAMEL_TO_CELERY), ...CELERY_NAMES];
       throw new ImproperlyConfigured(
-        `Unknown signature option ${JSON.stringify(key)}${hint ? `: did you mean ${JSON.stringify(hint)}?` : ''}`,
+        `Unknown signature option ${JSON.stringify(key)}${didYouMean(key, known, { normalize: (n) => n.toLowerCase() })}`,
       );
     }
     options[name] = value;

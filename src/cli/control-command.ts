@@ -134,9 +134,19 @@ function unreachable(command: string, err: unknown): CeleryError {
 /** Exit code of a finished command. */
 export type ExitCode = number;
 
-/** `ts-celery inspect <command> [args...]`. */
-export async function runInspect(command: string, words: string[], args: RemoteArgs, io: CliIo = stdio): Promise<ExitCode> {
-  const spec = verifyCommand('inspect', command);
+/**
+ * Broadcasts one inspect/control command and prints each reply as it comes
+ * (unless `--json`). The replies, or the exit code when nobody answered or
+ * the broker could not be reached.
+ */
+async function broadcastCommand(
+  kind: 'inspect' | 'control',
+  command: string,
+  words: string[],
+  args: RemoteArgs,
+  io: CliIo,
+): Promise<NodeReply[] | ExitCode> {
+  const spec = verifyCommand(kind, command);
   const argumentsOf = compileArguments(command, spec, words);
   let replies: NodeReply[];
   try {
@@ -151,13 +161,20 @@ export async function runInspect(command: string, words: string[], args: RemoteA
     );
   } catch (err) {
     if (err instanceof UsageError || err instanceof AppLoadError) throw err;
-    io.err(`Error: ${unreachable(`inspect ${command}`, err).message}`);
+    io.err(`Error: ${unreachable(`${kind} ${command}`, err).message}`);
     return EX_UNAVAILABLE;
   }
   if (replies.length === 0) {
     io.err('Error: No nodes replied within time constraint');
     return EX_UNAVAILABLE;
   }
+  return replies;
+}
+
+/** `ts-celery inspect <command> [args...]`. */
+export async function runInspect(command: string, words: string[], args: RemoteArgs, io: CliIo = stdio): Promise<ExitCode> {
+  const replies = await broadcastCommand('inspect', command, words, args, io);
+  if (typeof replies === 'number') return replies;
   const byNode = flattenReplies(replies);
   if (args.json) {
     io.out(pyJsonDumps(byNode));
@@ -170,28 +187,8 @@ export async function runInspect(command: string, words: string[], args: RemoteA
 
 /** `ts-celery control <command> [args...]`. */
 export async function runControl(command: string, words: string[], args: RemoteArgs, io: CliIo = stdio): Promise<ExitCode> {
-  const spec = verifyCommand('control', command);
-  const argumentsOf = compileArguments(command, spec, words);
-  let replies: NodeReply[];
-  try {
-    replies = await withApp(args, (app) =>
-      app.control.broadcast(command, {
-        arguments: argumentsOf,
-        destination: args.destination ?? null,
-        timeout: args.timeout,
-        reply: true,
-        callback: args.json ? undefined : (reply) => io.out(sayReply(reply, true)),
-      }),
-    );
-  } catch (err) {
-    if (err instanceof UsageError || err instanceof AppLoadError) throw err;
-    io.err(`Error: ${unreachable(`control ${command}`, err).message}`);
-    return EX_UNAVAILABLE;
-  }
-  if (replies.length === 0) {
-    io.err('Error: No nodes replied within time constraint');
-    return EX_UNAVAILABLE;
-  }
+  const replies = await broadcastCommand('control', command, words, args, io);
+  if (typeof replies === 'number') return replies;
   if (args.json) io.out(pyJsonDumps(replies));
   return 0;
 }
