@@ -23,6 +23,7 @@ import {
   closeCounts, dropCounts, entries, faultServices, newRun, report, settle, startFaultWorker, tail,
   type FaultServices,
 } from './support.js';
+import { mulberry32 } from '../helpers/prng.js';
 
 const BAD = 3000;
 const GOOD = 600;
@@ -37,17 +38,6 @@ interface Case {
   contentType?: string | undefined;
   contentEncoding?: string | undefined;
   headers?: Record<string, unknown> | undefined;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Builds the cases: `good` valid ones (several wire shapes) and `bad` malformed ones. */

@@ -22,20 +22,10 @@ import { REDIS_BROKER_RESULTS_URL } from '../helpers/services.js';
 import type { TsWorker } from '../helpers/ts-worker.js';
 import { newRun, report, settle, tail } from './support.js';
 import { startTsBrokerWorker } from './redis-broker-support.js';
+import { mulberry32 } from '../helpers/prng.js';
 
 const BAD = 900;
 const GOOD = 300;
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Entry {
   good: boolean;

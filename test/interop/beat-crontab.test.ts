@@ -18,22 +18,11 @@ import { expect } from 'chai';
 import { crontab, type CrontabSpec } from '../../src/beat/crontab.js';
 import { zone } from '../../src/beat/zone.js';
 import { PY_DIR, PYTHON } from '../helpers/python.js';
+import { mulberry32 as prng } from '../helpers/prng.js';
 
 const SEED = Number(process.env.CRONTAB_SEED ?? 20261127);
 const SCHEDULES = 400;
 const ZONES = ['Europe/Berlin', 'America/New_York', 'UTC', 'Australia/Lord_Howe', 'America/Santiago', 'Asia/Kolkata'];
-
-/** mulberry32: a small seeded PRNG, so a failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const rand = prng(SEED);
 const int = (lo: number, hi: number): number => lo + Math.floor(rand() * (hi - lo + 1));
