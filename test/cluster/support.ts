@@ -3,12 +3,12 @@
  * the shared RabbitMQ (created by scripts/services.sh) and Redis DB 8, the
  * Python app py/qapp.py (worker and client) and the TypeScript app ts-app/.
  */
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import amqp from 'amqplib';
 import { PYTHON, REPO_ROOT, startPythonWorker, type PythonWorker } from '../helpers/python.js';
 import { rabbitmqctl } from '../helpers/services.js';
 import { startTsWorker, type TsWorker } from '../helpers/ts-worker.js';
+import { lastJsonLine, runCaptured } from '../helpers/run-captured.js';
 
 export const VHOST = 'ts-celery-cluster';
 export const BROKER_URL = `amqp://guest:guest@127.0.0.1:5672/${VHOST}`;
@@ -36,29 +36,15 @@ export function startTsQWorker(queue: string, env: Record<string, string>, concu
 }
 
 /** Runs `qapp.py ARGS` with Celery 5.7; resolves with its last JSON line. */
-export function runQapp<T = Record<string, unknown>>(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON.pypi, [join(QAPP_DIR, 'qapp.py'), ...args], {
-      cwd: QAPP_DIR,
-      env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1', PYTHONUNBUFFERED: '1', PYTHONPATH: QAPP_DIR, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      const line = out.trim().split('\n').pop() ?? '';
-      if (code !== 0) return reject(new Error(`qapp.py ${args.join(' ')} exited with ${code}:\n${err}${out}`));
-      try {
-        resolve(JSON.parse(line) as T);
-      } catch {
-        reject(new Error(`qapp.py ${args.join(' ')}: cannot parse ${JSON.stringify(line)}\n${err}`));
-      }
-    });
+export async function runQapp<T = Record<string, unknown>>(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<T> {
+  const what = `qapp.py ${args.join(' ')}`;
+  const run = await runCaptured(PYTHON.pypi, [join(QAPP_DIR, 'qapp.py'), ...args], {
+    cwd: QAPP_DIR,
+    env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1', PYTHONUNBUFFERED: '1', PYTHONPATH: QAPP_DIR, ...env },
+    timeoutMs,
+    what,
   });
+  return lastJsonLine<T>(run, what);
 }
 
 export interface QueueRow {

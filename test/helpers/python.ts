@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import amqp from 'amqplib';
 import { AMQP_URL, uniqueName } from './services.js';
+import { lastJsonLine, runCaptured } from './run-captured.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const PY_DIR = path.join(REPO_ROOT, 'test', 'interop', 'py');
@@ -231,40 +232,14 @@ export interface PythonClientOptions {
  * `runPythonClient(['send', 'py.add', '--args', '[2,3]', '--queue', q, '--get'])`.
  * Rejects (with stderr) on non-zero exit or unparseable output.
  */
-export function runPythonClient<R = unknown>(args: string[], opts: PythonClientOptions = {}): Promise<PyClientResult<R>> {
+export async function runPythonClient<R = unknown>(args: string[], opts: PythonClientOptions = {}): Promise<PyClientResult<R>> {
   const python = PYTHON[opts.python ?? 'pypi'];
-  const timeoutMs = opts.timeoutMs ?? 60_000;
-  return new Promise((resolve, reject) => {
-    const child = spawn(python, [path.join(PY_DIR, 'pyclient.py'), ...args], {
-      cwd: PY_DIR,
-      env: pythonEnv(opts.env),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const what = `pyclient.py ${args.join(' ')} (${python})`;
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${what} timed out after ${timeoutMs} ms\n${stderr}`));
-    }, timeoutMs);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      if (code !== 0) {
-        reject(new Error(`${what} exited with ${code ?? signal}:\n${stderr}${stdout}`));
-        return;
-      }
-      const line = stdout.trim().split('\n').pop() ?? '';
-      try {
-        resolve(JSON.parse(line) as PyClientResult<R>);
-      } catch {
-        reject(new Error(`${what}: cannot parse output ${JSON.stringify(stdout)}\n${stderr}`));
-      }
-    });
+  const what = `pyclient.py ${args.join(' ')} (${python})`;
+  const run = await runCaptured(python, [path.join(PY_DIR, 'pyclient.py'), ...args], {
+    cwd: PY_DIR,
+    env: pythonEnv(opts.env),
+    timeoutMs: opts.timeoutMs ?? 60_000,
+    what,
   });
+  return lastJsonLine<PyClientResult<R>>(run, what);
 }

@@ -29,6 +29,7 @@ import { connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
 import amqp from 'amqplib';
 import { makeTestPki, type TestPki } from './tls.js';
+import { runCaptured } from './run-captured.js';
 
 export const FAULTS_NODE = 'faults@localhost';
 export const FAULTS_AMQP_PORT = 5681;
@@ -149,20 +150,13 @@ export class RabbitNode {
   }
 
   /** Runs `rabbitmqctl ARGS` against this node; resolves with stdout. ~0.5 s. */
-  ctl(args: string[], timeoutMs = 30_000): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const child = spawn('/usr/sbin/rabbitmqctl', ['-q', ...args], { env: this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      let err = '';
-      child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-      child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        if (code === 0) resolve(out);
-        else reject(new Error(`rabbitmqctl ${args.join(' ')} (node ${this.nodename}) exited with ${code}:\n${err}${out}`));
-      });
+  async ctl(args: string[], timeoutMs = 30_000): Promise<string> {
+    const run = await runCaptured('/usr/sbin/rabbitmqctl', ['-q', ...args], {
+      env: this.env(),
+      timeoutMs,
+      what: `rabbitmqctl ${args.join(' ')} (node ${this.nodename})`,
     });
+    return run.stdout;
   }
 
   /** Evaluates an Erlang expression on the node (`rabbitmqctl eval`). */

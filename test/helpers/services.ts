@@ -3,9 +3,9 @@
  * `scripts/services.sh ensure` (npm's `pretest`): RabbitMQ on 127.0.0.1:5672
  * (node rabbit@localhost, vhost `ts-celery-test`) and Redis on 127.0.0.1:6379.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import amqp from 'amqplib';
+import { runCaptured } from './run-captured.js';
 
 export const RABBIT_VHOST = 'ts-celery-test';
 /** The vhost is the URL path. */
@@ -33,31 +33,13 @@ export function uniqueName(prefix: string): string {
  * user) and resolve with its stdout; reject with stderr on non-zero exit.
  * Each call costs ~0.4 s.
  */
-export function rabbitmqctl(args: string[], opts: { timeoutMs?: number } = {}): Promise<string> {
-  const timeoutMs = opts.timeoutMs ?? 30_000;
-  return new Promise((resolve, reject) => {
-    const child = spawn('/usr/sbin/rabbitmqctl', args, {
-      env: { ...process.env, RABBITMQ_NODENAME: RABBIT_NODE },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`rabbitmqctl ${args.join(' ')}: timed out after ${timeoutMs} ms\n${stderr}`));
-    }, timeoutMs);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(stdout);
-      else reject(new Error(`rabbitmqctl ${args.join(' ')} exited with ${code ?? signal}:\n${stderr}${stdout}`));
-    });
+export async function rabbitmqctl(args: string[], opts: { timeoutMs?: number } = {}): Promise<string> {
+  const run = await runCaptured('/usr/sbin/rabbitmqctl', args, {
+    env: { ...process.env, RABBITMQ_NODENAME: RABBIT_NODE },
+    timeoutMs: opts.timeoutMs ?? 30_000,
+    what: `rabbitmqctl ${args.join(' ')}`,
   });
+  return run.stdout;
 }
 
 export interface QueueStats {
