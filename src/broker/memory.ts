@@ -89,15 +89,15 @@ class MemoryConsumer implements Consumer {
   }
 
   deliver(stored: StoredMessage): void {
+    const info: DeliveryInfo = {
+      exchange: stored.exchange,
+      routingKey: stored.routingKey,
+      redelivered: stored.redelivered,
+      consumerTag: this.consumerTag,
+      queue: this.queue,
+      priority: stored.message.priority ?? null,
+    };
     if (this.noAck) {
-      const info: DeliveryInfo = {
-        exchange: stored.exchange,
-        routingKey: stored.routingKey,
-        redelivered: stored.redelivered,
-        consumerTag: this.consumerTag,
-        queue: this.queue,
-        priority: stored.message.priority ?? null,
-      };
       this.onDelivery({ message: stored.message, info, live: true, ack: () => undefined, reject: () => undefined });
       return;
     }
@@ -111,14 +111,6 @@ class MemoryConsumer implements Consumer {
       // Give the freed slot away after the current call stack, like a network round trip would.
       queueMicrotask(() => this.q.dispatch());
       return true;
-    };
-    const info: DeliveryInfo = {
-      exchange: stored.exchange,
-      routingKey: stored.routingKey,
-      redelivered: stored.redelivered,
-      consumerTag: this.consumerTag,
-      queue: this.queue,
-      priority: stored.message.priority ?? null,
     };
     const delivery: Delivery = {
       message: stored.message,
