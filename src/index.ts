@@ -38,6 +38,9 @@ export {
   maybeSignature,
   signature,
   type SignatureOptions,
+  type StampingVisitor,
+  type StampOptions,
+  type Stamps,
 } from './canvas/index.js';
 export type { SignatureDict } from './protocol/message.js';
 export { States, READY_STATES, type State, type ResultMeta } from './protocol/result-meta.js';

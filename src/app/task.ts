@@ -73,6 +73,14 @@ export interface TaskOptions {
    * parameters. Read from the function's source when not given.
    */
   params?: string[];
+  /**
+   * Called by `self.replace(sig)` with the complete replacement (the steps that
+   * followed this task in its chain included) just before it is sent, as
+   * Celery's `Task.on_replace` (5.3+), which stamping uses:
+   * `onReplace: (sig) => { sig.stamp(visitor) }`. Unlike Python's, it cannot
+   * skip the sending (Celery's `super().on_replace(sig)`); the worker sends after it.
+   */
+  onReplace?: (sig: Signature, self: BoundTask) => void | Promise<void>;
 }
 
 /** Options for one call, as `apply_async` takes them. */
@@ -130,7 +138,7 @@ export interface ApplyOptions {
 const TASK_OPTION_NAMES = [
   'name', 'bind', 'maxRetries', 'defaultRetryDelay', 'retryBackoff', 'retryBackoffMax', 'retryJitter', 'autoretryFor',
   'acksLate', 'rejectOnWorkerLost', 'ignoreResult', 'trackStarted', 'timeLimit', 'softTimeLimit', 'queue', 'routingKey',
-  'priority', 'expires', 'rateLimit', 'params',
+  'priority', 'expires', 'rateLimit', 'params', 'onReplace',
 ] as const satisfies ReadonlyArray<keyof TaskOptions>;
 
 /** Every {@link ApplyOptions} key. */
@@ -214,6 +222,10 @@ export interface TaskRequest {
   chain: SignatureDict[] | null;
   /** How many replacements led to this task (`replaced_task_nesting`). */
   replacedTaskNesting: number;
+  /** The names of this task's stamps (header `stamped_headers`; Celery's `request.stamped_headers`), [] when none. */
+  stampedHeaders: string[];
+  /** Stamp name -> value (header `stamps`; Celery's `request.stamps`), one entry per stamped header. */
+  stamps: Record<string, unknown>;
 }
 
 /** `self.retry(...)` options, as in Celery. */

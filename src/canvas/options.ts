@@ -100,6 +100,19 @@ function list(v: unknown): SignatureLike[] | undefined {
 }
 
 /**
+ * The stamp headers of a task message's `stamped_headers`/`stamps` (Celery's
+ * `as_task_v2`): `{ stamped_headers, stamps }`, or null when the options
+ * name no stamps. A stamp named without a value is sent as null.
+ */
+export function stampMessageHeaders(options: Record<string, unknown>): { stamped_headers: string[]; stamps: Record<string, unknown> } | null {
+  const names = options.stamped_headers;
+  if (!Array.isArray(names)) return null;
+  const stamps: Record<string, unknown> = {};
+  for (const name of names as string[]) stamps[name] = options[name] ?? null;
+  return { stamped_headers: names as string[], stamps };
+}
+
+/**
  * The `applyAsync` options a signature's Celery options stand for. Options
  * that only steer kombu's publishing (serializer, retry...) have no effect
  * here, as they are only hints in Python too.
@@ -121,6 +134,9 @@ export function toApplyOptions(o: CeleryOptions): ApplyOptions {
   if (typeof o.time_limit === 'number') out.timeLimit = o.time_limit;
   if (typeof o.soft_time_limit === 'number') out.softTimeLimit = o.soft_time_limit;
   if (o.headers && typeof o.headers === 'object') out.headers = o.headers as Record<string, unknown>;
+  // Stamps travel as the headers stamped_headers/stamps (Celery's as_task_v2); custom `headers` are merged over them, as kombu does.
+  const stamps = stampMessageHeaders(o);
+  if (stamps) out.headers = { ...stamps, ...out.headers };
   if (typeof o.parent_id === 'string') out.parentId = o.parent_id;
   if (typeof o.root_id === 'string') out.rootId = o.root_id;
   if (typeof o.group_id === 'string') out.groupId = o.group_id;

@@ -20,8 +20,14 @@ function accumulate(app: Celery): Signature {
 /**
  * Sends `replacement` in place of the running task (described by `request`)
  * and rejects with {@link Ignore}, which ends the run without storing a state.
+ * `onReplace` (the task's hook) gets the complete replacement just before it is sent.
  */
-export async function replaceTask(app: Celery, request: TaskRequest, replacement: Signature): Promise<never> {
+export async function replaceTask(
+  app: Celery,
+  request: TaskRequest,
+  replacement: Signature,
+  onReplace?: ((sig: Signature) => void | Promise<void>) | undefined,
+): Promise<never> {
   let sig: Signature = maybeSignature(replacement, app);
   if ('chord' in sig.options) throw new ImproperlyConfigured('A signature replacing a task must not be part of a chord');
   if (sig instanceof Chain && sig.tasks.length === 0) throw new ImproperlyConfigured('Cannot replace with an empty chain');
@@ -59,6 +65,8 @@ export async function replaceTask(app: Celery, request: TaskRequest, replacement
     next.options.replaced_task_nesting = nesting;
     sig = sig.pipe(next);
   }
+  // Celery's Task.on_replace hook (e.g. stamping the replacement); the replaced task's own stamps are not carried over, as in Celery 5.7.
+  if (onReplace) await onReplace(sig);
   await sig.delay();
   throw new Ignore('Replaced by new task');
 }

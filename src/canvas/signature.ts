@@ -15,6 +15,7 @@ import { ImproperlyConfigured } from '../errors.js';
 import type { SignatureDict } from '../protocol/message.js';
 import { argsRepr, pyRepr } from '../protocol/repr.js';
 import type { AsyncResult, ResultNode } from '../result/async-result.js';
+import type { StampingVisitor, StampOptions } from './stamping.js';
 import { toApplyOptions, toCeleryOptions, type CeleryOptions, type SignatureOptions } from './options.js';
 
 /** What freezing may fix on a signature before it is sent (Celery's `freeze()` arguments). */
@@ -40,6 +41,15 @@ let pipeImplementation: ((a: Signature, b: Signature) => Signature) | null = nul
 /** @internal */
 export function setPipeImplementation(fn: (a: Signature, b: Signature) => Signature): void {
   pipeImplementation = fn;
+}
+
+/** Canvas stamping; set by stamping.ts (which knows chains, groups and chords). */
+type StampImplementation = (sig: Signature, visitor: StampingVisitor | null | undefined, options: StampOptions) => void;
+let stampImplementation: StampImplementation | null = null;
+
+/** @internal */
+export function setStampImplementation(fn: StampImplementation): void {
+  stampImplementation = fn;
 }
 
 /** Options whose value a merge must not change once set: they tie a task to its group (Celery's `_IMMUTABLE_OPTIONS`). */
@@ -321,6 +331,22 @@ export class Signature<R = unknown, In = any, Res = unknown> {
         ? this.merge(args, kwargs, opts)
         : [this.args, this.kwargs, this.options];
     return this.app.sendTask(this.task, a, k, toApplyOptions(o)) as Promise<Res>;
+  }
+
+  /**
+   * Stamps this signature and everything under it (callbacks, errbacks,
+   * chain steps, group members, chord header and body), as Celery 5.3+'s
+   * `sig.stamp(visitor, append_stamps, **headers)`: `visitor` (optional)
+   * returns stamps per canvas part; `options` holds fixed stamps
+   * (`{ tenant: 't1' }`) and `appendStamps` (duplicated stamps become lists).
+   * Stamps become options (listed in `stamped_headers`), sent in the task
+   * messages' `stamped_headers`/`stamps` headers; a worker shows them as
+   * `request.stamps`. Returns this signature.
+   */
+  stamp(visitor?: StampingVisitor | null, options: StampOptions = {}): this {
+    if (!stampImplementation) throw new Error('the canvas is not loaded: import it from ts-celery');
+    stampImplementation(this as Signature, visitor, options);
+    return this;
   }
 
   /** Python's `|`: this, then `other` (a chain; a group becomes a chord's header). */

@@ -8,6 +8,7 @@ import { runInTaskContext, type TaskContextSource } from '../app/context.js';
 import type { BoundTask, RetryOptions, Task, TaskRequest } from '../app/task.js';
 import type { Delivery } from '../broker/types.js';
 import { addToChord, replaceTask } from '../canvas/replace.js';
+import { requestStamps } from '../canvas/stamping.js';
 import type { Signature } from '../canvas/signature.js';
 import { CeleryError, Ignore, Reject, Retry, SoftTimeLimitExceeded, TaskRevokedError, ThreadTaskError, TimeLimitExceeded, WorkerLostError } from '../errors.js';
 import { serializeException } from '../protocol/exceptions.js';
@@ -102,6 +103,7 @@ export function buildRequest(message: TaskMessage, delivery: Pick<Delivery, 'inf
     errbacks: message.embed.errbacks,
     chain: message.embed.chain,
     replacedTaskNesting: typeof message.extraHeaders.replaced_task_nesting === 'number' ? message.extraHeaders.replaced_task_nesting : 0,
+    ...requestStamps(message.extraHeaders),
   };
 }
 
@@ -455,7 +457,7 @@ export class BoundContext implements BoundTask {
     return this.run.retry(options);
   }
   replace(sig: Signature<any, any, any>): Promise<never> {
-    return replaceTask(this.run.app, this.run.request, sig as Signature);
+    return replaceTask(this.run.app, this.run.request, sig as Signature, this.run.task.options.onReplace && ((s) => this.run.task.options.onReplace!(s, this)));
   }
   addToChord(sig: Signature<any, any, any>, options: { lazy?: boolean } = {}): ReturnType<BoundTask['addToChord']> {
     return addToChord(this.run.app, this.run.request, sig as Signature, options.lazy);

@@ -4,12 +4,14 @@
  * header is split across both languages fire their body once, canvases built
  * in TypeScript run on Python workers, a failing header fails the chord as
  * Celery does, and groups saved by one language are restored by the other.
+ * Canvases stamped in TypeScript show their stamps on Python workers, and
+ * `revoke_by_stamped_headers` (from either language) revokes them here.
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { Celery, chain, chord, group, GroupResult, TaskError } from '../../src/index.js';
+import { Celery, chain, chord, group, GroupResult, TaskError, type StampingVisitor } from '../../src/index.js';
 import { PY_DIR, PYTHON, startPythonWorker, type PythonWorker } from '../helpers/python.js';
 import { AMQP_URL, deleteQueues, uniqueName } from '../helpers/services.js';
 import { startTsWorker, type TsWorker } from '../helpers/ts-worker.js';
@@ -171,5 +173,47 @@ describe('canvas across TypeScript and Python workers (Celery 5.7)', function ()
   it('a TypeScript task replaced by a Python task: the Python result arrives under the TypeScript task id', async () => {
     const r = await app.sendTask('ts.replace_with_py', [40, 2, pyQueue], {}, { queue: tsQueue });
     expect(await r.get({ timeout: 30_000 })).to.equal(42);
+  });
+
+  it('a stamped chain and chord sent from TypeScript run on a Python worker, each task with its stamps in request.stamps', async () => {
+    const sig = (name: string, ...args: unknown[]) => app.signature(name, args, {}, { queue: pyQueue });
+    const visitor: StampingVisitor = { onSignature: (s) => ({ mon: `sig:${String(s.args[0] ?? 'body')}` }), onChordBody: () => ({ part: 'body' }) };
+    const c = chain(sig('py.stamps', 'c1').set({ immutable: true }), sig('py.stamps'));
+    c.stamp(visitor, { tenant: 't1' });
+    const chained = (await (await c.applyAsync()).get({ timeout: 30_000 })) as Record<string, unknown>;
+    // The second step got the first one's result (with its stamps) as its argument.
+    expect(chained).to.deep.equal({
+      tag: { tag: 'c1', stamped_headers: ['mon', 'tenant'], stamps: { tenant: 't1', mon: 'sig:c1' } },
+      stamped_headers: ['mon', 'tenant'],
+      stamps: { tenant: 't1', mon: 'sig:body' },
+    });
+    const ch = chord([sig('py.stamps', 'h1'), sig('py.stamps', 'h2')], sig('py.stamps'));
+    ch.stamp(visitor, { tenant: 't1' });
+    const body = (await (await ch.applyAsync()).get({ timeout: 30_000 })) as Record<string, unknown>;
+    expect(body).to.deep.equal({
+      tag: ['h1', 'h2'].map((h) => ({ tag: h, stamped_headers: ['mon', 'tenant'], stamps: { tenant: 't1', mon: `sig:${h}` } })),
+      stamped_headers: ['mon', 'part', 'tenant'],
+      stamps: { tenant: 't1', part: 'body', mon: 'sig:body' },
+    });
+  });
+
+  it('revoke_by_stamped_headers, sent from TypeScript and from Python, revokes a TypeScript-stamped task on the TypeScript worker', async () => {
+    const node = /(\S+@\S+) ready\./.exec(ts.output())?.[1];
+    expect(node, 'the TypeScript worker printed its node name').to.be.a('string');
+    const [fromTs, fromPy, kept] = [uniqueName('batch-ts'), uniqueName('batch-py'), uniqueName('batch-kept')];
+    const replies = await app.control.revokeByStampedHeaders({ batch: fromTs }, { destination: [node!], reply: true, timeout: 5, limit: 1 });
+    expect(replies).to.have.length(1);
+    await py(`print(json.dumps(app.control.revoke_by_stamped_headers({'batch': '${fromPy}'}, destination=['${node}'], reply=True, timeout=5, limit=1)))`);
+    const send = async (batch: string): Promise<unknown> => {
+      const s = app.signature('ts.stamps', [batch], {}, { queue: tsQueue }).stamp({ onSignature: () => ({ batch }) });
+      return (await s.applyAsync()).get({ timeout: 30_000, propagate: false });
+    };
+    for (const batch of [fromTs, fromPy]) {
+      const err = (await send(batch)) as TaskError;
+      expect(err, `stamp ${batch}`).to.be.instanceOf(TaskError);
+      expect(err.excType).to.equal('TaskRevokedError');
+    }
+    // Another stamp value of the same header still runs, and sees its stamp.
+    expect(await send(kept)).to.deep.equal({ tag: kept, stamped_headers: ['batch'], stamps: { batch: kept } });
   });
 });

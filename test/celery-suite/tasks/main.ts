@@ -4,8 +4,7 @@
  * (`t.integration.tasks.<name>`), with the same behaviour, for
  * `ts-celery worker -A test/celery-suite/tasks` (see ../README.md).
  *
- * Tasks that need an API ts-celery does not have yet (`Reject`,
- * `request.properties`, stamping) are registered under their names all the
+ * Tasks that need an API ts-celery does not have yet (none today) are registered under their names all the
  * same and fail with {@link MissingFeature}, which names what is missing, so
  * the suite's score is honest. The list of those stubs is in ../README.md
  * ("Stub tasks"); whoever builds the feature replaces the stub with the real port.
@@ -17,7 +16,7 @@
  */
 import { appendFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
-import { Celery, Chain, Chord, Group, Reject, Signature, States, chain, chord, getLogger, group, type BoundTask, type TaskOptions } from 'ts-celery';
+import { Celery, Chain, Chord, Group, Reject, Signature, States, chain, chord, getLogger, group, maybeSignature, type BoundTask, type StampingVisitor, type TaskOptions } from 'ts-celery';
 import { MissingFeature, needs, type IssueRef } from './missing.js';
 import { ExpectedException, PyTypeError, PyValueError, UnpickleableException } from './errors.js';
 import { pyAdd, pySum, isoTime } from './python.js';
@@ -224,7 +223,15 @@ export const secondOrderReplace2 = task('second_order_replace2', { bind: true, p
   return null;
 });
 export const failReplaced = task('fail_replaced', { bind: true, params: ['*args'] }, (self: BoundTask, args: unknown[]) => self.replace(si('fail', args)));
-export const replaceWithStampedTask = stub('replace_with_stamped_task', ['replace_with'], 'stamping visitors (StampingVisitor, Task.on_replace stamping the replacement)', 'stamping', null);
+/** `StampOnReplace`: the visitor `StampedTaskOnReplace.on_replace` stamps the replacement with. */
+const stampOnReplace: StampingVisitor = { onSignature: () => ({ StampOnReplace: 'This is the replaced task' }) };
+/** `base=StampedTaskOnReplace`: its `on_replace` stamps the replacement (the task option `onReplace`). */
+export const replaceWithStampedTask = task(
+  'replace_with_stamped_task',
+  { bind: true, params: ['replace_with?'], onReplace: (replacement: Signature) => void replacement.stamp(stampOnReplace) },
+  (self: BoundTask, replaceWith: Signature | Record<string, unknown> | null = null) =>
+    self.replace(replaceWith === null ? sig('replaced_with_me') : maybeSignature(replaceWith, app)),
+);
 /**
  * `(add.s(1, 1) | add.s(2) | group(add.s(3), add.s(4)) | add.s(5))()`, returning the
  * chain's AsyncResult: it is stored as Celery's result tuple (its toJSON), as Python's

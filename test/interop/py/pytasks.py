@@ -131,6 +131,14 @@ def request_info(self):
     return {f: jsonable(getattr(req, f, None)) for f in REQUEST_FIELDS}
 
 
+@app.task(name='py.stamps', bind=True)
+def stamps(self, tag=None):
+    # Celery 5.3+: a stamped task's request carries its stamps (stamped_headers/stamps headers).
+    req = self.request
+    return {'tag': jsonable(tag), 'stamped_headers': sorted(req.stamped_headers or []),
+            'stamps': jsonable(req.stamps or {})}
+
+
 _redis = None
 
 

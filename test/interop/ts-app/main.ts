@@ -117,6 +117,12 @@ export const requestInfo = app.task({ name: 'ts.request_info', bind: true }, (se
   hostname: self.request.hostname,
   delivery_info: self.request.deliveryInfo,
 }));
+/** A stamped task's stamps (`self.request.stamps`), as py.stamps returns them. */
+export const stamps = app.task({ name: 'ts.stamps', bind: true, params: ['tag?'] }, (self, tag: unknown = null) => ({
+  tag,
+  stamped_headers: [...self.request.stampedHeaders].sort(),
+  stamps: self.request.stamps,
+}));
 export const ignored = app.task({ name: 'ts.ignored', ignoreResult: true }, () => 'not stored');
 
 /** Also defined in py/pytasks.py: the first run retries onto `targetQueue` (the other language's worker). */
