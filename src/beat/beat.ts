@@ -12,6 +12,7 @@ import { resolve } from 'node:path';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Celery } from '../app/celery.js';
 import { appTimezone } from '../app/timezone.js';
+import type { PreparedSend } from '../app/prepared-send.js';
 import type { ApplyOptions } from '../app/task.js';
 import { ImproperlyConfigured } from '../errors.js';
 import { getLogger, type Logger } from '../support/log.js';
@@ -80,6 +81,8 @@ export class Beat {
   private readonly fileIgnored: boolean;
   /** Runs sent by this beat so far. */
   sent = 0;
+  /** Each entry's prepared message. */
+  private readonly prepared = new Map<ScheduleEntry, PreparedSend>();
 
   /** Checks the schedule and settings; throws `ScheduleError`/`ImproperlyConfigured` on bad ones. */
   constructor(
@@ -146,9 +149,14 @@ export class Beat {
   }
 
   private send(entry: ScheduleEntry, expires: number | undefined): Promise<unknown> {
-    const options: ApplyOptions = { ...entry.options, headers: { ...entry.options.headers, celery_beat_task: true } };
-    if (expires !== undefined) options.expires = expires;
-    return this.app.sendTask(entry.task, entry.args, entry.kwargs, options).then(() => {
+    // Each entry's message is prepared once and each run fills in its id and expiry (prepared-send.ts).
+    let prepared = this.prepared.get(entry);
+    if (!prepared) {
+      const options: ApplyOptions = { ...entry.options, headers: { ...entry.options.headers, celery_beat_task: true } };
+      prepared = this.app.prepareSend(entry.task, entry.args, entry.kwargs, options);
+      this.prepared.set(entry, prepared);
+    }
+    return prepared.send(expires).then(() => {
       this.sent++;
     });
   }
