@@ -8,7 +8,7 @@
  * Env: BENCH_BEAT_N, BENCH_BEAT_QUEUE, BENCH_BEAT_BROKER, BENCH_BEAT_MODE (`lease`: Redis lease
  * and state; `file`: the schedule file), BENCH_BEAT_REDIS, BENCH_BEAT_KEY, BENCH_BEAT_FILE,
  * BENCH_BEAT_PHASE (`spread`: entry i first due at start + 1 s + i/N s; `aligned`: all at once),
- * BENCH_BEAT_WARMUP_MS, BENCH_BEAT_WINDOW_MS.
+ * BENCH_BEAT_WARMUP_MS, BENCH_BEAT_WINDOW_MS, BENCH_BEAT_WINDOW (runs in flight at most; default beat's 2,000).
  * Prints one JSON line (sends, lag, confirmedLag) after the window, then runs until SIGTERM.
  */
 import { Redis } from 'ioredis';
@@ -77,6 +77,7 @@ async function main(): Promise<void> {
 
   if (env.BENCH_BEAT_PHASE === 'spread') await seedPhases(started);
   const beat = new Beat(app, {
+    ...(env.BENCH_BEAT_WINDOW ? { maxInFlight: Number(env.BENCH_BEAT_WINDOW) } : {}),
     onSent: (_entry, t) => {
       // Counted by when the run was sent (as for Celery), not by when RabbitMQ confirmed it.
       if (t.dispatchedAt < windowFrom || t.dispatchedAt >= windowTo) return;

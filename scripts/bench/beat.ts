@@ -7,6 +7,7 @@
  *   npm run bench:beat                     10,000 entries, 5 s warm-up + 20 s measured per system
  *   npm run bench:beat -- --quick          1,000 entries, 2 s + 5 s (a smoke run)
  *   npm run bench:beat -- --n 5000 --window 30 --systems ts-lease,celery --phases spread
+ *   npm run bench:beat -- --systems raw,ts-lease --phases spread --in-flight 10000   (the cap on runs awaiting confirms)
  *
  * Systems: `ts-lease` (the default with a redis:// result backend: runs recorded in
  * Redis under the fenced lease), `ts-file` (no Redis: the schedule file), `celery`, and
@@ -43,8 +44,8 @@ const { values: opts } = parseArgs({
     warmup: { type: 'string' },
     window: { type: 'string' },
     systems: { type: 'string', default: 'raw,ts-lease,ts-file,celery' },
-    /** The raw publisher's cap on unconfirmed publishes (default: beat's own, 2,000). */
-    'raw-window': { type: 'string' },
+    /** Runs awaiting their confirm at most, for ts-celery's beat and the raw publisher alike (default 2,000, beat's own). */
+    'in-flight': { type: 'string' },
     phases: { type: 'string', default: 'spread,aligned' },
     out: { type: 'string' },
   },
@@ -111,7 +112,7 @@ async function runOne(system: string, phase: string, amqp: Awaited<ReturnType<ty
     BENCH_BEAT_WARMUP_MS: String(WARMUP_MS),
     BENCH_BEAT_WINDOW_MS: String(WINDOW_MS),
     ...(shapeFile ? { BENCH_BEAT_SHAPE: shapeFile } : {}),
-    ...(opts['raw-window'] ? { BENCH_BEAT_WINDOW: opts['raw-window'] } : {}),
+    ...(opts['in-flight'] ? { BENCH_BEAT_WINDOW: opts['in-flight'] } : {}),
     PYTHONPATH: join(ROOT, 'scripts', 'bench'),
     PYTHONDONTWRITEBYTECODE: '1',
   };

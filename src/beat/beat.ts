@@ -39,6 +39,8 @@ export interface BeatOptions {
   clock?: Clock;
   /** Called when a run's message was confirmed by the broker, with when it was due and sent: for metrics. */
   onSent?: (entry: ScheduleEntry, times: SendTimes) => void;
+  /** Runs awaiting their broker confirm at most (default 2,000; `npm run bench:beat -- --in-flight`). */
+  maxInFlight?: number;
 }
 
 /** Where the lease lives, when there is one. */
@@ -74,6 +76,7 @@ export class Beat {
   private readonly log: Logger;
   private readonly clock: Clock;
   private readonly onSent: BeatOptions['onSent'];
+  private readonly maxInFlight: number | undefined;
   private readonly stopping = new AbortController();
   private scheduler: Scheduler | null = null;
   private redis: Redis | null = null;
@@ -93,6 +96,7 @@ export class Beat {
     this.log = getLogger(options.loggerName ?? 'MainProcess');
     this.clock = options.clock ?? systemClock;
     this.onSent = options.onSent;
+    this.maxInFlight = options.maxInFlight;
     this.timezone = appTimezone(conf);
     zone(this.timezone); // an unknown zone fails here, before anything runs
     this.entries = normalizeSchedule(conf.beat_schedule);
@@ -143,6 +147,7 @@ export class Beat {
       log: this.log,
       clock: this.clock,
       ...(this.onSent ? { onSent: this.onSent } : {}),
+      ...(this.maxInFlight ? { maxInFlight: this.maxInFlight } : {}),
     });
     this.scheduler = scheduler;
     return scheduler;
