@@ -57,6 +57,7 @@ async function main(): Promise<void> {
   const confirmed: number[] = [];
   let k = 0; // the next run: entry k % n of second floor(k / n)
   let inFlight = 0;
+  let inFlightMax = 0;
   let full = false;
   let timer: NodeJS.Timeout | null = null;
   let stopped = false;
@@ -74,6 +75,7 @@ async function main(): Promise<void> {
       sentNow++;
       inFlight++;
       const dispatchedAt = Date.now();
+      if (dispatchedAt >= windowFrom && dispatchedAt < windowTo && inFlight > inFlightMax) inFlightMax = inFlight;
       const ok = ch.publish('', queue, body, properties, (err) => {
         inFlight--;
         if (!err && dispatchedAt >= windowFrom && dispatchedAt < windowTo) {
@@ -98,7 +100,7 @@ async function main(): Promise<void> {
   timer = setTimeout(pump, firstDue - Date.now());
 
   setTimeout(() => {
-    const report = { windowFrom, windowTo, sends: confirmed.length, lag: summary(written), confirmedLag: summary(confirmed) };
+    const report = { windowFrom, windowTo, sends: confirmed.length, lag: summary(written), confirmedLag: summary(confirmed), inFlightMax };
     process.stdout.write(`${JSON.stringify(report)}\n`);
   }, windowTo - Date.now() + 3_000);
   process.once('SIGTERM', () => {

@@ -70,6 +70,8 @@ interface Report {
   sends: number;
   lag: Lag;
   confirmedLag: Lag | null;
+  /** The most runs awaiting their confirm at once (ts-celery and raw; the cap is 2,000 unless --in-flight). */
+  inFlightMax?: number;
 }
 interface Row {
   system: string;
@@ -80,6 +82,7 @@ interface Row {
   receivedPerSecond?: number;
   lag?: Lag;
   confirmedLag?: Lag | null;
+  inFlightMax?: number | undefined;
   cpuPercent?: number;
   rssPeakMb?: number;
 }
@@ -146,6 +149,7 @@ async function runOne(system: string, phase: string, amqp: Awaited<ReturnType<ty
     row.receivedPerSecond = arrivals.filter((t) => t >= report.windowFrom && t < report.windowTo).length / seconds;
     row.lag = report.lag;
     row.confirmedLag = report.confirmedLag;
+    row.inFlightMax = report.inFlightMax;
     row.cpuPercent = (sampler.cpuBetween(report.windowFrom, report.windowTo) / (report.windowTo - report.windowFrom)) * 100;
     row.rssPeakMb = sampler.peakRss(report.windowFrom, report.windowTo);
   } catch (err) {
@@ -165,17 +169,17 @@ const ms = (x: number | null | undefined): string => (x === null || x === undefi
 const lagCell = (l: Lag | null | undefined): string => (l ? `${ms(l.p50)} / ${ms(l.p99)} / ${ms(l.max)}` : '–');
 
 function table(rows: Row[]): string {
-  const head = '| phase | beat | runs sent/s (received) | send lag p50 / p99 / max, ms | to RabbitMQ confirm, ms | runs > 50 ms late | CPU (% of a core) | peak RSS |';
-  const lines = [head, '|---|---|---|---|---|---|---|---|'];
+  const head = '| phase | beat | runs sent/s (received) | send lag p50 / p99 / max, ms | to RabbitMQ confirm, ms | runs > 50 ms late | most in flight | CPU (% of a core) | peak RSS |';
+  const lines = [head, '|---|---|---|---|---|---|---|---|---|'];
   for (const r of rows) {
     if (!r.ok) {
-      lines.push(`| ${r.phase} | ${r.system} | FAILED: ${(r.error ?? '').split('\n')[0]} | | | | | |`);
+      lines.push(`| ${r.phase} | ${r.system} | FAILED: ${(r.error ?? '').split('\n')[0]} | | | | | | |`);
       continue;
     }
     const late = r.lag && r.sendsPerSecond ? `${((r.lag.over50 / (r.sendsPerSecond * (WINDOW_MS / 1000))) * 100).toFixed(2)} %` : '–';
     lines.push(
       `| ${r.phase} | ${r.system} | ${Math.round(r.sendsPerSecond!).toLocaleString('en-US')} (${Math.round(r.receivedPerSecond!).toLocaleString('en-US')}) | ` +
-        `${lagCell(r.lag)} | ${lagCell(r.confirmedLag)} | ${late} | ${Math.round(r.cpuPercent!)} % | ${Math.round(r.rssPeakMb!)} MB |`,
+        `${lagCell(r.lag)} | ${lagCell(r.confirmedLag)} | ${late} | ${r.inFlightMax?.toLocaleString('en-US') ?? '–'} | ${Math.round(r.cpuPercent!)} % | ${Math.round(r.rssPeakMb!)} MB |`,
     );
   }
   return lines.join('\n');
