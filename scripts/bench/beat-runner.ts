@@ -8,7 +8,7 @@
  * Env: BENCH_BEAT_N, BENCH_BEAT_QUEUE, BENCH_BEAT_BROKER, BENCH_BEAT_MODE (`lease`: Redis lease
  * and state; `file`: the schedule file), BENCH_BEAT_REDIS, BENCH_BEAT_KEY, BENCH_BEAT_FILE,
  * BENCH_BEAT_PHASE (`spread`: entry i first due at start + 1 s + i/N s; `aligned`: all at once),
- * BENCH_BEAT_WARMUP_MS, BENCH_BEAT_WINDOW_MS.
+ * BENCH_BEAT_WARMUP_MS, BENCH_BEAT_WINDOW_MS, BENCH_BEAT_WINDOW (runs in flight at most; default beat's 2,000).
  * Prints one JSON line (sends, lag, confirmedLag) after the window, then runs until SIGTERM.
  */
 import { Redis } from 'ioredis';
@@ -74,19 +74,30 @@ async function main(): Promise<void> {
   const windowTo = windowFrom + windowMs;
   const confirmed: number[] = [];
   const written: number[] = [];
+  // Runs awaiting their confirm, sampled at each send: how close beat came to its in-flight cap.
+  let inFlight = 0;
+  let inFlightMax = 0;
+  const inFlightAtSend: number[] = [];
 
   if (env.BENCH_BEAT_PHASE === 'spread') await seedPhases(started);
   const beat = new Beat(app, {
+    ...(env.BENCH_BEAT_WINDOW ? { maxInFlight: Number(env.BENCH_BEAT_WINDOW) } : {}),
     onSent: (_entry, t) => {
       // Counted by when the run was sent (as for Celery), not by when RabbitMQ confirmed it.
       if (t.dispatchedAt < windowFrom || t.dispatchedAt >= windowTo) return;
+      inFlightAtSend.push(t.dispatchedAt, t.confirmedAt);
       confirmed.push(t.confirmedAt - t.dueAt);
       written.push(t.dispatchedAt - t.dueAt);
     },
   });
   beat.start();
   setTimeout(() => {
-    const report = { windowFrom, windowTo, sends: confirmed.length, lag: summary(written), confirmedLag: summary(confirmed) };
+    // Sweep the [sent, confirmed) intervals: the most runs awaiting a confirm at once.
+    const events: Array<[number, number]> = [];
+    for (let i = 0; i < inFlightAtSend.length; i += 2) events.push([inFlightAtSend[i]!, 1], [inFlightAtSend[i + 1]!, -1]);
+    events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    for (const [, d] of events) inFlightMax = Math.max(inFlightMax, (inFlight += d));
+    const report = { windowFrom, windowTo, sends: confirmed.length, lag: summary(written), confirmedLag: summary(confirmed), inFlightMax };
     process.stdout.write(`${JSON.stringify(report)}\n`);
   }, windowTo - Date.now() + 3_000); // runs sent at the end of the window get their confirms meanwhile
   process.once('SIGTERM', () => {

@@ -7,9 +7,12 @@
  *   npm run bench:beat                     10,000 entries, 5 s warm-up + 20 s measured per system
  *   npm run bench:beat -- --quick          1,000 entries, 2 s + 5 s (a smoke run)
  *   npm run bench:beat -- --n 5000 --window 30 --systems ts-lease,celery --phases spread
+ *   npm run bench:beat -- --systems raw,ts-lease --phases spread --in-flight 10000   (the cap on runs awaiting confirms)
  *
  * Systems: `ts-lease` (the default with a redis:// result backend: runs recorded in
- * Redis under the fenced lease), `ts-file` (no Redis: the schedule file), `celery`.
+ * Redis under the fenced lease), `ts-file` (no Redis: the schedule file), `celery`, and
+ * `raw` (beat-raw.ts: plain amqplib publishing the message ts-celery's beat sends, captured
+ * once at start, on the same schedule with confirms: the ceiling; spread phase only).
  * Phases: `spread` (entry i last ran i/N s into the second, so runs come due evenly:
  * 10,000 a second, steadily) and `aligned` (every entry starts at beat's start, as a
  * fresh schedule does: all 10,000 come due in the same millisecond, every second).
@@ -27,6 +30,8 @@ import { ROOT, RESULTS_DIR } from './config.js';
 import { describeMachine, machineInfo } from './machine.js';
 import { ProcSampler, startProc, type Proc } from './procs.js';
 import { connectRaw } from './raw.js';
+import type { Options } from 'amqplib';
+import { Beat, Celery } from '../../src/index.js';
 import { normalizeSchedule } from '../../src/beat/entry.js';
 import { Scheduler, type Clock } from '../../src/beat/scheduler.js';
 import type { ScheduleStore } from '../../src/beat/store.js';
@@ -38,7 +43,9 @@ const { values: opts } = parseArgs({
     n: { type: 'string' },
     warmup: { type: 'string' },
     window: { type: 'string' },
-    systems: { type: 'string', default: 'ts-lease,ts-file,celery' },
+    systems: { type: 'string', default: 'raw,ts-lease,ts-file,celery' },
+    /** Runs awaiting their confirm at most, for ts-celery's beat and the raw publisher alike (default 2,000, beat's own). */
+    'in-flight': { type: 'string' },
     phases: { type: 'string', default: 'spread,aligned' },
     out: { type: 'string' },
   },
@@ -63,6 +70,8 @@ interface Report {
   sends: number;
   lag: Lag;
   confirmedLag: Lag | null;
+  /** The most runs awaiting their confirm at once (ts-celery and raw; the cap is 2,000 unless --in-flight). */
+  inFlightMax?: number;
 }
 interface Row {
   system: string;
@@ -73,13 +82,14 @@ interface Row {
   receivedPerSecond?: number;
   lag?: Lag;
   confirmedLag?: Lag | null;
+  inFlightMax?: number | undefined;
   cpuPercent?: number;
   rssPeakMb?: number;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function runOne(system: string, phase: string, amqp: Awaited<ReturnType<typeof connectRaw>>, redis: Redis): Promise<Row> {
+async function runOne(system: string, phase: string, amqp: Awaited<ReturnType<typeof connectRaw>>, redis: Redis, shapeFile: string | null): Promise<Row> {
   const tag = `${system}.${phase}.${process.pid}.${Date.now().toString(36)}`;
   const queue = `bench.beat.${tag}`;
   const file = join(RESULTS_DIR, `beat-${tag}.schedule`);
@@ -104,12 +114,16 @@ async function runOne(system: string, phase: string, amqp: Awaited<ReturnType<ty
     BENCH_BEAT_PHASE: phase,
     BENCH_BEAT_WARMUP_MS: String(WARMUP_MS),
     BENCH_BEAT_WINDOW_MS: String(WINDOW_MS),
+    ...(shapeFile ? { BENCH_BEAT_SHAPE: shapeFile } : {}),
+    ...(opts['in-flight'] ? { BENCH_BEAT_WINDOW: opts['in-flight'] } : {}),
     PYTHONPATH: join(ROOT, 'scripts', 'bench'),
     PYTHONDONTWRITEBYTECODE: '1',
   };
   let proc: Proc;
   if (system === 'celery') {
     proc = startProc(VENV_PYTHON, ['-m', 'celery', '-A', 'pybeat', 'beat', '-S', 'pybeat:LagScheduler', '-s', file, '-l', 'warning'], { cwd: ROOT, env });
+  } else if (system === 'raw') {
+    proc = startProc(process.execPath, ['-e', "require('tsx/cjs'); require('./scripts/bench/beat-raw.ts')"], { cwd: ROOT, env });
   } else {
     // As bin/ts-celery.js starts the CLI: tsx's in-thread require hook.
     proc = startProc(process.execPath, ['-e', "require('tsx/cjs'); require('./scripts/bench/beat-runner.ts')"], { cwd: ROOT, env });
@@ -135,6 +149,7 @@ async function runOne(system: string, phase: string, amqp: Awaited<ReturnType<ty
     row.receivedPerSecond = arrivals.filter((t) => t >= report.windowFrom && t < report.windowTo).length / seconds;
     row.lag = report.lag;
     row.confirmedLag = report.confirmedLag;
+    row.inFlightMax = report.inFlightMax;
     row.cpuPercent = (sampler.cpuBetween(report.windowFrom, report.windowTo) / (report.windowTo - report.windowFrom)) * 100;
     row.rssPeakMb = sampler.peakRss(report.windowFrom, report.windowTo);
   } catch (err) {
@@ -154,17 +169,17 @@ const ms = (x: number | null | undefined): string => (x === null || x === undefi
 const lagCell = (l: Lag | null | undefined): string => (l ? `${ms(l.p50)} / ${ms(l.p99)} / ${ms(l.max)}` : '–');
 
 function table(rows: Row[]): string {
-  const head = '| phase | beat | runs sent/s (received) | send lag p50 / p99 / max, ms | to RabbitMQ confirm, ms | runs > 50 ms late | CPU (% of a core) | peak RSS |';
-  const lines = [head, '|---|---|---|---|---|---|---|---|'];
+  const head = '| phase | beat | runs sent/s (received) | send lag p50 / p99 / max, ms | to RabbitMQ confirm, ms | runs > 50 ms late | most in flight | CPU (% of a core) | peak RSS |';
+  const lines = [head, '|---|---|---|---|---|---|---|---|---|'];
   for (const r of rows) {
     if (!r.ok) {
-      lines.push(`| ${r.phase} | ${r.system} | FAILED: ${(r.error ?? '').split('\n')[0]} | | | | | |`);
+      lines.push(`| ${r.phase} | ${r.system} | FAILED: ${(r.error ?? '').split('\n')[0]} | | | | | | |`);
       continue;
     }
     const late = r.lag && r.sendsPerSecond ? `${((r.lag.over50 / (r.sendsPerSecond * (WINDOW_MS / 1000))) * 100).toFixed(2)} %` : '–';
     lines.push(
       `| ${r.phase} | ${r.system} | ${Math.round(r.sendsPerSecond!).toLocaleString('en-US')} (${Math.round(r.receivedPerSecond!).toLocaleString('en-US')}) | ` +
-        `${lagCell(r.lag)} | ${lagCell(r.confirmedLag)} | ${late} | ${Math.round(r.cpuPercent!)} % | ${Math.round(r.rssPeakMb!)} MB |`,
+        `${lagCell(r.lag)} | ${lagCell(r.confirmedLag)} | ${late} | ${r.inFlightMax?.toLocaleString('en-US') ?? '–'} | ${Math.round(r.cpuPercent!)} % | ${Math.round(r.rssPeakMb!)} MB |`,
     );
   }
   return lines.join('\n');
@@ -208,6 +223,50 @@ async function schedulerCost(): Promise<number> {
   return (used.user + used.system) / runs;
 }
 
+/**
+ * One message exactly as ts-celery's beat sends it (properties, headers, expiration, body),
+ * for the raw row: a real Beat with one every-second entry sends it to a scratch queue.
+ * Returns the file beat-raw.ts reads.
+ */
+async function captureBeatMessage(amqp: Awaited<ReturnType<typeof connectRaw>>): Promise<string> {
+  const queue = `bench.beat.capture.${process.pid}.${Date.now().toString(36)}`;
+  const file = join(RESULTS_DIR, `beat-shape-${process.pid}.json`);
+  const schedule = join(RESULTS_DIR, `beat-capture-${process.pid}.schedule`);
+  const app = new Celery('beatbench', {
+    broker_url: BROKER,
+    result_backend: null,
+    beat_lease_url: false,
+    beat_schedule_filename: schedule,
+    task_queues: [{ name: queue, queue_arguments: { 'x-max-length': 1000 } }],
+    task_default_queue: queue,
+    beat_schedule: { e0: { task: 'bench.beat_tick', schedule: 1, args: [0], options: { queue } } },
+  });
+  const ch = await amqp.createChannel();
+  await ch.assertQueue(queue, { durable: true, arguments: { 'x-max-length': 1000 } });
+  const beat = new Beat(app, { loggerName: 'capture' });
+  beat.start();
+  try {
+    for (let i = 0; i < 200; i++) {
+      await sleep(25);
+      const m = await ch.get(queue, { noAck: true });
+      if (!m) continue;
+      const p = m.properties;
+      const properties: Options.Publish = { headers: p.headers, contentType: p.contentType, contentEncoding: p.contentEncoding, deliveryMode: p.deliveryMode };
+      for (const key of ['correlationId', 'replyTo', 'priority', 'expiration', 'messageId'] as const) if (p[key] !== undefined) (properties as Record<string, unknown>)[key] = p[key];
+      const embed = JSON.stringify((JSON.parse(m.content.toString()) as unknown[])[2]);
+      writeFileSync(file, JSON.stringify({ properties, embed }));
+      return file;
+    }
+    throw new Error('captureBeatMessage: beat sent nothing within 5 s');
+  } finally {
+    await beat.stop();
+    await app.close();
+    await ch.deleteQueue(queue).catch(() => undefined);
+    await ch.close().catch(() => undefined);
+    rmSync(schedule, { force: true });
+  }
+}
+
 async function main(): Promise<number> {
   mkdirSync(RESULTS_DIR, { recursive: true });
   const amqp = await connectRaw(BROKER);
@@ -217,10 +276,14 @@ async function main(): Promise<number> {
   process.stdout.write(`beat benchmark: ${N.toLocaleString('en-US')} entries every second, ${WARMUP_MS / 1000} s warm-up + ${WINDOW_MS / 1000} s measured\n${describeMachine(machine)}\n\n`);
   const perRun = await schedulerCost();
   process.stdout.write(`ts-celery's scheduler alone (virtual clock, no broker, no store): ${perRun.toFixed(1)} µs of CPU per run\n\n`);
+  const systems = opts.systems!.split(',');
+  const shapeFile = systems.includes('raw') ? await captureBeatMessage(amqp) : null;
   const rows: Row[] = [];
   for (const phase of opts.phases!.split(',')) {
-    for (const system of opts.systems!.split(',')) {
-      const row = await runOne(system, phase, amqp, redis);
+    for (const system of systems) {
+      // The raw publisher follows the spread schedule only (an aligned burst is the same publishes sooner).
+      if (system === 'raw' && phase !== 'spread') continue;
+      const row = await runOne(system, phase, amqp, redis, shapeFile);
       rows.push(row);
       process.stderr.write(`[beat] ${phase} ${system}: ${row.ok ? `${Math.round(row.sendsPerSecond!)}/s, lag p99 ${ms(row.lag?.p99)} ms` : `FAILED ${row.error}`}\n`);
     }
@@ -229,6 +292,7 @@ async function main(): Promise<number> {
   const file = opts.out ?? join(RESULTS_DIR, `bench-beat-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   writeFileSync(file, `${JSON.stringify({ n: N, warmupMs: WARMUP_MS, windowMs: WINDOW_MS, machine, schedulerCpuUsPerRun: perRun, rows }, null, 2)}\n`);
   process.stdout.write(`\nResults: ${file}\n`);
+  if (shapeFile) rmSync(shapeFile, { force: true });
   await amqp.close().catch(() => undefined);
   redis.disconnect();
   return rows.every((r) => r.ok) ? 0 : 1;

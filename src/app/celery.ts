@@ -33,7 +33,8 @@ import {
 import { currentTaskContext } from './context.js';
 import { callerDirectory, importFile, loadConfigModule, resolveModuleFile } from './modules.js';
 import { nativeDelayedRoute } from './delayed-delivery.js';
-import { resolveRoute } from './routing.js';
+import { PreparedSend } from './prepared-send.js';
+import { resolveRoute, type ResolvedRoute } from './routing.js';
 import { appTimezone } from './timezone.js';
 import { paramsFromOption } from '../worker/arguments.js';
 import { checkApplyOptions, checkTaskOptions, Task, type ApplyOptions, type BoundTask, type TaskFunction, type TaskHost, type TaskOptions } from './task.js';
@@ -296,6 +297,26 @@ export class Celery implements TaskHost {
     checkApplyOptions(options);
     if (!this.isReady) await this.ready();
     const now = Date.now();
+    const context = currentTaskContext();
+    const built = this.buildMessage(name, taskOptions, args, kwargs, options, now, context?.request);
+    const backend = this.backend;
+    await this.publishBuilt(built.wire, built.route, built.eta, now);
+    const result = new AsyncResult<R>(built.id, backend, this);
+    // As Celery's add_trail: the sending task stores it among its children.
+    if (context?.addChild && options.addToParent !== false) context.addChild(result);
+    return result;
+  }
+
+  /** @internal The wire message of one send and where it goes (send() and prepared sends). */
+  buildMessage(
+    name: string,
+    taskOptions: Readonly<TaskOptions>,
+    args: unknown[],
+    kwargs: Record<string, unknown>,
+    options: ApplyOptions,
+    now: number,
+    parent?: { id: string; rootId: string | null } | undefined,
+  ): { id: string; wire: WireMessage; route: ResolvedRoute; eta: number | null } {
     const id = options.taskId ?? randomUUID();
     const eta =
       options.eta !== undefined ? toEpochMs(options.eta, 'eta') : options.countdown !== undefined ? now + options.countdown * 1000 : null;
@@ -303,8 +324,6 @@ export class Celery implements TaskHost {
     const expires =
       expiresOpt === undefined ? null : typeof expiresOpt === 'number' ? now + expiresOpt * 1000 : toEpochMs(expiresOpt, 'expires');
     const route = resolveRoute(this.conf, options.routeName ?? name, args, kwargs, options, taskOptions);
-    const context = currentTaskContext();
-    const parent = context?.request;
     const embed: Embed | undefined =
       options.link || options.linkError || options.chain || options.chord
         ? {
@@ -346,6 +365,11 @@ export class Celery implements TaskHost {
     if (this.conf.task_default_delivery_mode === 1 || this.conf.task_default_delivery_mode === 'transient') {
       wire.deliveryMode = 1;
     }
+    return { id, wire, route, eta };
+  }
+
+  /** @internal Publishes a built message (with its confirm) and sends `task-sent` when enabled. */
+  async publishBuilt(wire: WireMessage, route: ResolvedRoute, eta: number | null, now: number): Promise<void> {
     const backend = this.backend;
     if (backend.beforePublish) await backend.beforePublish();
     const broker = this.broker;
@@ -354,10 +378,16 @@ export class Celery implements TaskHost {
       { exchange: route.exchange, routingKey: route.routingKey, declare: route.queue };
     await broker.publish(wire, publishRoute);
     if (this.conf.task_send_sent_event) this.sendSentEvent(wire, route.queue?.name ?? null, publishRoute.exchange, publishRoute.routingKey);
-    const result = new AsyncResult<R>(id, backend, this);
-    // As Celery's add_trail: the sending task stores it among its children.
-    if (context?.addChild && options.addToParent !== false) context.addChild(result);
-    return result;
+  }
+
+  /**
+   * @internal The same task sent again and again (beat: one per schedule entry): see
+   * {@link PreparedSend}. `options` are checked here, once.
+   */
+  prepareSend(name: string, args: unknown[], kwargs: Record<string, unknown>, options: ApplyOptions): PreparedSend {
+    checkApplyOptions(options);
+    const known = this.tasks.get(name);
+    return new PreparedSend(this, name, known?.options ?? {}, args, kwargs, options);
   }
 
   /** Celery's `task-sent` event, sent by the producer once the message is published. */

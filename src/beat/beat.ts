@@ -12,6 +12,7 @@ import { resolve } from 'node:path';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Celery } from '../app/celery.js';
 import { appTimezone } from '../app/timezone.js';
+import type { PreparedSend } from '../app/prepared-send.js';
 import type { ApplyOptions } from '../app/task.js';
 import { ImproperlyConfigured } from '../errors.js';
 import { getLogger, type Logger } from '../support/log.js';
@@ -38,6 +39,8 @@ export interface BeatOptions {
   clock?: Clock;
   /** Called when a run's message was confirmed by the broker, with when it was due and sent: for metrics. */
   onSent?: (entry: ScheduleEntry, times: SendTimes) => void;
+  /** Runs awaiting their broker confirm at most (default 2,000; `npm run bench:beat -- --in-flight`). */
+  maxInFlight?: number;
 }
 
 /** Where the lease lives, when there is one. */
@@ -73,6 +76,7 @@ export class Beat {
   private readonly log: Logger;
   private readonly clock: Clock;
   private readonly onSent: BeatOptions['onSent'];
+  private readonly maxInFlight: number | undefined;
   private readonly stopping = new AbortController();
   private scheduler: Scheduler | null = null;
   private redis: Redis | null = null;
@@ -80,6 +84,8 @@ export class Beat {
   private readonly fileIgnored: boolean;
   /** Runs sent by this beat so far. */
   sent = 0;
+  /** Each entry's prepared message. */
+  private readonly prepared = new Map<ScheduleEntry, PreparedSend>();
 
   /** Checks the schedule and settings; throws `ScheduleError`/`ImproperlyConfigured` on bad ones. */
   constructor(
@@ -90,6 +96,7 @@ export class Beat {
     this.log = getLogger(options.loggerName ?? 'MainProcess');
     this.clock = options.clock ?? systemClock;
     this.onSent = options.onSent;
+    this.maxInFlight = options.maxInFlight;
     this.timezone = appTimezone(conf);
     zone(this.timezone); // an unknown zone fails here, before anything runs
     this.entries = normalizeSchedule(conf.beat_schedule);
@@ -140,15 +147,21 @@ export class Beat {
       log: this.log,
       clock: this.clock,
       ...(this.onSent ? { onSent: this.onSent } : {}),
+      ...(this.maxInFlight ? { maxInFlight: this.maxInFlight } : {}),
     });
     this.scheduler = scheduler;
     return scheduler;
   }
 
   private send(entry: ScheduleEntry, expires: number | undefined): Promise<unknown> {
-    const options: ApplyOptions = { ...entry.options, headers: { ...entry.options.headers, celery_beat_task: true } };
-    if (expires !== undefined) options.expires = expires;
-    return this.app.sendTask(entry.task, entry.args, entry.kwargs, options).then(() => {
+    // Each entry's message is prepared once and each run fills in its id and expiry (prepared-send.ts).
+    let prepared = this.prepared.get(entry);
+    if (!prepared) {
+      const options: ApplyOptions = { ...entry.options, headers: { ...entry.options.headers, celery_beat_task: true } };
+      prepared = this.app.prepareSend(entry.task, entry.args, entry.kwargs, options);
+      this.prepared.set(entry, prepared);
+    }
+    return prepared.send(expires).then(() => {
       this.sent++;
     });
   }

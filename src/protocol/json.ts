@@ -67,11 +67,48 @@ export function assertJsonSerializable(value: unknown, path = '', stack: object[
   stack.pop();
 }
 
+/** Nesting beyond which {@link plainJson} gives up (a cycle, or simply deep: the full check decides). */
+const PLAIN_DEPTH = 32;
+
+/**
+ * True when `value` is made only of strings, booleans, null, finite numbers and plain arrays and
+ * objects (prototype Object or null) no deeper than {@link PLAIN_DEPTH}: JSON sends it without loss.
+ * False means "not sure" (a Date, a class instance, toJSON, a cycle...), never "invalid".
+ */
+function plainJson(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(value);
+    case 'object':
+      break;
+    default:
+      return false;
+  }
+  if (value === null) return true;
+  if (depth >= PLAIN_DEPTH) return false;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (!plainJson(value[i], depth + 1)) return false;
+    return true;
+  }
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto !== Object.prototype && proto !== null) return false;
+  // for-in on a plain object: own enumerable keys (no inherited ones on these prototypes).
+  const obj = value as Record<string, unknown>;
+  for (const key in obj) if (!plainJson(obj[key], depth + 1)) return false;
+  return true;
+}
+
 /**
  * Encodes to JSON text after {@link assertJsonSerializable}. `rootPath` names
  * the value in error messages (`args` gives `args[0] is a BigInt`).
  */
 export function encodeJson(value: unknown, what = 'the value', rootPath = ''): string {
+  // The common case (strings, finite numbers, plain arrays and objects) is checked without
+  // building a path string per element; anything else takes the full check, which names the path.
+  if (plainJson(value, 0)) return JSON.stringify(value);
   try {
     assertJsonSerializable(value, rootPath);
   } catch (err) {

@@ -6,7 +6,11 @@
 
 const MAX_REPR = 1024;
 
+/** Printable ASCII without quotes or backslashes: Python's repr is the text in single quotes. */
+const PLAIN_ASCII = /^[\x20-\x21\x23-\x26\x28-\x5b\x5d-\x7e]*$/;
+
 function reprString(s: string): string {
+  if (PLAIN_ASCII.test(s)) return `'${s}'`;
   const quote = s.includes("'") && !s.includes('"') ? '"' : "'";
   let out = quote;
   for (const ch of s) {
@@ -29,7 +33,7 @@ function reprNumber(n: number): string {
 }
 
 /** `repr()` of one value as Python would print its JSON-decoded equivalent. */
-export function pyRepr(value: unknown, seen: Set<object> = new Set()): string {
+export function pyRepr(value: unknown, seen?: Set<object>): string {
   if (value === null || value === undefined) return 'None';
   switch (typeof value) {
     case 'string':
@@ -46,6 +50,8 @@ export function pyRepr(value: unknown, seen: Set<object> = new Set()): string {
       return `<${typeof value}>`;
   }
   if (value instanceof Date) return reprString(value.toISOString());
+  // Created for containers only: the repr of a string or number allocates no Set.
+  seen ??= new Set();
   if (seen.has(value)) return Array.isArray(value) ? '[...]' : '{...}';
   seen.add(value);
   try {
@@ -63,11 +69,14 @@ function truncate(s: string): string {
 
 /** `repr(tuple(args))`: `(2, 3)`, `('a',)`, `()`. */
 export function argsRepr(args: readonly unknown[]): string {
-  const inner = args.map((a) => pyRepr(a)).join(', ');
+  let inner = '';
+  for (let i = 0; i < args.length; i++) inner += (i ? ', ' : '') + pyRepr(args[i]);
   return truncate(args.length === 1 ? `(${inner},)` : `(${inner})`);
 }
 
 /** `repr(kwargs)`: `{'y': 3}`. */
 export function kwargsRepr(kwargs: Record<string, unknown>): string {
-  return truncate(pyRepr(kwargs));
+  // delay()'s kwargs are {} (no allocation for the repr of an empty dict).
+  for (const _ in kwargs) return truncate(pyRepr(kwargs));
+  return '{}';
 }

@@ -374,9 +374,23 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
    * takes it then either, the call rejects instead of reporting a lost message
    * as sent.
    */
-  private async publishConfirmed(message: WireMessage, route: PublishRoute): Promise<void> {
+  private publishConfirmed(message: WireMessage, route: PublishRoute): Promise<void> {
+    // The common case (delay(), beat): the queue is declared on this connection already, so the
+    // publish goes out now, without the awaits of the declaring path.
+    if (!route.declareTopology && !route.declareExchange && (!route.declare || this.declarations.queueDeclared(route.declare))) {
+      return this.publishOnce(message, route).then((routed) => (routed ? undefined : this.publishUnrouted(message, route)));
+    }
+    return this.declareAndPublish(message, route);
+  }
+
+  private async declareAndPublish(message: WireMessage, route: PublishRoute): Promise<void> {
     await this.declareRoute(route, false);
     if (await this.publishOnce(message, route)) return;
+    return this.publishUnrouted(message, route);
+  }
+
+  /** RabbitMQ returned the message as unroutable: declare again and send once more, else fail. */
+  private async publishUnrouted(message: WireMessage, route: PublishRoute): Promise<void> {
     if (route.declare || route.declareTopology) {
       await this.declareRoute(route, true);
       if (await this.publishOnce(message, route)) return;

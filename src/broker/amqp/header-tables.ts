@@ -20,22 +20,76 @@ const MAX_SHAPES = 64;
 
 export class HeaderTables {
   private readonly byShape = new Map<string, AmqpTable>();
+  /** The header names of the last call and their table: nearly every publish has the same ones. */
+  private lastKeys: string[] = [];
+  private lastTable: AmqpTable | null = null;
 
   /**
    * `headers` encoded for amqplib (as `encodeAmqpTable` does) into the reusable table for its
    * header names. Valid until the next call: pass it straight to `publish()`.
    */
   fill(headers: Record<string, unknown>): AmqpTable {
+    const last = this.lastKeys;
+    const table = this.lastTable;
+    // Same names in the same order as the last call (compared without building the shape string):
+    // overwrite the values in place.
+    if (table) {
+      let i = 0;
+      let same = true;
+      for (const key in headers) {
+        if (last[i] !== key) {
+          same = false;
+          break;
+        }
+        i++;
+      }
+      if (same && i === last.length) {
+        for (const key of last) table[key] = encodeHeaderValue(headers[key]);
+        return table;
+      }
+    }
     const keys = Object.keys(headers);
     const shape = keys.join('\u0000');
-    let table = this.byShape.get(shape);
-    if (!table) {
+    let found = this.byShape.get(shape);
+    if (!found) {
       if (this.byShape.size >= MAX_SHAPES) this.byShape.clear();
-      table = encodeAmqpTable(headers);
-      this.byShape.set(shape, table);
-      return table;
+      found = encodeAmqpTable(headers);
+      this.byShape.set(shape, found);
+    } else {
+      for (const key of keys) found[key] = encodeHeaderValue(headers[key]);
     }
-    for (const key of keys) table[key] = encodeAmqpValue(headers[key]);
-    return table;
+    this.lastKeys = keys;
+    this.lastTable = found;
+    return found;
   }
+}
+
+/** amqplib's typed form of small integers, shared (amqplib only reads them): no object per header. */
+const SMALL_INTS: ReadonlyArray<Readonly<{ '!': 'int'; value: number }>> = Array.from({ length: 1024 }, (_, value) =>
+  Object.freeze({ '!': 'int' as const, value }),
+);
+
+/**
+ * {@link encodeAmqpValue}, without allocating for the values a Celery message carries on every
+ * publish: strings, null, booleans, small integers (`retries`) and arrays of those (`timelimit`).
+ */
+function encodeHeaderValue(v: unknown): unknown {
+  switch (typeof v) {
+    case 'string':
+    case 'boolean':
+      return v;
+    case 'number':
+      return Number.isInteger(v) && v >= 0 && v < SMALL_INTS.length ? SMALL_INTS[v] : encodeAmqpValue(v);
+    case 'object':
+      if (v === null) return null;
+      if (Array.isArray(v) && v.every(isPlainScalar)) return v;
+      return encodeAmqpValue(v);
+    default:
+      return encodeAmqpValue(v);
+  }
+}
+
+/** Needs no typing for amqplib: a string, boolean or null. */
+function isPlainScalar(v: unknown): boolean {
+  return v === null || typeof v === 'string' || typeof v === 'boolean';
 }

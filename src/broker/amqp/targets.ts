@@ -54,8 +54,17 @@ export class BrokerTargets {
 
   /** {@link current} with the password masked. */
   get currentDisplay(): string {
-    return maskUrl(this.current);
+    // Asked once per publish (for the error message a lost confirm would carry): masked once per URL.
+    const url = this.current;
+    if (url !== this.displayedUrl) {
+      this.displayedUrl = url;
+      this.display = maskUrl(url);
+    }
+    return this.display;
   }
+
+  private displayedUrl = '';
+  private display = '';
 
   /**
    * A connection attempt to {@link current} failed: moves to the next node.

@@ -60,9 +60,18 @@ export class Declarations {
 
   constructor(private readonly channel: () => Promise<Channel>) {}
 
+  /** Keys whose declaration completed on this connection (a synchronous check for the publish path). */
+  private completed = new Set<string>();
+
   /** The connection is gone: everything is declared again on the next one. */
   clear(): void {
     this.done.clear();
+    this.completed.clear();
+  }
+
+  /** True when `q` was declared on this connection already: publishing needs no wait for it. */
+  queueDeclared(q: QueueDeclaration): boolean {
+    return this.completed.has(this.keyOf(q));
   }
 
   private keyOf(q: QueueDeclaration): string {
@@ -78,7 +87,15 @@ export class Declarations {
     if (!p) {
       p = run();
       this.done.set(key, p);
-      p.catch(() => this.done.delete(key));
+      this.completed.delete(key);
+      const done = this.done;
+      p.then(
+        () => {
+          // Not if the connection went (clear()) or a forced declare replaced this one meanwhile.
+          if (this.done === done && done.get(key) === p) this.completed.add(key);
+        },
+        () => this.done.delete(key),
+      );
     }
     return p;
   }

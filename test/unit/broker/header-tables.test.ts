@@ -26,4 +26,16 @@ describe('HeaderTables (header tables reused across publishes)', () => {
     expect(Object.keys(c)).to.deep.equal(['id', 'task']);
     expect(tables.fill({ task: 'd', id: '4' })).to.equal(a).and.deep.equal({ task: 'd', id: '4' });
   });
+
+  it('types every value as encodeAmqpTable does, with fewer or more names than the last call', () => {
+    const tables = new HeaderTables();
+    const values = [0, 1023, 1024, -1, 2 ** 31, 1.5, -(2 ** 40), true, null, 'x', [null, 'a', false], [1, null], [], { n: 1 }, new Date(5000)];
+    for (const v of values) {
+      const h = { task: 't', v };
+      expect(tables.fill(h)).to.deep.equal(encodeAmqpTable(h));
+    }
+    expect(tables.fill({ task: 't' })).to.deep.equal({ task: 't' }); // a prefix of the last names
+    expect(tables.fill({ task: 't', v: 1, w: 2 })).to.deep.equal(encodeAmqpTable({ task: 't', v: 1, w: 2 }));
+    expect(tables.fill({ task: 't', v: 3 })).to.deep.equal(encodeAmqpTable({ task: 't', v: 3 }));
+  });
 });
