@@ -7,7 +7,7 @@
  * before collecting it again (the factor rises while collections are cheap), so a draining worker's
  * heap swung to ~100 MB used for ~25 MB live. Capping the factor trades full collections for
  * memory: in a drain of 20,000 no-op tasks at prefetch 4,000 (compiled JS), 2× (100 %, the default)
- * kept the peak RSS at 159–166 MB instead of 195–198 MB for about 2 % more CPU, and 1.5× (50 %) at
+ * kept the peak RSS at 159–166 MB instead of 195–199 MB for 2–5 % more CPU, and 1.5× (50 %) at
  * 149–152 MB for 15–20 % more CPU (scripts/bench/README.md).
  *
  * Applied by the CLI only: an application that embeds a `Worker` owns its process's V8 flags.
