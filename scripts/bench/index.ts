@@ -26,6 +26,7 @@ import { Redis } from 'ioredis';
 import { calibrateWork, CPU_TASK_MS, createBenchApp } from './bench-app.js';
 import { DEFAULT_BROKER, DEFAULT_REDIS, FULL, QUICK, REDIS_BROKER, RESULTS_DIR, type Sizes } from './config.js';
 import { describeMachine, machineInfo, type MachineInfo } from './machine.js';
+import { ensureJsBuild } from './js-build.js';
 import { epochToMonotonicUs, formatHot, hotFunctions, profileOf } from './profile.js';
 import { captureShape, connectRaw } from './raw.js';
 import { checkTargets, formatTables, groupRecords, labelOf, NOTES } from './report.js';
@@ -54,7 +55,7 @@ const REDIS_BACKEND = DEFAULT_REDIS;
 
 /** Which systems each workload compares, in the order of the first repetition. */
 const PLAN: Array<{ workload: WorkloadId; systems: string[] }> = [
-  { workload: 'noop', systems: ['raw', 'ts', 'ts-events', 'py-eventlet', 'py-prefork', 'bullmq'] },
+  { workload: 'noop', systems: ['raw', 'ts', 'ts-events', 'raw-js', 'ts-js', 'py-eventlet', 'py-prefork', 'bullmq'] },
   { workload: 'noop-redis', systems: ['ts', 'ts-late', 'py-eventlet', 'py-prefork'] },
   { workload: 'sleep100', systems: ['raw', 'ts', 'py-eventlet', 'bullmq'] },
   { workload: 'cpu', systems: ['ts-threads', 'ts-async2', 'py-prefork'] },
@@ -81,6 +82,8 @@ function wanted(workload: WorkloadId, system: string): boolean {
     : system === 'ts-plain' ? ['ts']
     : ['ts-quorum', 'ts-x2', 'ts-quorum-x2', 'ts-late'].includes(system) ? ['ts', system]
     : [system];
+  // The compiled-JS rows build dist/ first (js-build.ts): not in --quick (npm test) unless named.
+  if (opts.quick && system.endsWith('-js') && !onlySystems?.has(system)) return false;
   return !onlySystems || asSystem.some((s) => onlySystems.has(s));
 }
 
@@ -158,6 +161,7 @@ async function main(): Promise<number> {
   }
   const ctx: BenchContext = { sizes, broker: DEFAULT_BROKER, redisUrl: DEFAULT_REDIS, redis, brokerRedis, amqp, shape, profileDir, progress };
   const records: RunRecord[] = [];
+  if (PLAN.some(({ workload, systems }) => systems.some((s) => s.endsWith('-js') && wanted(workload, s)))) ensureJsBuild(progress);
   const measure = async (workload: WorkloadId, system: string, rep: number): Promise<void> => {
     const t0 = performance.now();
     const r = await runOne(ctx, workload, system, rep);

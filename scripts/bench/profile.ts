@@ -28,7 +28,8 @@ function category(name: string, url: string): string {
   if (name === '(garbage collector)') return 'garbage collection';
   if (name === '(program)' || (!url && /^\(/.test(name))) return 'V8/native (program)';
   if (url.startsWith('src/')) return 'ts-celery (src/)';
-  if (url.startsWith('scripts/bench/')) return 'benchmark task code';
+  if (url.startsWith('dist/')) return 'ts-celery (dist/)';
+  if (url.startsWith('scripts/bench/') || url.startsWith('bench-results/js/')) return 'benchmark task code';
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (pkg) return pkg[1]!;
   if (url.startsWith('node:') || !url) return 'Node.js core / natives';

@@ -227,6 +227,18 @@ export function checkTargets(records: RunRecord[], groups: Group[]): Target[] {
   });
   const drainRss = g('noop', 'ts')?.rssPeakMb?.median;
   targets.push({ text: '#19 drain peak RSS <= 150 MB (prefetch 4,000: -c 1000 x multiplier 4)', measured: drainRss === undefined ? 'not measured' : `${fmt(drainRss)} MB (median of the peaks)`, pass: drainRss === undefined ? null : drainRss <= 150 });
+  // The same two targets for the worker compiled to JavaScript on plain node (no tsx: js-build.ts),
+  // against the raw consumer compiled and run the same way.
+  const cpuRatioJs = pairedRatio(records, ['noop', 'ts-js'], ['noop', 'raw-js'], cpu);
+  targets.push({
+    text: '#19 the same, compiled JS on plain node: ts-js <= 1.27x raw-js',
+    measured: Number.isFinite(cpuRatioJs)
+      ? `${fmt(g('noop', 'ts-js')?.cpuUsPerTask?.median, 1)} vs ${fmt(g('noop', 'raw-js')?.cpuUsPerTask?.median, 1)} µs: ${cpuRatioJs.toFixed(2)}x raw`
+      : 'not measured',
+    pass: Number.isFinite(cpuRatioJs) ? cpuRatioJs <= 40 / 31.5 : null,
+  });
+  const drainRssJs = g('noop', 'ts-js')?.rssPeakMb?.median;
+  targets.push({ text: '#19 drain peak RSS <= 150 MB, compiled JS on plain node (ts-js)', measured: drainRssJs === undefined ? 'not measured' : `${fmt(drainRssJs)} MB (median of the peaks)`, pass: drainRssJs === undefined ? null : drainRssJs <= 150 });
   const rss = g('sleep100', 'ts')?.rssPeakMb?.max;
   targets.push({ text: 'worker RSS < 150 MB with 1,000 tasks in flight', measured: rss === undefined ? 'not measured' : `${fmt(rss)} MB peak`, pass: rss === undefined ? null : rss < 150 });
   const long = records.find((r) => r.workload === 'long' && r.ok);

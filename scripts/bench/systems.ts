@@ -4,6 +4,8 @@
  *   raw          plain amqplib consumer, prefetch 1000 (the ceiling)       raw-worker.ts
  *   ts           ts-celery worker -c 1000 -l warning                        bin/ts-celery.js + bench-app.ts
  *   ts-events    the same with -E: task events (3 per task, batched)  on   bin/ts-celery.js + bench-app.ts
+ *   ts-js        the same worker compiled to JavaScript, on plain node (no tsx)   js-worker.mjs + bench-app.js
+ *   raw-js       the raw consumer compiled to JavaScript, on plain node           raw-worker.js (see js-build.ts)
  *   ts-async2    the same with -P async -c 2     (the thread hop's baseline; CPU-bound work)
  *   ts-threads   the same with -P threads -c 2   (CPU-bound tasks in worker threads)
  *   hop-async    a Worker at -c 2, -P async, counting completions itself  hop-worker.ts
@@ -24,9 +26,10 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { BENCH_DIR, PYTHON, ROOT } from './config.js';
+import { JS_DIR } from './js-build.js';
 import { startProc, type Proc } from './procs.js';
 
-export type SystemId = 'raw' | 'ts' | 'ts-events' | 'py-eventlet' | 'py-prefork' | 'bullmq' | 'ts-redis' | 'py-prefork-redis'
+export type SystemId = 'raw' | 'raw-js' | 'ts' | 'ts-js' | 'ts-events' | 'py-eventlet' | 'py-prefork' | 'bullmq' | 'ts-redis' | 'py-prefork-redis'
   | 'ts-async2' | 'ts-threads' | 'hop-async' | 'hop-threads'
   | 'ts-quorum' | 'ts-x2' | 'ts-quorum-x2' | 'ts-late';
 /** Who produces for a system: Node clients (producers.ts) or Python's delay() (pybench.py). */
@@ -49,7 +52,9 @@ export interface SystemDef {
 
 export const SYSTEMS: Record<SystemId, SystemDef> = {
   raw: { id: 'raw', label: 'raw amqplib (ceiling)', transport: 'amqp', producer: 'raw' },
+  'raw-js': { id: 'raw-js', label: 'raw amqplib, compiled JS (plain node)', transport: 'amqp', producer: 'raw' },
   ts: { id: 'ts', label: 'ts-celery -c 1000', transport: 'amqp', producer: 'ts' },
+  'ts-js': { id: 'ts-js', label: 'ts-celery -c 1000, compiled JS (plain node)', transport: 'amqp', producer: 'ts' },
   'ts-events': { id: 'ts-events', label: 'ts-celery -c 1000 -E (task events)', transport: 'amqp', producer: 'ts' },
   'ts-async2': { id: 'ts-async2', label: 'ts-celery -P async -c 2', transport: 'amqp', producer: 'ts' },
   'ts-threads': { id: 'ts-threads', label: 'ts-celery -P threads -c 2', transport: 'amqp', producer: 'ts' },
@@ -121,6 +126,14 @@ export function startWorker(system: SystemId, spec: WorkerSpec): Proc {
   switch (system) {
     case 'raw':
       return startProc(node, ['--import', 'tsx', join(BENCH_DIR, 'raw-worker.ts')], { cwd: ROOT, env });
+    case 'raw-js':
+      return startProc(node, [join(JS_DIR, 'raw-worker.js')], { cwd: ROOT, env });
+    case 'ts-js': {
+      // Built by ensureJsBuild() (index.ts) before the first run of this row.
+      const prof = spec.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${spec.profileDir}`] : [];
+      const args = ['worker', '-A', join(JS_DIR, 'bench-app.js'), '-c', '1000', '-Q', spec.queue, '-l', 'warning', '-n', nodeName(system)];
+      return startProc(node, [...prof, join(BENCH_DIR, 'js-worker.mjs'), ...args], { cwd: ROOT, env });
+    }
     case 'bullmq':
       return startProc(node, ['--import', 'tsx', join(BENCH_DIR, 'bullmq-worker.ts')], { cwd: ROOT, env });
     case 'hop-async':

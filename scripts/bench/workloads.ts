@@ -278,7 +278,7 @@ function phases(record: RunRecord, reset = true): (name: string) => void {
  * seconds Celery's warm shutdown takes.
  */
 async function stopWorker(ctx: BenchContext, system: SystemId, worker: Proc, record: RunRecord): Promise<void> {
-  const isTs = ['ts', 'ts-events', 'ts-redis', 'ts-async2', 'ts-threads', 'hop-async', 'hop-threads', 'ts-quorum', 'ts-x2', 'ts-quorum-x2'].includes(system);
+  const isTs = ['ts', 'ts-js', 'ts-events', 'ts-redis', 'ts-async2', 'ts-threads', 'hop-async', 'hop-threads', 'ts-quorum', 'ts-x2', 'ts-quorum-x2'].includes(system);
   await worker.stop(isTs ? 15_000 : 0);
   if (ctx.profileDir && isTs) record.profile = worker.pid;
 }

@@ -180,6 +180,7 @@ export interface CelerySettings {
   worker_log_color: boolean | null;
   worker_state_db: string | null;
   worker_disable_rate_limits: boolean;
+  worker_heap_growing_percent: number | null;
   control_exchange: string;
   control_queue_ttl: number | null;
   control_queue_expires: number | null;
@@ -370,6 +371,18 @@ export const SETTINGS: { readonly [K in keyof CelerySettings]: SettingSpec } = {
   // `-S`/`--statedb`: the file that keeps revoked task ids across restarts (JSON, not Python's shelve).
   worker_state_db: { default: null, kind: 'string', nullable: true },
   worker_disable_rate_limits: { default: false, kind: 'bool' },
+  // ts-celery's own: V8's old-generation growing factor for `ts-celery worker` (src/worker/heap.ts);
+  // null = V8's own heuristics.
+  worker_heap_growing_percent: {
+    default: 100,
+    kind: 'int',
+    nullable: true,
+    check: (value) => {
+      if (value !== null && !((value as number) >= 1 && (value as number) <= 300)) {
+        throw new ImproperlyConfigured(`worker_heap_growing_percent must be between 1 and 300 (or null for V8's default), got ${JSON.stringify(value)}`);
+      }
+    },
+  },
   // Remote control (kombu's pidbox) and events, declared as Celery 5.7 declares them.
   control_exchange: { default: 'celery', kind: 'string' },
   control_queue_ttl: { default: 300, kind: 'number', nullable: true },

@@ -19,6 +19,7 @@ import { Beat } from '../beat/beat.js';
 import { banner } from './banner.js';
 import { AppLoadError, loadApp } from './load-app.js';
 import { watchParent } from './parent-watch.js';
+import { tuneWorkerHeap } from '../worker/heap.js';
 
 const log = getLogger('MainProcess');
 
@@ -93,6 +94,7 @@ export async function runWorker(args: WorkerArgs): Promise<void> {
     throw err;
   }
   configure(app, args);
+  tuneWorkerHeap(app.conf.worker_heap_growing_percent);
   let worker: Worker;
   try {
     worker = new Worker(app, {

@@ -300,10 +300,30 @@ function timeLimitValue(x: unknown): number | null {
   return x;
 }
 
+/**
+ * `timeLimit` of every parsed message without limits (nearly all): shared and frozen, so a
+ * prefetched message holds no array of its own. `self.request.timeLimit` gets a copy.
+ */
+export const NO_TIME_LIMIT: [number | null, number | null] = Object.freeze([null, null]) as unknown as [number | null, number | null];
+
+/**
+ * `extraHeaders` of every parsed message without custom headers (nearly all): shared and
+ * frozen, for the same reason. `self.request.headers` gets a fresh object.
+ */
+export const NO_EXTRA_HEADERS: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
+
 function parseTimeLimit(v: unknown): [number | null, number | null] {
-  if (v === null || v === undefined) return [null, null];
+  if (v === null || v === undefined) return NO_TIME_LIMIT;
   if (!Array.isArray(v) || v.length !== 2) throw new ProtocolError('timelimit must be [hard, soft]');
+  if (v[0] === null && v[1] === null) return NO_TIME_LIMIT;
   return [timeLimitValue(v[0]), timeLimitValue(v[1])];
+}
+
+/** The headers this library does not model, or the shared empty table (no key list, no object, in the common case). */
+function extraHeadersOf(h: Record<string, unknown>): Record<string, unknown> {
+  let extra: Record<string, unknown> | null = null;
+  for (const key in h) if (!STANDARD_HEADERS.has(key)) (extra ??= {})[key] = h[key];
+  return extra ?? NO_EXTRA_HEADERS;
 }
 
 function embedList(x: unknown, field: string): SignatureDict[] | null {
@@ -339,8 +359,7 @@ function parseV2(msg: IncomingMessage, decoded: unknown): TaskMessage {
     throw new ProtocolError('protocol 2 body must be [args, kwargs, embed]');
   }
   const [args, kwargs] = parseArgs(decoded[0], decoded[1]);
-  const extraHeaders: Record<string, unknown> = {};
-  for (const key of Object.keys(h)) if (!STANDARD_HEADERS.has(key)) extraHeaders[key] = h[key];
+  const extraHeaders = extraHeadersOf(h);
   const id = requireString(h.id, 'id');
   return {
     id,
@@ -393,7 +412,7 @@ function parseV1(msg: IncomingMessage, body: Record<string, unknown>): TaskMessa
     kwargsrepr: null,
     replyTo: msg.replyTo || null,
     priority: typeof msg.priority === 'number' ? msg.priority : null,
-    extraHeaders: {},
+    extraHeaders: NO_EXTRA_HEADERS,
     protocol: 1,
   };
 }

@@ -174,7 +174,6 @@ const UNSET = Symbol('unset');
  * like Python would.
  */
 export function bindArguments(taskName: string, params: readonly Param[], args: unknown[], kwargs: Record<string, unknown>): unknown[] {
-  const fn = `${taskName}()`;
   let nPositional = 0;
   while (nPositional < params.length && params[nPositional]!.kind === 'positional') nPositional++;
   // Only a spread can follow the positional parameters in a list read from source: the common case.
@@ -182,18 +181,31 @@ export function bindArguments(taskName: string, params: readonly Param[], args: 
   const takesExtraArgs = tail === 'spread' || tail === 'varargs';
   if (!takesExtraArgs && args.length > nPositional) {
     throw new ArgumentsError(
-      `${fn} takes ${plural(nPositional, 'positional argument')} but ${args.length} ${args.length === 1 ? 'was' : 'were'} given`,
+      `${taskName}() takes ${plural(nPositional, 'positional argument')} but ${args.length} ${args.length === 1 ? 'was' : 'were'} given`,
     );
   }
-  const kwNames = Object.keys(kwargs);
-  if (kwNames.length === 0 && (tail === undefined || tail === 'spread')) {
-    // The hot path: positional args only, nothing to collect.
-    const missing = params.slice(args.length, nPositional).filter((p) => !p.optional && p.name !== null).map((p) => p.name!);
-    if (missing.length > 0) {
-      throw new ArgumentsError(`${fn} missing ${plural(missing.length, 'required positional argument')}: ${quoteList(missing)}`);
+  if (tail === undefined || tail === 'spread') {
+    // The hot path (every task run): positional args only, nothing to collect. Allocates nothing
+    // unless an argument is missing (no name string, no key list, no filtered copies).
+    let hasKwargs = false;
+    for (const _ in kwargs) {
+      hasKwargs = true;
+      break;
     }
-    return args;
+    if (!hasKwargs) {
+      let missing: string[] | null = null;
+      for (let i = args.length; i < nPositional; i++) {
+        const p = params[i]!;
+        if (!p.optional && p.name !== null) (missing ??= []).push(p.name);
+      }
+      if (missing) {
+        throw new ArgumentsError(`${taskName}() missing ${plural(missing.length, 'required positional argument')}: ${quoteList(missing)}`);
+      }
+      return args;
+    }
   }
+  const fn = `${taskName}()`;
+  const kwNames = Object.keys(kwargs);
   if (kwNames.length > 0 && params.some((p) => p.name === null)) {
     throw new ArgumentsError(`${fn} cannot take keyword arguments: its parameter names are unknown (give the task a params option)`);
   }

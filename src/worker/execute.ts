@@ -12,7 +12,7 @@ import { requestStamps } from '../canvas/stamping.js';
 import type { Signature } from '../canvas/signature.js';
 import { CeleryError, Ignore, Reject, Retry, SoftTimeLimitExceeded, TaskRevokedError, ThreadTaskError, TimeLimitExceeded, WorkerLostError } from '../errors.js';
 import { serializeException } from '../protocol/exceptions.js';
-import { buildTaskMessage, EMPTY_EMBED, type TaskMessage } from '../protocol/message.js';
+import { buildTaskMessage, EMPTY_EMBED, NO_EXTRA_HEADERS, NO_TIME_LIMIT, type TaskMessage } from '../protocol/message.js';
 import { messageProperties } from '../protocol/properties.js';
 import { pyRepr } from '../protocol/repr.js';
 import { buildExceptionMeta, buildResultMeta, States, type MetaContext } from '../protocol/result-meta.js';
@@ -93,8 +93,9 @@ export function buildRequest(message: TaskMessage, delivery: Pick<Delivery, 'inf
     correlationId: message.id,
     replyTo: message.replyTo,
     origin: message.origin,
-    timeLimit: message.timeLimit,
-    headers: message.extraHeaders,
+    // Copies where the parsed message shares a frozen default (message.ts): the task may change its request.
+    timeLimit: message.timeLimit === NO_TIME_LIMIT ? [null, null] : message.timeLimit,
+    headers: message.extraHeaders === NO_EXTRA_HEADERS ? {} : message.extraHeaders,
     properties,
     group: message.group,
     groupIndex: message.groupIndex,
@@ -119,7 +120,8 @@ export function executeTask(ctx: ExecutionContext, task: Task<never, unknown>, m
  */
 class TaskRun implements TaskContextSource, RunHandle, TaskCall, BoundRun {
   private readonly storesResult: boolean;
-  private readonly metaCtx: MetaContext;
+  /** What the stored meta says beside the result; only built when a result is stored. */
+  private readonly metaCtx: MetaContext | null = null;
   private requestObject: TaskRequest | null = null;
   /** Results of what the task sent (Celery's `request.children`), stored with its state. */
   private sent: Array<{ asTuple(): unknown }> | null = null;
@@ -142,8 +144,9 @@ class TaskRun implements TaskContextSource, RunHandle, TaskCall, BoundRun {
   ) {
     const conf = ctx.app.conf;
     this.storesResult = ctx.storesResults && !message.ignoreResult && !(task.options.ignoreResult ?? conf.task_ignore_result);
+    if (!this.storesResult) return;
     this.metaCtx = { parentId: message.parentId, groupId: message.group, timeZone: ctx.timeZone };
-    if (this.storesResult && conf.result_extended) {
+    if (conf.result_extended) {
       this.metaCtx.extended = { name: task.name, args: message.args, kwargs: message.kwargs, worker: ctx.hostname, retries: message.retries, queue: delivery.info.routingKey };
     }
   }
@@ -200,14 +203,14 @@ class TaskRun implements TaskContextSource, RunHandle, TaskCall, BoundRun {
 
   private store(status: string, result: unknown, traceback: string | null = null): Promise<void> {
     if (!this.storesResult) return Promise.resolve();
-    if (this.sent) this.metaCtx.children = this.children();
-    return this.ctx.results.store(buildResultMeta(this.message.id, status, result, traceback, this.metaCtx), this.replyContext());
+    if (this.sent) this.metaCtx!.children = this.children();
+    return this.ctx.results.store(buildResultMeta(this.message.id, status, result, traceback, this.metaCtx!), this.replyContext());
   }
 
   private storeException(status: string, err: unknown): Promise<void> {
     if (!this.storesResult) return Promise.resolve();
-    if (this.sent) this.metaCtx.children = this.children();
-    return this.ctx.results.store(buildExceptionMeta(this.message.id, status, err, this.metaCtx), this.replyContext());
+    if (this.sent) this.metaCtx!.children = this.children();
+    return this.ctx.results.store(buildExceptionMeta(this.message.id, status, err, this.metaCtx!), this.replyContext());
   }
 
   private replyContext(): { replyTo: string | null; correlationId: string } {
@@ -329,7 +332,7 @@ class TaskRun implements TaskContextSource, RunHandle, TaskCall, BoundRun {
       // children); a chord member is counted after, so the body never runs before the member's result exists.
       const { callbacks, chain } = message.embed;
       if (callbacks?.length || chain?.length) await this.inContext(() => sendCallbacks(ctx.app, message, value));
-      await this.store(States.SUCCESS, value);
+      if (this.storesResult) await this.store(States.SUCCESS, value); // no await (a promise and a turn) when nothing is stored
       if (message.embed.chord) await chordPartReturn(ctx.app, ctx.results, message, States.SUCCESS, value, this.asTask);
       const runtime = (performance.now() - started) / 1000;
       if (isEnabled('info')) {

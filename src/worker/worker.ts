@@ -79,6 +79,10 @@ function describeDelivery(delivery: Delivery): string {
   return `content_type=${delivery.message.contentType ?? '(none)'}${task}${id} body=${delivery.message.body.length}B queue=${delivery.info.queue}`;
 }
 
+/** The two 'starting' events, shared: one is decided for every task run. */
+const STARTING_EARLY: DeliveryEvent = Object.freeze({ kind: 'starting', acksLate: false });
+const STARTING_LATE: DeliveryEvent = Object.freeze({ kind: 'starting', acksLate: true });
+
 function settle(delivery: Delivery, decision: AckDecision): void {
   if (decision === 'ack') delivery.ack();
   else if (decision === 'reject') delivery.reject(false);
@@ -393,7 +397,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       return;
     }
     const acksLate = task.options.acksLate ?? this.app.conf.task_acks_late;
-    this.apply(delivery, { kind: 'starting', acksLate });
+    this.apply(delivery, acksLate ? STARTING_LATE : STARTING_EARLY);
     this.lifecycle.emit('task-started', message, !acksLate);
     const outcome = await executeTask(this.ctx, task, message, delivery);
     if (outcome === 'success' || outcome === 'ignored') this.stats.succeeded++;
@@ -409,7 +413,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     });
     settle(delivery, decision);
     if (decision === 'reject' || decision === 'requeue') this.lifecycle.emit('task-rejected', message, decision === 'requeue');
-    this.emit('task-finished', message.id, outcome);
+    // Checked first: emit()'s rest arguments allocate even when nobody listens (the CLI does not).
+    if (this.listenerCount('task-finished') > 0) this.emit('task-finished', message.id, outcome);
   }
 
   /**

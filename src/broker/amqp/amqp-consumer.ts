@@ -27,14 +27,27 @@ export interface ConsumerHost {
 }
 
 class AmqpDelivery implements Delivery {
+  private infoObject: DeliveryInfo | null = null;
   constructor(
     readonly message: IncomingMessage,
-    readonly info: DeliveryInfo,
-    private readonly tag: number,
+    /** amqplib's delivery fields, referenced as received: `info` is built from them when first read. */
+    private readonly fields: ConsumeMessage['fields'],
     private readonly batcher: AckBatcher,
     private readonly owner: AmqpConsumer,
     private readonly generation: number,
   ) {}
+
+  /**
+   * Built on first use (a task's `request.deliveryInfo`, a retry's route, inspect): up to
+   * prefetch-count deliveries wait in memory, and most are never asked.
+   */
+  get info(): DeliveryInfo {
+    return (this.infoObject ??= deliveryInfo(this.fields, this.message, this.owner.queue));
+  }
+
+  private get tag(): number {
+    return this.fields.deliveryTag;
+  }
 
   get live(): boolean {
     return this.owner.isCurrent(this.generation);
@@ -64,6 +77,17 @@ class SettledDelivery implements Delivery {
 export function usesPerConsumerQos(q: QueueDeclaration): boolean {
   const type = q.arguments['x-queue-type'];
   return type === 'quorum' || type === 'stream';
+}
+
+function deliveryInfo(fields: ConsumeMessage['fields'], message: IncomingMessage, queue: string): DeliveryInfo {
+  return {
+    exchange: fields.exchange,
+    routingKey: fields.routingKey,
+    redelivered: fields.redelivered,
+    consumerTag: fields.consumerTag,
+    queue,
+    priority: message.priority ?? null,
+  };
 }
 
 function toIncoming(m: ConsumeMessage): IncomingMessage {
@@ -158,17 +182,10 @@ export class AmqpConsumer implements Consumer {
           ch.close().catch(() => undefined);
           return;
         }
-        const info: DeliveryInfo = {
-          exchange: m.fields.exchange,
-          routingKey: m.fields.routingKey,
-          redelivered: m.fields.redelivered,
-          consumerTag: m.fields.consumerTag,
-          queue: this.declaration.name,
-          priority: (m.properties.priority as number | undefined) ?? null,
-        };
-        if (!batcher) return this.onDelivery(new SettledDelivery(toIncoming(m), info));
+        const message = toIncoming(m);
+        if (!batcher) return this.onDelivery(new SettledDelivery(message, deliveryInfo(m.fields, message, this.declaration.name)));
         batcher.track(m.fields.deliveryTag);
-        this.onDelivery(new AmqpDelivery(toIncoming(m), info, m.fields.deliveryTag, batcher, this, generation));
+        this.onDelivery(new AmqpDelivery(message, m.fields, batcher, this, generation));
       };
       const reply = await ch.consume(this.declaration.name, this.handler, { noAck: this.noAck });
       this.consumerTag = reply.consumerTag;
