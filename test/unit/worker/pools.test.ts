@@ -3,7 +3,7 @@ import { Celery, ImproperlyConfigured } from '../../../src/index.js';
 import { AsyncPool } from '../../../src/worker/pools/async.js';
 import type { TaskCall } from '../../../src/worker/pools/types.js';
 import { infoToTuple, messageToTuple, tupleToInfo, tupleToMessage } from '../../../src/worker/pools/run-packet.js';
-import { completeTaskMessage, EMPTY_EMBED, type TaskMessage } from '../../../src/protocol/message.js';
+import { completeTaskMessage, EMPTY_EMBED, NO_EXTRA_HEADERS, NO_TIME_LIMIT, type TaskMessage } from '../../../src/protocol/message.js';
 import type { DeliveryInfo } from '../../../src/broker/types.js';
 
 /** A TaskCall whose function is `fn`, for the async pool alone. */
@@ -79,11 +79,14 @@ describe('the threads pool\'s run packet', () => {
     // Every key of a message has its place in the tuple.
     expect(Object.keys(tupleToMessage(m)).sort()).to.deep.equal(Object.keys(message).sort());
   });
-  it('sends the shared empty embed as null and brings back that thread\'s own EMPTY_EMBED', () => {
-    const message = completeTaskMessage({ id: 'x', task: 't' });
+  it('sends the shared frozen defaults as null and brings back that thread\'s own', () => {
+    const message = { ...completeTaskMessage({ id: 'x', task: 't' }), timeLimit: NO_TIME_LIMIT, extraHeaders: NO_EXTRA_HEADERS };
     expect(message.embed).to.equal(EMPTY_EMBED);
     const tuple = structuredClone(messageToTuple(message));
-    expect(tuple[4]).to.equal(null);
-    expect(tupleToMessage(tuple).embed).to.equal(EMPTY_EMBED);
+    expect([tuple[4], tuple[13], tuple[20]]).to.deep.equal([null, null, null]);
+    const back = tupleToMessage(tuple);
+    expect(back.embed).to.equal(EMPTY_EMBED);
+    expect(back.timeLimit).to.equal(NO_TIME_LIMIT);
+    expect(back.extraHeaders).to.equal(NO_EXTRA_HEADERS);
   });
 });
