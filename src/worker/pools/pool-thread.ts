@@ -3,12 +3,19 @@ import type { MessagePort, Worker as NodeWorker } from 'node:worker_threads';
 import { ImproperlyConfigured, type Retry } from '../../errors.js';
 import type { TaskCall } from './types.js';
 
-/** One call of a task's function, from the moment the pool has it until it settles. */
+/**
+ * One call of a task's function, from the moment the pool has it until it settles. It is what
+ * `invoke()` returns: a minimal thenable rather than a Promise of its own, one allocation and one
+ * microtask fewer per task (the run, execute.ts, awaits it through `then(resolve, reject)`).
+ * Callbacks run once, when the call settles (at once if it already has).
+ */
 export class ThreadJob {
   thread: PoolThread | null = null;
   /** The main thread's Retry of each `self.retry()` the thread's run made, by number. */
   readonly retries = new Map<number, Retry>();
   settled = false;
+  private outcome: { ok: boolean; value: unknown } | null = null;
+  private callbacks: Array<[(value: unknown) => void, (err: unknown) => void]> = [];
 
   constructor(
     readonly seq: number,
@@ -16,20 +23,33 @@ export class ThreadJob {
     readonly args: unknown[],
     /** Soft time limit (s): the thread aborts `self.signal` itself. */
     readonly softLimit: number | null,
-    private readonly resolveFn: (value: unknown) => void,
-    private readonly rejectFn: (err: unknown) => void,
   ) {}
 
+  then(onFulfilled: (value: unknown) => void, onRejected: (err: unknown) => void): void {
+    const outcome = this.outcome;
+    if (!outcome) this.callbacks.push([onFulfilled, onRejected]);
+    else if (outcome.ok) onFulfilled(outcome.value);
+    else onRejected(outcome.value);
+  }
+
   resolve(value: unknown): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.resolveFn(value);
+    this.settle(true, value);
   }
 
   reject(err: unknown): void {
+    this.settle(false, err);
+  }
+
+  private settle(ok: boolean, value: unknown): void {
     if (this.settled) return;
     this.settled = true;
-    this.rejectFn(err);
+    this.outcome = { ok, value };
+    const callbacks = this.callbacks;
+    this.callbacks = [];
+    for (const [onFulfilled, onRejected] of callbacks) {
+      if (ok) onFulfilled(value);
+      else onRejected(value);
+    }
   }
 }
 

@@ -11,6 +11,7 @@ import { parentPort, receiveMessageOnPort, threadId, workerData } from 'node:wor
 import { useThreadConnections, type Celery } from '../../app/celery.js';
 import { runInTaskContext, type TaskContextSource } from '../../app/context.js';
 import type { RetryOptions, Task, TaskRequest } from '../../app/task.js';
+import type { TaskMessage } from '../../protocol/message.js';
 import { loadApp } from '../../cli/load-app.js';
 import { serializeException } from '../../protocol/exceptions.js';
 import { CeleryError, EncodeError, Ignore, NotRegistered, Reject, Retry, SoftTimeLimitExceeded } from '../../errors.js';
@@ -18,7 +19,8 @@ import { getLogger, setLogLevel, setLogSink } from '../../support/log.js';
 import { BoundContext, buildRequest, type BoundRun } from '../execute.js';
 import { checkRetryAllowed, retrySchedule } from '../retry.js';
 import { MainThreadRpc, ThreadBackend, ThreadBroker } from './thread-connections.js';
-import { toEnvelope, type FromThread, type RetryCall, type RunRequest, type ThreadStartData, type ToThread } from './thread-messages.js';
+import { tupleToInfo, tupleToMessage, type RunPacket } from './run-packet.js';
+import { toEnvelope, type FromThread, type RetryCall, type ThreadStartData, type ToThread } from './thread-messages.js';
 
 const data = workerData as ThreadStartData;
 const port = parentPort!;
@@ -39,6 +41,7 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 /** One run here: the task context (`parent_id` of what it sends), `self.signal`, `self.retry()`. */
 class ThreadRun implements TaskContextSource, BoundRun {
   private requestObject: TaskRequest | null = null;
+  private messageObject: TaskMessage | null = null;
   private abort: AbortController | null = null;
   /** The Retry of each `self.retry()` call of this run, by number (the main thread holds the real one). */
   readonly retries = new Map<Retry, number>();
@@ -47,14 +50,23 @@ class ThreadRun implements TaskContextSource, BoundRun {
 
   constructor(
     readonly task: Task<never, unknown>,
-    readonly req: RunRequest,
+    readonly packet: RunPacket,
   ) {}
+
+  get seq(): number {
+    return this.packet[0];
+  }
+
+  /** The task message, rebuilt from the packet when first needed (`self.request`, a retry). */
+  get message(): TaskMessage {
+    return (this.messageObject ??= tupleToMessage(this.packet[4]));
+  }
 
   get request(): TaskRequest {
     if (this.requestObject) return this.requestObject;
-    const request = buildRequest(this.req.message, { info: this.req.info }, data.hostname, {});
+    const request = buildRequest(this.message, { info: tupleToInfo(this.packet[5]) }, data.hostname, {});
     // The properties (every header) come from the main thread only if the task reads them.
-    const seq = this.req.seq;
+    const seq = this.seq;
     Object.defineProperty(request, 'properties', {
       enumerable: true,
       configurable: true,
@@ -77,7 +89,7 @@ class ThreadRun implements TaskContextSource, BoundRun {
 
   /** What the main thread needs with the run's end, besides how it ended. */
   ending(): { seq: number; memory?: number; children?: unknown[] } {
-    return endingOf(this.req.seq, this.sent);
+    return endingOf(this.seq, this.sent);
   }
 
   /** The app this thread loaded, the task's own (BoundRun). */
@@ -94,9 +106,9 @@ class ThreadRun implements TaskContextSource, BoundRun {
    * main thread to publish the next run, with the countdown worked out here.
    */
   retry(options: RetryOptions = {}): Retry {
-    const { task, req } = this;
-    checkRetryAllowed(task.name, task.options, req.message, options);
-    const { countdown, eta } = retrySchedule(options, task.options, req.message.retries);
+    const { task, message } = this;
+    checkRetryAllowed(task.name, task.options, message, options);
+    const { countdown, eta } = retrySchedule(options, task.options, message.retries);
     const number = this.retries.size + 1;
     const call: RetryCall = {
       ...(options.eta ? { eta } : { countdown }),
@@ -106,7 +118,7 @@ class ThreadRun implements TaskContextSource, BoundRun {
       queue: options.queue,
       exc: options.exc === undefined || options.exc === null ? undefined : toEnvelope(options.exc),
     };
-    const publish = rpc.call<void>({ t: 'retry', seq: req.seq, number, options: call }).catch((err: unknown) => {
+    const publish = rpc.call<void>({ t: 'retry', seq: this.seq, number, options: call }).catch((err: unknown) => {
       throw new RetryPublishFailed(number, err);
     });
     const retry = new Retry(`Retry in ${Math.round(countdown * 1000) / 1000}s`, options.exc ?? null, new Date(eta), publish);
@@ -115,9 +127,10 @@ class ThreadRun implements TaskContextSource, BoundRun {
   }
 
   call(): unknown {
-    const { task, req } = this;
+    const { task } = this;
     const fn = task.fn;
-    return runInTaskContext(this, () => (task.bound ? fn(...([new BoundContext(this), ...req.args] as never[])) : fn(...(req.args as never[]))));
+    const args = this.packet[2];
+    return runInTaskContext(this, () => (task.bound ? fn(...([new BoundContext(this), ...args] as never[])) : fn(...(args as never[]))));
   }
 }
 
@@ -181,17 +194,17 @@ let app: Celery;
  * the task context's AsyncLocalStorage hooks, a per-task cost of the hop. A thenable is
  * settled through Promise.resolve(), as `await` did. Both paths post the same messages.
  */
-function run(req: RunRequest): void {
-  const task = app.tasks.get(req.task);
+function run(packet: RunPacket): void {
+  const [seq, name, , soft] = packet;
+  const task = app.tasks.get(name);
   if (!task) {
-    post({ t: 'failed', error: toEnvelope(new NotRegistered(req.task)), ...endingOf(req.seq, undefined) });
+    post({ t: 'failed', error: toEnvelope(new NotRegistered(name)), ...endingOf(seq, undefined) });
     return;
   }
-  const current = new ThreadRun(task, req);
+  const current = new ThreadRun(task, packet);
   let softTimer: NodeJS.Timeout | null = null;
-  if (req.soft) {
+  if (soft) {
     const controller = current.aborter();
-    const soft = req.soft;
     softTimer = setTimeout(() => controller.abort(new SoftTimeLimitExceeded(`SoftTimeLimitExceeded(${soft})`)), soft * 1000);
   }
   let returned: unknown;
@@ -221,7 +234,9 @@ function run(req: RunRequest): void {
 /** The run returned (or its promise resolved) `value`. */
 function returnedValue(current: ThreadRun, value: unknown): void {
   try {
-    post({ t: 'done', value: jsonView(value), ...current.ending() });
+    const end = current.ending();
+    // The common end as a pair: nothing to report but the value.
+    post(end.memory === undefined && end.children === undefined ? [end.seq, jsonView(value)] : { t: 'done', value: jsonView(value), ...end });
   } catch (err) {
     // A function or a class the clone refuses: the same EncodeError the result would have met.
     const encode = new EncodeError(`Cannot send the return value of ${current.task.name} to the worker's main thread: ${(err as Error).message}`);
@@ -267,7 +282,7 @@ async function start(): Promise<void> {
     oid: data.oid,
   });
   port.on('message', (message: ToThread) => {
-    if (message.t === 'run') run(message);
+    if (Array.isArray(message)) run(message);
     else rpc.settle(message);
   });
   try {

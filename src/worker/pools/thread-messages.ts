@@ -5,10 +5,11 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { RetryOptions } from '../../app/task.js';
-import type { DeliveryInfo, PublishRoute } from '../../broker/types.js';
+import type { PublishRoute } from '../../broker/types.js';
 import * as errors from '../../errors.js';
 import { formatTraceback, serializeException } from '../../protocol/exceptions.js';
-import type { TaskMessage, WireMessage } from '../../protocol/message.js';
+import type { WireMessage } from '../../protocol/message.js';
+import type { RunPacket } from './run-packet.js';
 
 /** Given to each thread when it starts (`workerData`). */
 export interface ThreadStartData {
@@ -37,18 +38,6 @@ export interface ThreadStartData {
   propertiesFlag: Int32Array;
 }
 
-/** Everything the thread needs to run one task. */
-export interface RunRequest {
-  t: 'run';
-  seq: number;
-  task: string;
-  args: unknown[];
-  message: TaskMessage;
-  info: DeliveryInfo;
-  /** Soft time limit (s): the thread aborts `self.signal` itself. */
-  soft: number | null;
-}
-
 /** The answer to a thread's request (publish, backend call, retry). */
 export interface RpcReply {
   t: 'reply';
@@ -58,7 +47,8 @@ export interface RpcReply {
   error?: ErrorEnvelope;
 }
 
-export type ToThread = RunRequest | RpcReply;
+/** A run (see run-packet.ts), or the answer to one of the thread's requests. */
+export type ToThread = RunPacket | RpcReply;
 
 /** `self.retry()` in a thread, for the main thread to publish; `exc` as an envelope. */
 export interface RetryCall extends Omit<RetryOptions, 'exc' | 'eta'> {
@@ -67,7 +57,14 @@ export interface RetryCall extends Omit<RetryOptions, 'exc' | 'eta'> {
   exc?: ErrorEnvelope;
 }
 
+/**
+ * The commonest answer, as a pair: run `seq` returned `value`, with no memory to report and no
+ * children (any other end is an {@link Ended} object).
+ */
+export type DonePacket = [seq: number, value: unknown];
+
 export type FromThread =
+  | DonePacket
   | { t: 'ready'; tasks: string[]; threadId: number }
   | { t: 'load-failed'; error: string }
   | { t: 'log'; line: string }

@@ -20,7 +20,8 @@ import { getLogger, getLogLevel, writeLogLine } from '../../support/log.js';
 import { ConcurrencyPool } from '../pool.js';
 import { PoolThread, ThreadJob } from './pool-thread.js';
 import { BOOTSTRAP, bootData, type Boot } from './thread-boot.js';
-import { taskErrorFrom, toEnvelope, type Ended, type FromThread, type RpcReply, type RunRequest, type ThreadStartData } from './thread-messages.js';
+import { infoToTuple, messageToTuple, type RunPacket } from './run-packet.js';
+import { taskErrorFrom, toEnvelope, type FromThread, type RpcReply, type ThreadStartData } from './thread-messages.js';
 import type { PoolInfo, PoolJob, TaskCall, WorkerPool } from './types.js';
 
 const log = getLogger('MainProcess');
@@ -99,14 +100,17 @@ export class ThreadPool implements WorkerPool {
     return this.queue.idle();
   }
 
-  invoke(call: TaskCall, args: unknown[], softLimit: number | null): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      const job = new ThreadJob(++this.nextSeq, call, args, softLimit, resolve, reject);
-      if (this.closing) return job.reject(new WorkerLostError('Worker exited prematurely: the pool is closing.'));
-      const thread = this.idleThread();
-      if (thread) this.dispatch(thread, job);
-      else this.waiting.push(job);
-    });
+  /** Returns the call as a thenable (see ThreadJob), settled when the thread answers. */
+  invoke(call: TaskCall, args: unknown[], softLimit: number | null): ThreadJob {
+    const job = new ThreadJob(++this.nextSeq, call, args, softLimit);
+    if (this.closing) {
+      job.reject(new WorkerLostError('Worker exited prematurely: the pool is closing.'));
+      return job;
+    }
+    const thread = this.idleThread();
+    if (thread) this.dispatch(thread, job);
+    else this.waiting.push(job);
+    return job;
   }
 
   resize(limit: number): void {
@@ -212,6 +216,8 @@ export class ThreadPool implements WorkerPool {
   }
 
   private onMessage(thread: PoolThread, message: FromThread): void {
+    // The commonest answer first: [seq, value], a run that returned.
+    if (Array.isArray(message)) return void this.finish(thread, message[0], undefined, undefined)?.resolve(message[1]);
     switch (message.t) {
       case 'ready':
         this.failedStarts = 0;
@@ -228,17 +234,21 @@ export class ThreadPool implements WorkerPool {
       case 'properties':
         return this.answerProperties(thread, message.seq);
       case 'done':
-        return this.finish(thread, message, (job) => job.resolve(message.value));
-      case 'failed':
-        return this.finish(thread, message, (job) => job.reject(taskErrorFrom(message.error, job.call.message.id)));
-      case 'retried':
-        return this.finish(thread, message, (job) => job.reject(job.retries.get(message.retry) ?? new Error(`unknown retry ${message.retry}`)));
+        return void this.finish(thread, message.seq, message.memory, message.children)?.resolve(message.value);
+      case 'failed': {
+        const job = this.finish(thread, message.seq, message.memory, message.children);
+        return job?.reject(taskErrorFrom(message.error, job.call.message.id));
+      }
+      case 'retried': {
+        const job = this.finish(thread, message.seq, message.memory, message.children);
+        return job?.reject(job.retries.get(message.retry) ?? new Error(`unknown retry ${message.retry}`));
+      }
       case 'ignored':
         // self.replace() in the thread: the replacement is published and stores this id's result.
-        return this.finish(thread, message, (job) => job.reject(new Ignore(message.reason)));
+        return void this.finish(thread, message.seq, message.memory, message.children)?.reject(new Ignore(message.reason));
       case 'rejected':
         // Reject in the thread: rebuilt here, where the run's outcome and the ack are decided.
-        return this.finish(thread, message, (job) => job.reject(new Reject(message.reason, message.requeue)));
+        return void this.finish(thread, message.seq, message.memory, message.children)?.reject(new Reject(message.reason, message.requeue));
       default:
         this.serve(thread, message);
     }
@@ -330,15 +340,7 @@ export class ThreadPool implements WorkerPool {
 
   private dispatch(thread: PoolThread, job: ThreadJob): void {
     const { call, args, softLimit } = job;
-    const request: RunRequest = {
-      t: 'run',
-      seq: job.seq,
-      task: call.task.name,
-      args,
-      message: call.message,
-      info: call.deliveryInfo,
-      soft: softLimit,
-    };
+    const request: RunPacket = [job.seq, call.task.name, args, softLimit, messageToTuple(call.message), infoToTuple(call.deliveryInfo)];
     try {
       thread.worker.postMessage(request);
     } catch (err) {
@@ -349,11 +351,13 @@ export class ThreadPool implements WorkerPool {
     job.thread = thread;
   }
 
-  /** A thread answered for its call: settle it, then recycle the thread or give it more work. */
-  private finish(thread: PoolThread, message: Ended, settle: (job: ThreadJob) => void): void {
-    const { seq, memory, children } = message;
+  /**
+   * A thread answered for its call: recycle the thread or give it more work, and return the
+   * call for the caller to settle (null when run `seq` is no longer the thread's).
+   */
+  private finish(thread: PoolThread, seq: number, memory: number | undefined, children: unknown[] | undefined): ThreadJob | null {
     const job = thread.job;
-    if (!job || job.seq !== seq) return;
+    if (!job || job.seq !== seq) return null;
     // What the task sent, for the `children` stored with its state.
     if (children) for (const child of children) job.call.addChild({ asTuple: () => child });
     thread.job = null;
@@ -371,7 +375,7 @@ export class ThreadPool implements WorkerPool {
       thread.state = 'idle';
       this.next(thread);
     }
-    settle(job);
+    return job;
   }
 
   /** Ends a running call now with `reason`, and the thread that runs it (it cannot be interrupted otherwise). */

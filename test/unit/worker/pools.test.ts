@@ -2,6 +2,9 @@ import { expect } from 'chai';
 import { Celery, ImproperlyConfigured } from '../../../src/index.js';
 import { AsyncPool } from '../../../src/worker/pools/async.js';
 import type { TaskCall } from '../../../src/worker/pools/types.js';
+import { infoToTuple, messageToTuple, tupleToInfo, tupleToMessage } from '../../../src/worker/pools/run-packet.js';
+import { completeTaskMessage, EMPTY_EMBED, NO_EXTRA_HEADERS, NO_TIME_LIMIT, type TaskMessage } from '../../../src/protocol/message.js';
+import type { DeliveryInfo } from '../../../src/broker/types.js';
 
 /** A TaskCall whose function is `fn`, for the async pool alone. */
 function call(id: string, fn: (signal: AbortSignal) => unknown): TaskCall & { controller: AbortController } {
@@ -57,5 +60,33 @@ describe('the async pool', () => {
     expect(pool.limit).to.equal(3);
     for (const release of releases) release();
     await pool.idle();
+  });
+});
+
+describe('the threads pool\'s run packet', () => {
+  it('carries every field of a task message and its delivery info through a structured clone', () => {
+    const message: TaskMessage = {
+      id: 'id-1', task: 'tasks.add', args: [1, { a: 2 }], kwargs: { k: 'v' },
+      embed: { callbacks: [{ task: 'cb', args: [], kwargs: {}, options: {}, subtask_type: null, immutable: false }] as never, errbacks: null, chain: null, chord: null },
+      retries: 3, eta: 1_700_000_000_000, expires: 1_700_000_100_000, rootId: 'root', parentId: 'parent', group: 'g', groupIndex: 2,
+      shadow: 'shadow', timeLimit: [10, 5], ignoreResult: true, origin: 'gen1@host', argsrepr: '(1,)', kwargsrepr: '{}', replyTo: 'reply',
+      priority: 7, extraHeaders: { custom: ['x'] }, protocol: 2,
+    };
+    const info: DeliveryInfo = { exchange: 'ex', routingKey: 'rk', redelivered: true, consumerTag: 'ctag', queue: 'q', priority: 7 };
+    const [m, i] = structuredClone([messageToTuple(message), infoToTuple(info)]);
+    expect(tupleToMessage(m)).to.deep.equal(message);
+    expect(tupleToInfo(i)).to.deep.equal(info);
+    // Every key of a message has its place in the tuple.
+    expect(Object.keys(tupleToMessage(m)).sort()).to.deep.equal(Object.keys(message).sort());
+  });
+  it('sends the shared frozen defaults as null and brings back that thread\'s own', () => {
+    const message = { ...completeTaskMessage({ id: 'x', task: 't' }), timeLimit: NO_TIME_LIMIT, extraHeaders: NO_EXTRA_HEADERS };
+    expect(message.embed).to.equal(EMPTY_EMBED);
+    const tuple = structuredClone(messageToTuple(message));
+    expect([tuple[4], tuple[13], tuple[20]]).to.deep.equal([null, null, null]);
+    const back = tupleToMessage(tuple);
+    expect(back.embed).to.equal(EMPTY_EMBED);
+    expect(back.timeLimit).to.equal(NO_TIME_LIMIT);
+    expect(back.extraHeaders).to.equal(NO_EXTRA_HEADERS);
   });
 });
