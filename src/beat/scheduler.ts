@@ -81,6 +81,8 @@ interface Slot {
 
 /** Runs recorded and sent together at most (see `run`). */
 const BATCH = 500;
+/** Record calls in flight at most (see `run`). */
+const MAX_RECORDING = 4;
 
 /** Why `run()` returned. */
 export type StopReason = 'stopped' | 'fenced';
@@ -93,6 +95,13 @@ export class Scheduler {
   private inFlight = 0;
   private onSettled: (() => void) | null = null;
   private readonly maxInFlight: number;
+  /** Record calls in flight, and who waits for one to settle. */
+  private recording = 0;
+  private onRecordSettled: (() => void) | null = null;
+  /** The store refused a record: another beat holds the lease. */
+  private fenced = false;
+  /** After a failed record, nothing is tried before this time (epoch ms). */
+  private retryAt = 0;
   /** Runs sent so far (for tests and the final log line). */
   sent = 0;
 
@@ -153,13 +162,27 @@ export class Scheduler {
     this.push(slot);
   }
 
-  /** Runs until `stop()` (resolves 'stopped') or until the store refuses a run ('fenced'). */
+  /**
+   * Runs until `stop()` (resolves 'stopped') or until the store refuses a run ('fenced').
+   *
+   * Each batch of due runs is sent only once the store has recorded it (nothing is repeated after
+   * a crash; under a lease, a fenced-out beat sends nothing). Records are pipelined: while one
+   * batch's record call is on its way (a Redis round trip under a lease), the next batch is
+   * collected and its record started, up to {@link MAX_RECORDING} at once, so the send lag of a
+   * busy schedule is not one round trip per batch. The store keeps the calls in order (one Redis
+   * connection; the schedule file writes synchronously), and a batch's entries are out of the heap
+   * until its record settles, so no entry is in two batches.
+   */
   async run(): Promise<StopReason> {
     const { o, clock } = this;
     const signal = this.abort.signal;
     try {
-      while (!signal.aborted) {
+      while (!signal.aborted && !this.fenced) {
         const now = clock.now();
+        if (now < this.retryAt) {
+          await clock.sleep(this.retryAt - now, signal);
+          continue;
+        }
         const due: Slot[] = [];
         // At most BATCH runs at a time: one record call and one burst of publishes stay short,
         // and confirms and timers get their turn between bursts.
@@ -170,41 +193,78 @@ export class Scheduler {
         }
         const runs = due.filter((slot) => this.withinDeadline(slot, now));
         if (runs.length === 0) {
+          // Batches still being recorded come back into the heap when they settle: wait for that
+          // (a round trip) rather than sleeping past their entries' next runs.
+          if (this.recording > 0) {
+            await this.recordSettled();
+            continue;
+          }
           const top = this.heap[0];
           const wait = top ? Math.min(top.dueAt - now, o.maxIntervalMs) : o.maxIntervalMs;
           if (wait > 1000) o.log.debug(`beat: Waking up in ${humanizeSeconds(wait / 1000)}.`);
           await clock.sleep(wait, signal);
           continue;
         }
-        const records: RunRecord[] = runs.map((s) => [s.entry.name, { lastRunAt: now, totalRunCount: s.state.totalRunCount + 1 }]);
-        let recorded: boolean;
-        try {
-          recorded = await o.store.record(records);
-        } catch (err) {
-          // Nothing was sent: put the runs back and try again shortly.
-          for (const slot of runs) this.push(slot);
-          o.log.error(`beat: Cannot record ${runs.length} due run(s) before sending them, trying again in 1 second: ${(err as Error).message}`);
-          await clock.sleep(1000, signal);
-          continue;
-        }
-        if (!recorded) {
-          for (const slot of runs) this.push(slot);
-          return 'fenced';
-        }
-        for (const [i, slot] of runs.entries()) {
-          const dueAt = slot.dueAt;
-          slot.state = records[i]![1];
-          this.schedule(slot, now);
-          this.dispatch(slot, now, dueAt);
-        }
+        while (this.recording >= MAX_RECORDING) await this.recordSettled();
+        this.recordThenSend(runs, now);
         // Backpressure: a broker that confirms slower than runs come due holds the loop here.
         while (this.inFlight >= this.maxInFlight) await this.settled();
         if (due.length === BATCH) await new Promise((resolve) => setImmediate(resolve));
       }
-      return 'stopped';
+      while (this.recording > 0) await this.recordSettled();
+      return this.fenced ? 'fenced' : 'stopped';
     } finally {
       while (this.inFlight > 0) await this.settled();
     }
+  }
+
+  /** Records one batch, then sends it; a refused record (fenced) or a failed one sends nothing. */
+  private recordThenSend(runs: Slot[], now: number): void {
+    const { o } = this;
+    const records: RunRecord[] = runs.map((s) => [s.entry.name, { lastRunAt: now, totalRunCount: s.state.totalRunCount + 1 }]);
+    this.recording++;
+    o.store
+      .record(records)
+      .then(
+        (recorded) => {
+          if (!recorded) {
+            // Another beat holds the lease now: these runs are its to send.
+            for (const slot of runs) this.push(slot);
+            this.fenced = true;
+            return;
+          }
+          // Recorded, so sent even if stop() came meanwhile: a recorded run that is not sent would be lost.
+          for (const [i, slot] of runs.entries()) {
+            const dueAt = slot.dueAt;
+            slot.state = records[i]![1];
+            this.schedule(slot, now);
+            this.dispatch(slot, now, dueAt);
+          }
+        },
+        (err: unknown) => {
+          // Nothing was sent: put the runs back and try again shortly.
+          for (const slot of runs) this.push(slot);
+          o.log.error(`beat: Cannot record ${runs.length} due run(s) before sending them, trying again in 1 second: ${(err as Error).message}`);
+          this.retryAt = Math.max(this.retryAt, this.clock.now() + 1000);
+        },
+      )
+      .finally(() => {
+        this.recording--;
+        const waiter = this.onRecordSettled;
+        this.onRecordSettled = null;
+        waiter?.();
+      });
+  }
+
+  /** Resolves when the next record call in flight settles. */
+  private recordSettled(): Promise<void> {
+    return new Promise((resolve) => {
+      const previous = this.onRecordSettled;
+      this.onRecordSettled = () => {
+        previous?.();
+        resolve();
+      };
+    });
   }
 
   /** Resolves when the next send in flight settles. */
