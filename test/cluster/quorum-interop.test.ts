@@ -106,25 +106,35 @@ describe('quorum queues and native delayed delivery: TypeScript <-> Celery 5.7 (
 
   it('a delayed task waits in the broker, not in the worker: nothing unacked meanwhile', async () => {
     const sentAt = Date.now() / 1000;
-    const r = await app.sendTask<Ran>('tsq.now', [], {}, { queue: qTs, countdown: 4 });
-    await sleep(1000);
-    expect(await delayedMessages(), 'waiting in celery_delayed_*').to.be.at.least(1);
+    const r = await app.sendTask<Ran>('tsq.now', [], {}, { queue: qTs, countdown: 8 });
+    let delayed = 0;
+    for (const deadline = Date.now() + 6000; delayed < 1 && Date.now() < deadline; ) {
+      await sleep(300); // polled: RabbitMQ's queue counts lag on a loaded machine
+      delayed = await delayedMessages();
+    }
+    expect(delayed, 'waiting in celery_delayed_*').to.be.at.least(1);
     const row = (await listQueues()).find((q) => q.name === qTs)!;
     expect({ ready: row.messages_ready, unacked: row.messages_unacknowledged }).to.deep.equal({ ready: 0, unacked: 0 });
     const ran = await r.get({ timeout: 20_000 });
-    expect(ran.at - (sentAt + 4)).to.be.within(-0.05, 1);
+    expect(ran.at - (sentAt + 8)).to.be.within(-0.05, 1);
   });
 
   it('an ETA task published straight to a quorum queue is moved into the delay exchanges, not held', async () => {
     // What a producer that knows nothing of native delayed delivery sends (Celery < 5.5, a direct publish).
     const id = randomUUID();
-    const eta = Date.now() + 4000;
+    const eta = Date.now() + 8000;
     const wire = buildTaskMessage({ id, task: 'tsq.now', eta }, Date.now(), 'UTC');
     await app.broker.publish(wire, { exchange: qTs, routingKey: qTs });
-    await sleep(1200);
+    // Polled, not one fixed sleep: on a loaded CI machine the worker may take more than a second to
+    // receive and move it; the 8-s eta leaves room for that before the task is due.
+    let delayed = 0;
+    for (const deadline = Date.now() + 6000; delayed < 1 && Date.now() < deadline; ) {
+      await sleep(300);
+      delayed = await delayedMessages();
+    }
+    expect(delayed, 'it waits in celery_delayed_*').to.be.at.least(1);
     const row = (await listQueues()).find((q) => q.name === qTs)!;
     expect(row.messages_unacknowledged, 'the worker does not hold it').to.equal(0);
-    expect(await delayedMessages(), 'it waits in celery_delayed_*').to.be.at.least(1);
     const ran = await app.asyncResult<Ran>(id).get({ timeout: 20_000 });
     expect(ran.at - eta / 1000).to.be.within(-0.05, 1);
     expect(ran.exchange).to.match(DELAY_EXCHANGE);
