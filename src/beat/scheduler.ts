@@ -84,6 +84,20 @@ const BATCH = 500;
 /** Record calls in flight at most (see `run`). */
 const MAX_RECORDING = 4;
 
+/** Wakes everyone waiting for the next event (a send or a record call settling). */
+class Wakeup {
+  private waiters: Array<() => void> = [];
+  /** Resolves at the next {@link fire}. */
+  next(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+  fire(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+}
+
 /** Why `run()` returned. */
 export type StopReason = 'stopped' | 'fenced';
 
@@ -93,11 +107,11 @@ export class Scheduler {
   private readonly abort = new AbortController();
   /** Sends awaiting their confirm, and who waits for that number to drop. */
   private inFlight = 0;
-  private onSettled: (() => void) | null = null;
+  private readonly sendSettled = new Wakeup();
   private readonly maxInFlight: number;
   /** Record calls in flight, and who waits for one to settle. */
   private recording = 0;
-  private onRecordSettled: (() => void) | null = null;
+  private readonly recordSettled = new Wakeup();
   /** The store refused a record: another beat holds the lease. */
   private fenced = false;
   /** After a failed record, nothing is tried before this time (epoch ms). */
@@ -196,7 +210,7 @@ export class Scheduler {
           // Batches still being recorded come back into the heap when they settle: wait for that
           // (a round trip) rather than sleeping past their entries' next runs.
           if (this.recording > 0) {
-            await this.recordSettled();
+            await this.recordSettled.next();
             continue;
           }
           const top = this.heap[0];
@@ -205,16 +219,16 @@ export class Scheduler {
           await clock.sleep(wait, signal);
           continue;
         }
-        while (this.recording >= MAX_RECORDING) await this.recordSettled();
+        while (this.recording >= MAX_RECORDING) await this.recordSettled.next();
         this.recordThenSend(runs, now);
         // Backpressure: a broker that confirms slower than runs come due holds the loop here.
-        while (this.inFlight >= this.maxInFlight) await this.settled();
+        while (this.inFlight >= this.maxInFlight) await this.sendSettled.next();
         if (due.length === BATCH) await new Promise((resolve) => setImmediate(resolve));
       }
-      while (this.recording > 0) await this.recordSettled();
+      while (this.recording > 0) await this.recordSettled.next();
       return this.fenced ? 'fenced' : 'stopped';
     } finally {
-      while (this.inFlight > 0) await this.settled();
+      while (this.inFlight > 0) await this.sendSettled.next();
     }
   }
 
@@ -250,32 +264,8 @@ export class Scheduler {
       )
       .finally(() => {
         this.recording--;
-        const waiter = this.onRecordSettled;
-        this.onRecordSettled = null;
-        waiter?.();
+        this.recordSettled.fire();
       });
-  }
-
-  /** Resolves when the next record call in flight settles. */
-  private recordSettled(): Promise<void> {
-    return new Promise((resolve) => {
-      const previous = this.onRecordSettled;
-      this.onRecordSettled = () => {
-        previous?.();
-        resolve();
-      };
-    });
-  }
-
-  /** Resolves when the next send in flight settles. */
-  private settled(): Promise<void> {
-    return new Promise((resolve) => {
-      const previous = this.onSettled;
-      this.onSettled = () => {
-        previous?.();
-        resolve();
-      };
-    });
   }
 
   /** Stops the loop; `run()` resolves once the sends in flight are confirmed or failed. */
@@ -322,9 +312,7 @@ export class Scheduler {
 
   private settle(): void {
     this.inFlight--;
-    const waiter = this.onSettled;
-    this.onSettled = null;
-    waiter?.();
+    this.sendSettled.fire();
   }
 
   // A binary min-heap on dueAt.
