@@ -156,6 +156,9 @@ export function dependencyError(taskId: string, exc: unknown): ChordError {
   return new ChordError(`Dependency ${taskId} raised ${exceptionRepr(exc)}`, { cause });
 }
 
+/** How long a member that found a chord "done" watches for a new run of it (~6 s in all). */
+const NEW_RUN_WAIT_MS = [50, 100, 200, 400, 800, 1600, 3200];
+
 /** A chord's keys: the saved group, `.j`, `.t`, `.s`, `.d`, `.c`. */
 type ChordKeys = [string, string, string, string, string, string];
 
@@ -215,7 +218,12 @@ export class RedisChords {
     await this.client.incr(this.key(gid, '.t'));
   }
 
-  async onChordPartReturn(part: ChordPart, join: ChordJoin): Promise<void> {
+  onChordPartReturn(part: ChordPart, join: ChordJoin): Promise<void> {
+    return this.countPart(part, join, true);
+  }
+
+  /** `mayAwaitNewRun`: false once the member has watched for a new run (it watches once). */
+  private async countPart(part: ChordPart, join: ChordJoin, mayAwaitNewRun: boolean): Promise<void> {
     const { groupId: gid, taskId: tid } = part;
     if (!gid || !tid) return;
     const score = part.groupIndex ?? '+inf';
@@ -232,7 +240,11 @@ export class RedisChords {
       tid, encoded, this.settings.ordered ? '1' : '0', score,
       this.settings.chordExpires, this.chordResultExpires, claimExpires, token,
     );
-    if (readycount === -1 || !size) return;
+    if (readycount === -1) {
+      if (mayAwaitNewRun) this.awaitNewRun(part, join, ckey);
+      return;
+    }
+    if (!size) return;
     try {
       const total = Number(size) + Number(totaldiff ?? 0);
       if (readycount !== total || !claimed) return;
@@ -262,6 +274,31 @@ export class RedisChords {
         await this.client.del(skey);
       }
     }
+  }
+
+  /**
+   * The chord's `.c` says "done": either this member is a late duplicate of a
+   * finished run, or the producer is re-applying a frozen chord (same group id,
+   * a new run) and this member overtook it. Celery's producer clears `.c` in
+   * `set_chord_size`, which it calls just before sending the *last* header
+   * member, so on a busy machine the first members of the new run can finish
+   * before that and are dropped by Celery's own script; the body never runs.
+   * Instead of dropping the member, this watches `.c` for a few seconds (in the
+   * background: the member's own result is already stored) and counts it once
+   * the marker is gone. A true late duplicate sees the marker stay (it lives
+   * five minutes) and is dropped as before; if it were counted after all, the
+   * `.d` set still counts its task id and index once per run.
+   */
+  private awaitNewRun(part: ChordPart, join: ChordJoin, ckey: string): void {
+    const gid = part.groupId!;
+    const watch = async (): Promise<void> => {
+      for (const ms of NEW_RUN_WAIT_MS) {
+        await new Promise((resolve) => setTimeout(resolve, ms).unref());
+        if ((await this.client.get(ckey)) !== 'done') return this.countPart(part, join, false);
+      }
+      log.debug(`Chord '${gid}': member ${part.taskId} arrived after the chord finished; not counted again`);
+    };
+    watch().catch((err: unknown) => log.error(`Chord '${gid}': member ${part.taskId} could not be counted: ${(err as Error).message}`));
   }
 
   /** The header's results in order; throws ChordError for the first failed member. */

@@ -121,6 +121,28 @@ describe('Redis result backend (integration)', () => {
     expect(await redis.exists(`celery-task-meta-${id}`)).to.equal(0);
   });
 
+  it("re-applying a frozen chord runs its body again, even when a member overtakes the producer's set_chord_size", async () => {
+    // Celery's producer clears the chord's "done" marker in set_chord_size, right before the
+    // *last* member is sent; a fast worker can finish the first member before that.
+    const gid = uniqueName('frozen-chord');
+    const fired: unknown[][] = [];
+    const join = { fire: async (results: unknown[]) => void fired.push(results), fail: async () => {} };
+    const member = (index: number) => ({ groupId: gid, taskId: `${gid}-m${index}`, groupIndex: index, state: 'SUCCESS', result: index * 10 });
+    await backend.setChordSize!(gid, 2);
+    await backend.onChordPartReturn!(member(0), join);
+    await backend.onChordPartReturn!(member(1), join);
+    expect(fired).to.deep.equal([[0, 10]]);
+    expect(await redis.get(`celery-taskset-meta-${gid}.c`)).to.equal('done');
+
+    await backend.onChordPartReturn!(member(0), join); // overtakes the new run's set_chord_size
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    await backend.setChordSize!(gid, 2);
+    await backend.onChordPartReturn!(member(1), join);
+    const deadline = Date.now() + 8000;
+    while (fired.length < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(fired).to.deep.equal([[0, 10], [0, 10]]);
+  });
+
   it('reports an unreachable Redis clearly instead of hanging', async () => {
     const down = new RedisBackend({ url: 'redis://:pw-secret@127.0.0.1:1/0', expires: 60, connectTimeout: 0.5 });
     try {
