@@ -1,17 +1,16 @@
 import { expect } from 'chai';
 import { Celery, chain, chord, group, Signature, Worker, type StampingVisitor, type Stamps } from '../../../src/index.js';
-import { queueDeclaration } from '../../../src/app/routing.js';
 import { mergeDictionaries } from '../../../src/canvas/stamping.js';
-import type { IncomingMessage } from '../../../src/protocol/message.js';
 import { setLogLevel } from '../../../src/support/log.js';
 import { fixture } from '../../helpers/fixtures.js';
+import { published } from './published.js';
 
 /** Celery 5.7's capture (test/fixtures/celery-5.7/capture_stamping.py). */
 interface Case {
   name: string;
   stamp_calls: Array<{ visitor_tag: string | null; append_stamps: boolean; headers: Stamps }>;
   stamped: Record<string, unknown>;
-  visitor_calls: Array<Array<[string, string, Stamps]> | null>;
+  visitor_calls: Array<Array<[string, string, unknown[], Stamps]> | null>;
   messages: Array<{ headers: Record<string, unknown>; body_decoded: unknown[] }>;
 }
 interface StampingFixture {
@@ -24,12 +23,12 @@ const FX = fixture<StampingFixture>('stamping', 'celery-5.7');
 
 /** The capture's visitor: fixed stamps per hook, every call recorded with the stamps it was given. */
 class Tracing implements StampingVisitor {
-  calls: Array<[string, string, Stamps]> = [];
+  calls: Array<[string, string, unknown[], Stamps]> = [];
   constructor(private readonly tag = '') {}
   private rec(hook: string, sig: Signature, headers: Stamps): void {
     const h = structuredClone(headers);
     if (Array.isArray(h.stamped_headers)) h.stamped_headers = [...(h.stamped_headers as string[])].sort();
-    this.calls.push([hook, sig.subtaskType ?? sig.task, h]);
+    this.calls.push([hook, sig.subtaskType ?? sig.task, structuredClone(sig.args), h]);
   }
   onSignature(sig: Signature, h: Stamps): Stamps {
     this.rec('on_signature', sig, h);
@@ -106,22 +105,6 @@ function build(app: Celery, name: string): Signature {
     default:
       throw new Error(name);
   }
-}
-
-/** Captures what an app publishes to its default queue (memory broker, no worker). */
-async function published(app: Celery, run: () => Promise<unknown>): Promise<Array<{ headers: Record<string, unknown>; body: unknown[] }>> {
-  const out: Array<{ headers: Record<string, unknown>; body: unknown[] }> = [];
-  await app.broker.consume(queueDeclaration(app.conf, 'Q'), {
-    prefetch: 0,
-    onDelivery: (d) => {
-      const m = d.message as IncomingMessage;
-      out.push({ headers: m.headers, body: JSON.parse(m.body.toString('utf8')) as unknown[] });
-      d.ack();
-    },
-  });
-  await run();
-  await new Promise((r) => setImmediate(r));
-  return out;
 }
 
 describe('canvas stamping (against Celery 5.7 fixtures)', () => {

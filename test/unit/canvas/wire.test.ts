@@ -2,11 +2,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { Celery, chain, chord, group, Signature } from '../../../src/index.js';
-import { queueDeclaration } from '../../../src/app/routing.js';
 import { CHORD_CLAIM_EXTEND_LUA, CHORD_CLEANUP_LUA, CHORD_PART_RETURN_LUA } from '../../../src/backend/redis-chord.js';
-import type { IncomingMessage } from '../../../src/protocol/message.js';
 import { fixture } from '../../helpers/fixtures.js';
 import { REPO_ROOT } from '../../helpers/python.js';
+import { published, type Published } from './published.js';
 
 const V57 = 'celery-5.7';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -27,30 +26,22 @@ function shape(value: unknown, names: Map<string, string> = new Map()): unknown 
   return value;
 }
 
-/** Captures what an app publishes to its default queue (memory broker, no worker). */
-async function published(run: (app: Celery) => Promise<unknown>): Promise<Array<{ headers: Record<string, unknown>; body: unknown[] }>> {
+/** What an app with the fixtures' tasks publishes while `run` runs (see ./published.ts). */
+async function publishedBy(run: (app: Celery) => Promise<unknown>): Promise<Published[]> {
   const app = new Celery('wire', { broker_url: 'memory://', task_default_queue: 'Q' });
   app.task({ name: 'T.add' }, (x: number, y: number) => x + y);
   app.task({ name: 'T.tsum' }, (nums: number[]) => nums.length);
-  const out: Array<{ headers: Record<string, unknown>; body: unknown[] }> = [];
-  await app.broker.consume(queueDeclaration(app.conf, 'Q'), {
-    prefetch: 0,
-    onDelivery: (d) => {
-      const m = d.message as IncomingMessage;
-      out.push({ headers: m.headers, body: JSON.parse(m.body.toString('utf8')) as unknown[] });
-      d.ack();
-    },
-  });
-  await run(app);
-  await new Promise((r) => setImmediate(r));
-  await app.close();
-  return out;
+  try {
+    return await published(app, () => run(app));
+  } finally {
+    await app.close();
+  }
 }
 
 describe('canvas wire format (against Celery 5.7 fixtures)', () => {
   it('chord header messages: group, group_index and the body in embed.chord, as Python sends them', async () => {
     const fx = fixture<{ header_messages: Array<{ headers: Record<string, unknown>; body_decoded: unknown[] }> }>('task_v2_chord', V57);
-    const msgs = await published(async (app) => {
+    const msgs = await publishedBy(async (app) => {
       await chord([app.signature('T.add', [1, 1]), app.signature('T.add', [2, 2])], app.signature('T.tsum')).applyAsync();
     });
     expect(msgs).to.have.length(2);
@@ -74,7 +65,7 @@ describe('canvas wire format (against Celery 5.7 fixtures)', () => {
 
   it('a chain with a group in the middle: one message, the chord upgrade in embed.chain, as Python builds it', async () => {
     const fx = fixture<{ messages: Array<{ body_decoded: unknown[] }> }>('task_v2_chain_group', V57);
-    const msgs = await published(async (app) => {
+    const msgs = await publishedBy(async (app) => {
       const s = (name: string, ...args: unknown[]): Signature => app.signature(name, args);
       await chain(s('T.add', 1, 1), group(s('T.add', 10), s('T.add', 20)), s('T.tsum'), s('T.add', 100)).applyAsync();
     });
@@ -88,7 +79,7 @@ describe('canvas wire format (against Celery 5.7 fixtures)', () => {
       'task_v2_chunks_starmap',
       V57,
     );
-    const msgs = await published(async (app) => {
+    const msgs = await publishedBy(async (app) => {
       const add = app.tasks.get('T.add')!;
       await (add as unknown as { chunks(it: unknown[][], n: number): Signature }).chunks([[1, 2], [3, 4], [5, 6]], 2).applyAsync();
       await (add as unknown as { starmap(it: unknown[][]): Signature }).starmap([[1, 2], [3, 4]]).applyAsync();
