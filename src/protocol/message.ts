@@ -219,9 +219,12 @@ export interface IncomingMessage {
   correlationId?: string | undefined;
   replyTo?: string | undefined;
   priority?: number | undefined;
+  /** AMQP `delivery_mode` (2 = persistent), when the transport has one. */
+  deliveryMode?: number | undefined;
   /**
    * amqplib's `MessageProperties` of an AMQP delivery, referenced as received
    * (not copied: only `self.request.properties` reads it, see properties.ts).
+   * Left out when the message has no property beyond the fields above.
    */
   amqpProperties?: Readonly<Record<string, unknown>> | undefined;
   /** The `properties` object of a kombu Redis envelope, referenced as received. */

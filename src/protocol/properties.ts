@@ -38,10 +38,12 @@ export function messageProperties(msg: IncomingMessage): Record<string, unknown>
     }
     return out;
   }
-  // A transport with neither (the in-memory broker): what the message itself carries.
+  // What the message itself carries, in the same order: an AMQP delivery with no other property
+  // (the consumer leaves amqplib's object out then), or the in-memory broker's message.
   if (msg.contentType !== undefined) out.content_type = msg.contentType;
   if (msg.contentEncoding !== undefined) out.content_encoding = msg.contentEncoding;
   out.application_headers = msg.headers;
+  if (msg.deliveryMode !== undefined) out.delivery_mode = msg.deliveryMode;
   if (msg.priority !== undefined) out.priority = msg.priority;
   if (msg.correlationId !== undefined) out.correlation_id = msg.correlationId;
   if (msg.replyTo !== undefined) out.reply_to = msg.replyTo;

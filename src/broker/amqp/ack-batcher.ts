@@ -23,10 +23,15 @@ const ACK = 1;
 const SETTLED = 2;
 
 export class AckBatcher {
-  /** Delivery tags in arrival order (tags only grow on a channel); `head` is the first unsettled. */
-  private order: number[] = [];
+  /**
+   * Delivery tags in arrival order (tags only grow on a channel) and each one's state, side by
+   * side; `head` is the first not yet dropped. Two arrays rather than a Map: up to the prefetch
+   * count of deliveries are tracked at once, and a Map entry per delivery (set, read, deleted)
+   * cost hash-table work and old-generation garbage on every task.
+   */
+  private tags: number[] = [];
+  private states: number[] = [];
   private head = 0;
-  private readonly state = new Map<number, number>();
   private pending: number[] = [];
   private scheduled = false;
   private dead = false;
@@ -41,7 +46,9 @@ export class AckBatcher {
   discard(): void {
     this.dead = true;
     this.pending = [];
-    this.state.clear();
+    this.tags = [];
+    this.states = [];
+    this.head = 0;
   }
 
   /** Sends one frame; false if the channel closed under us (then everything is discarded). */
@@ -58,25 +65,47 @@ export class AckBatcher {
   /** Registers a delivery as outstanding. Call for every delivery, in order. */
   track(tag: number): void {
     if (this.dead) return;
-    this.order.push(tag);
-    this.state.set(tag, HELD);
+    this.tags.push(tag);
+    this.states.push(HELD);
   }
 
   /** Number of deliveries not yet settled (held or waiting for a flush). */
   get outstanding(): number {
-    return this.state.size;
+    return this.tags.length - this.head;
+  }
+
+  /** Where `tag` is in `tags` (from `head`), or -1 when it is not tracked (any more). */
+  private indexOf(tag: number): number {
+    const { tags, head } = this;
+    if (head >= tags.length) return -1;
+    // RabbitMQ numbers a channel's deliveries 1, 2, 3...: the tag's offset from the first is its place.
+    const guess = head + (tag - tags[head]!);
+    if (guess >= head && guess < tags.length && tags[guess] === tag) return guess;
+    // Gaps (tags are only promised to grow): binary search.
+    let lo = head;
+    let hi = tags.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const t = tags[mid]!;
+      if (t === tag) return mid;
+      if (t < tag) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
   }
 
   ack(tag: number): void {
-    if (this.state.get(tag) !== HELD) return; // already settled: acking twice would close the channel
-    this.state.set(tag, ACK);
+    const i = this.indexOf(tag);
+    if (i < 0 || this.states[i] !== HELD) return; // already settled: acking twice would close the channel
+    this.states[i] = ACK;
     this.pending.push(tag);
     this.schedule();
   }
 
   reject(tag: number, requeue: boolean): void {
-    if (this.state.get(tag) !== HELD) return;
-    this.state.set(tag, SETTLED);
+    const i = this.indexOf(tag);
+    if (i < 0 || this.states[i] !== HELD) return;
+    this.states[i] = SETTLED;
     if (!this.send(() => this.channel.nack({ fields: { deliveryTag: tag } }, false, requeue))) return;
     this.schedule(); // only flush() advances the prefix, so queued acks are never skipped
   }
@@ -94,9 +123,10 @@ export class AckBatcher {
     const lastInRun = this.advance();
     if (lastInRun >= 0 && !this.send(() => this.channel.ack({ fields: { deliveryTag: lastInRun } }, true))) return;
     for (const tag of this.pending) {
-      if (this.state.get(tag) === ACK) {
+      const i = this.indexOf(tag);
+      if (i >= 0 && this.states[i] === ACK) {
         if (!this.send(() => this.channel.ack({ fields: { deliveryTag: tag } }, false))) return;
-        this.state.set(tag, SETTLED);
+        this.states[i] = SETTLED;
       }
     }
     this.pending = [];
@@ -109,16 +139,16 @@ export class AckBatcher {
    */
   private advance(): number {
     let last = -1;
-    while (this.head < this.order.length) {
-      const tag = this.order[this.head]!;
-      const s = this.state.get(tag);
+    const { tags, states } = this;
+    while (this.head < tags.length) {
+      const s = states[this.head]!;
       if (s === HELD) break;
-      if (s === ACK) last = tag;
-      this.state.delete(tag);
+      if (s === ACK) last = tags[this.head]!;
       this.head++;
     }
-    if (this.head > 4096 && this.head * 2 > this.order.length) {
-      this.order = this.order.slice(this.head);
+    if (this.head > 4096 && this.head * 2 > tags.length) {
+      this.tags = tags.slice(this.head);
+      this.states = states.slice(this.head);
       this.head = 0;
     }
     return last;

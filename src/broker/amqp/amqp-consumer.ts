@@ -18,6 +18,7 @@ import { decodeAmqpTable } from '../../protocol/amqp-headers.js';
 import type { IncomingMessage } from '../../protocol/message.js';
 import { clampPrefetch, type Consumer, type Delivery, type DeliveryInfo, type QueueDeclaration } from '../types.js';
 import { AckBatcher } from './ack-batcher.js';
+import { RepeatedStrings } from './repeated-strings.js';
 
 /** What a consumer needs from its broker. */
 export interface ConsumerHost {
@@ -28,25 +29,41 @@ export interface ConsumerHost {
 
 class AmqpDelivery implements Delivery {
   private infoObject: DeliveryInfo | null = null;
+  /** What `info` is built from, copied out of amqplib's delivery fields (repeating strings shared: repeated-strings.ts). */
+  private readonly exchange: string;
+  private readonly routingKey: string;
+  private readonly consumerTag: string;
+  private readonly tag: number;
+  private readonly redelivered: boolean;
+
   constructor(
     readonly message: IncomingMessage,
-    /** amqplib's delivery fields, referenced as received: `info` is built from them when first read. */
-    private readonly fields: ConsumeMessage['fields'],
+    fields: ConsumeMessage['fields'],
+    shared: RepeatedStrings,
     private readonly batcher: AckBatcher,
     private readonly owner: AmqpConsumer,
     private readonly generation: number,
-  ) {}
+  ) {
+    this.exchange = shared.exchange(fields.exchange);
+    this.routingKey = shared.routingKey(fields.routingKey);
+    this.consumerTag = shared.consumerTag(fields.consumerTag);
+    this.tag = fields.deliveryTag;
+    this.redelivered = fields.redelivered;
+  }
 
   /**
    * Built on first use (a task's `request.deliveryInfo`, a retry's route, inspect): up to
    * prefetch-count deliveries wait in memory, and most are never asked.
    */
   get info(): DeliveryInfo {
-    return (this.infoObject ??= deliveryInfo(this.fields, this.message, this.owner.queue));
-  }
-
-  private get tag(): number {
-    return this.fields.deliveryTag;
+    return (this.infoObject ??= {
+      exchange: this.exchange,
+      routingKey: this.routingKey,
+      redelivered: this.redelivered,
+      consumerTag: this.consumerTag,
+      queue: this.owner.queue,
+      priority: this.message.priority ?? null,
+    });
   }
 
   get live(): boolean {
@@ -79,6 +96,7 @@ export function usesPerConsumerQos(q: QueueDeclaration): boolean {
   return type === 'quorum' || type === 'stream';
 }
 
+/** A no-ack delivery's info, built at once (pidbox and event queues: nothing waits there). */
 function deliveryInfo(fields: ConsumeMessage['fields'], message: IncomingMessage, queue: string): DeliveryInfo {
   return {
     exchange: fields.exchange,
@@ -90,17 +108,34 @@ function deliveryInfo(fields: ConsumeMessage['fields'], message: IncomingMessage
   };
 }
 
-function toIncoming(m: ConsumeMessage): IncomingMessage {
+/** True when amqplib decoded a property that IncomingMessage does not carry itself. */
+function hasOtherProperties(p: ConsumeMessage['properties']): boolean {
+  return (
+    p.expiration !== undefined || p.messageId !== undefined || p.timestamp !== undefined || p.type !== undefined ||
+    p.userId !== undefined || p.appId !== undefined || p.clusterId !== undefined
+  );
+}
+
+function toIncoming(m: ConsumeMessage, shared: RepeatedStrings): IncomingMessage {
   const p = m.properties;
+  const headers = decodeAmqpTable(p.headers as Record<string, unknown> | undefined);
+  shared.headers(headers);
+  const id = headers.id;
+  const correlationId = p.correlationId as string | undefined;
   return {
-    body: m.content,
-    contentType: p.contentType as string | undefined,
-    contentEncoding: p.contentEncoding as string | undefined,
-    headers: decodeAmqpTable(p.headers as Record<string, unknown> | undefined),
-    correlationId: p.correlationId as string | undefined,
+    // A copy: amqplib's content is a view into the socket chunk it arrived in (64 KB), and a held
+    // delivery would keep that whole chunk alive, until a full collection once it was promoted.
+    body: Buffer.from(m.content),
+    contentType: shared.contentType(p.contentType as string | undefined),
+    contentEncoding: shared.contentEncoding(p.contentEncoding as string | undefined),
+    headers,
+    // Celery sets the correlation id to the task id: one string for both.
+    correlationId: correlationId !== undefined && correlationId === id ? (id as string) : correlationId,
     replyTo: p.replyTo as string | undefined,
     priority: p.priority as number | undefined,
-    amqpProperties: p as unknown as Record<string, unknown>,
+    deliveryMode: p.deliveryMode as number | undefined,
+    // amqplib's whole property object only when it holds more than the fields above (request.properties reads it).
+    amqpProperties: hasOtherProperties(p) ? (p as unknown as Record<string, unknown>) : undefined,
   };
 }
 
@@ -174,6 +209,7 @@ export class AmqpConsumer implements Consumer {
       // Always declared again: the queue may have been deleted while we were away.
       await this.host.declare(this.declaration, true);
       const batcher = this.noAck ? null : new AckBatcher(ch);
+      const shared = new RepeatedStrings();
       this.channel = ch;
       this.batcher = batcher;
       this.handler = (m) => {
@@ -182,10 +218,10 @@ export class AmqpConsumer implements Consumer {
           ch.close().catch(() => undefined);
           return;
         }
-        const message = toIncoming(m);
+        const message = toIncoming(m, shared);
         if (!batcher) return this.onDelivery(new SettledDelivery(message, deliveryInfo(m.fields, message, this.declaration.name)));
         batcher.track(m.fields.deliveryTag);
-        this.onDelivery(new AmqpDelivery(message, m.fields, batcher, this, generation));
+        this.onDelivery(new AmqpDelivery(message, m.fields, shared, batcher, this, generation));
       };
       const reply = await ch.consume(this.declaration.name, this.handler, { noAck: this.noAck });
       this.consumerTag = reply.consumerTag;

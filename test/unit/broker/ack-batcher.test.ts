@@ -60,6 +60,45 @@ describe('ack batching', () => {
     await tick();
     expect(ch.frames).to.deep.equal(['ack 1 multiple']);
   });
+
+  it('settles every delivery exactly once over thousands of tags with gaps, held ones and late acks', async () => {
+    const ch = recorder();
+    const b = new AckBatcher(ch);
+    // Tags only promised to grow: every third number skipped; 9,000 deliveries (past the 4,096 compaction).
+    const tags: number[] = [];
+    for (let t = 1; tags.length < 9000; t++) if (t % 3 !== 0) tags.push(t);
+    for (const t of tags) b.track(t);
+    const held = new Set([tags[10]!, tags[5000]!, tags[8999]!]);
+    // Acked out of order, a few rejected, the held ones last.
+    const order = tags.filter((t) => !held.has(t)).sort((x, y) => (x * 7919) % 9001 - (y * 7919) % 9001);
+    for (const [i, t] of order.entries()) {
+      if (i % 1000 === 0) b.reject(t, false);
+      else b.ack(t);
+      if (i % 2500 === 0) await tick();
+    }
+    await tick();
+    expect(b.outstanding).to.be.greaterThan(0);
+    for (const t of held) b.ack(t);
+    await tick();
+    expect(b.outstanding).to.equal(0);
+    // What RabbitMQ saw settles each tag once: a multiple ack covers every tag up to it not yet settled.
+    const settled = new Map<number, number>();
+    let upTo = 0;
+    for (const f of ch.frames) {
+      const [kind, tagText, multiple] = f.split(' ');
+      const tag = Number(tagText);
+      if (kind === 'ack' && multiple === 'multiple') {
+        for (const t of tags) if (t > upTo && t <= tag && !settled.has(t)) settled.set(t, 1);
+        upTo = tag;
+      } else {
+        expect(settled.has(tag), `tag ${tag} settled twice`).to.equal(false);
+        settled.set(tag, 1);
+      }
+    }
+    expect(settled.size).to.equal(tags.length);
+    // The held ones were never covered before they were acked: their acks are the last frames.
+    expect(ch.frames.slice(-1)[0]).to.equal(`ack ${tags[8999]} multiple`);
+  });
 });
 
 describe('ack batching when the channel dies', () => {
