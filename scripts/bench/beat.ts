@@ -12,7 +12,10 @@
  * Systems: `ts-lease` (the default with a redis:// result backend: runs recorded in
  * Redis under the fenced lease), `ts-file` (no Redis: the schedule file), `celery`, and
  * `raw` (beat-raw.ts: plain amqplib publishing the message ts-celery's beat sends, captured
- * once at start, on the same schedule with confirms: the ceiling; spread phase only).
+ * once at start, on the same schedule with confirms: the ceiling; spread phase only), and
+ * `raw-mandatory` (the same, published as ts-celery's broker publishes: `mandatory`, a message id each).
+ * A second table says where the time went (beat-diag.ts: socket writes, event loop, GC, RabbitMQ's
+ * CPU); `--profile <dir>` writes a V8 CPU profile of each beat process (read it with profile.ts).
  * Phases: `spread` (entry i last ran i/N s into the second, so runs come due evenly:
  * 10,000 a second, steadily) and `aligned` (every entry starts at beat's start, as a
  * fresh schedule does: all 10,000 come due in the same millisecond, every second).
