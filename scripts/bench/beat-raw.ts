@@ -20,6 +20,7 @@
 import { readFileSync } from 'node:fs';
 import amqp, { type Options } from 'amqplib';
 import { encodeAmqpTable } from '../../src/protocol/amqp-headers.js';
+import { startDiag } from './beat-diag.js';
 
 const env = process.env;
 const n = Number(env.BENCH_BEAT_N ?? 10_000);
@@ -27,6 +28,8 @@ const queue = env.BENCH_BEAT_QUEUE!;
 const warmupMs = Number(env.BENCH_BEAT_WARMUP_MS ?? 5_000);
 const windowMs = Number(env.BENCH_BEAT_WINDOW_MS ?? 20_000);
 const maxInFlight = Number(env.BENCH_BEAT_WINDOW ?? 2_000);
+/** `raw-mandatory`: publish as ts-celery's broker does (`mandatory`, a new message_id per message). */
+const likeTs = env.BENCH_BEAT_RAW_LIKE_TS === '1';
 /** Runs published per turn of the event loop at most (beat's BATCH), so confirms get their turn. */
 const BATCH = 500;
 
@@ -53,6 +56,7 @@ async function main(): Promise<void> {
   const windowFrom = started + warmupMs;
   const windowTo = windowFrom + windowMs;
   const firstDue = started + 1_000;
+  const diag = startDiag(windowFrom, windowTo);
   const written: number[] = [];
   const confirmed: number[] = [];
   let k = 0; // the next run: entry k % n of second floor(k / n)
@@ -76,6 +80,10 @@ async function main(): Promise<void> {
       inFlight++;
       const dispatchedAt = Date.now();
       if (dispatchedAt >= windowFrom && dispatchedAt < windowTo && inFlight > inFlightMax) inFlightMax = inFlight;
+      if (likeTs) {
+        properties.mandatory = true;
+        properties.messageId = String(k);
+      }
       const ok = ch.publish('', queue, body, properties, (err) => {
         inFlight--;
         if (!err && dispatchedAt >= windowFrom && dispatchedAt < windowTo) {
@@ -100,7 +108,7 @@ async function main(): Promise<void> {
   timer = setTimeout(pump, firstDue - Date.now());
 
   setTimeout(() => {
-    const report = { windowFrom, windowTo, sends: confirmed.length, lag: summary(written), confirmedLag: summary(confirmed), inFlightMax };
+    const report = { windowFrom, windowTo, sends: confirmed.length, lag: summary(written), confirmedLag: summary(confirmed), inFlightMax, diag: diag.report() };
     process.stdout.write(`${JSON.stringify(report)}\n`);
   }, windowTo - Date.now() + 3_000);
   process.once('SIGTERM', () => {

@@ -17,6 +17,7 @@ import { appTimezone } from '../../src/app/timezone.js';
 import { leaseKeys, RedisLease, RedisStore } from '../../src/beat/lease.js';
 import { FileStore, type SavedSchedule } from '../../src/beat/store.js';
 import { getLogger } from '../../src/support/log.js';
+import { startDiag } from './beat-diag.js';
 
 const env = process.env;
 const n = Number(env.BENCH_BEAT_N ?? 10_000);
@@ -79,6 +80,7 @@ async function main(): Promise<void> {
   let inFlightMax = 0;
   const inFlightAtSend: number[] = [];
 
+  const diag = startDiag(windowFrom, windowTo);
   if (env.BENCH_BEAT_PHASE === 'spread') await seedPhases(started);
   const beat = new Beat(app, {
     ...(env.BENCH_BEAT_WINDOW ? { maxInFlight: Number(env.BENCH_BEAT_WINDOW) } : {}),
@@ -97,7 +99,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < inFlightAtSend.length; i += 2) events.push([inFlightAtSend[i]!, 1], [inFlightAtSend[i + 1]!, -1]);
     events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
     for (const [, d] of events) inFlightMax = Math.max(inFlightMax, (inFlight += d));
-    const report = { windowFrom, windowTo, sends: confirmed.length, lag: summary(written), confirmedLag: summary(confirmed), inFlightMax };
+    const report = { windowFrom, windowTo, sends: confirmed.length, lag: summary(written), confirmedLag: summary(confirmed), inFlightMax, diag: diag.report() };
     process.stdout.write(`${JSON.stringify(report)}\n`);
   }, windowTo - Date.now() + 3_000); // runs sent at the end of the window get their confirms meanwhile
   process.once('SIGTERM', () => {

@@ -12,7 +12,10 @@
  * Systems: `ts-lease` (the default with a redis:// result backend: runs recorded in
  * Redis under the fenced lease), `ts-file` (no Redis: the schedule file), `celery`, and
  * `raw` (beat-raw.ts: plain amqplib publishing the message ts-celery's beat sends, captured
- * once at start, on the same schedule with confirms: the ceiling; spread phase only).
+ * once at start, on the same schedule with confirms: the ceiling; spread phase only), and
+ * `raw-mandatory` (the same, published as ts-celery's broker publishes: `mandatory`, a message id each).
+ * A second table says where the time went (beat-diag.ts: socket writes, event loop, GC, RabbitMQ's
+ * CPU); `--profile <dir>` writes a V8 CPU profile of each beat process (read it with profile.ts).
  * Phases: `spread` (entry i last ran i/N s into the second, so runs come due evenly:
  * 10,000 a second, steadily) and `aligned` (every entry starts at beat's start, as a
  * fresh schedule does: all 10,000 come due in the same millisecond, every second).
@@ -22,7 +25,7 @@
  * to the AMQP client, and also: confirmed by RabbitMQ); CPU (% of one core) and peak
  * RSS of the beat process over the measured window. Vhost ts-celery-beat, Redis DB 12.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
@@ -36,6 +39,7 @@ import { normalizeSchedule } from '../../src/beat/entry.js';
 import { Scheduler, type Clock } from '../../src/beat/scheduler.js';
 import type { ScheduleStore } from '../../src/beat/store.js';
 import { getLogger } from '../../src/support/log.js';
+import type { Diag } from './beat-diag.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -48,6 +52,8 @@ const { values: opts } = parseArgs({
     'in-flight': { type: 'string' },
     phases: { type: 'string', default: 'spread,aligned' },
     out: { type: 'string' },
+    /** Write a V8 CPU profile of each ts-celery/raw beat process into this folder (summarise with profile.ts). */
+    profile: { type: 'string' },
   },
 });
 
@@ -72,6 +78,7 @@ interface Report {
   confirmedLag: Lag | null;
   /** The most runs awaiting their confirm at once (ts-celery and raw; the cap is 2,000 unless --in-flight). */
   inFlightMax?: number;
+  diag?: Diag;
 }
 interface Row {
   system: string;
@@ -85,6 +92,9 @@ interface Row {
   inFlightMax?: number | undefined;
   cpuPercent?: number;
   rssPeakMb?: number;
+  diag?: Diag | undefined;
+  /** RabbitMQ's CPU over the window (% of a core): the broker is the other half of every publish. */
+  rabbitCpuPercent?: number;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -111,6 +121,7 @@ async function runOne(system: string, phase: string, amqp: Awaited<ReturnType<ty
     BENCH_BEAT_FILE: file,
     BENCH_BEAT_OUT: out,
     BENCH_BEAT_MODE: system === 'ts-lease' ? 'lease' : 'file',
+    ...(system === 'raw-mandatory' ? { BENCH_BEAT_RAW_LIKE_TS: '1' } : {}),
     BENCH_BEAT_PHASE: phase,
     BENCH_BEAT_WARMUP_MS: String(WARMUP_MS),
     BENCH_BEAT_WINDOW_MS: String(WINDOW_MS),
@@ -120,15 +131,18 @@ async function runOne(system: string, phase: string, amqp: Awaited<ReturnType<ty
     PYTHONDONTWRITEBYTECODE: '1',
   };
   let proc: Proc;
+  const prof = opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${opts.profile}`, `--cpu-prof-name=${system}.${phase}.${Date.now()}.cpuprofile`] : [];
   if (system === 'celery') {
     proc = startProc(VENV_PYTHON, ['-m', 'celery', '-A', 'pybeat', 'beat', '-S', 'pybeat:LagScheduler', '-s', file, '-l', 'warning'], { cwd: ROOT, env });
-  } else if (system === 'raw') {
-    proc = startProc(process.execPath, ['-e', "require('tsx/cjs'); require('./scripts/bench/beat-raw.ts')"], { cwd: ROOT, env });
+  } else if (system.startsWith('raw')) {
+    proc = startProc(process.execPath, [...prof, '-e', "require('tsx/cjs'); require('./scripts/bench/beat-raw.ts')"], { cwd: ROOT, env });
   } else {
     // As bin/ts-celery.js starts the CLI: tsx's in-thread require hook.
-    proc = startProc(process.execPath, ['-e', "require('tsx/cjs'); require('./scripts/bench/beat-runner.ts')"], { cwd: ROOT, env });
+    proc = startProc(process.execPath, [...prof, '-e', "require('tsx/cjs'); require('./scripts/bench/beat-runner.ts')"], { cwd: ROOT, env });
   }
   const sampler = new ProcSampler(proc.pid, 200).start();
+  const rabbit = rabbitPid();
+  const rabbitSampler = rabbit ? new ProcSampler(rabbit, 200).start() : null;
   const row: Row = { system, phase, ok: false };
   try {
     const deadline = Date.now() + WARMUP_MS + WINDOW_MS + 15_000;
@@ -152,10 +166,13 @@ async function runOne(system: string, phase: string, amqp: Awaited<ReturnType<ty
     row.inFlightMax = report.inFlightMax;
     row.cpuPercent = (sampler.cpuBetween(report.windowFrom, report.windowTo) / (report.windowTo - report.windowFrom)) * 100;
     row.rssPeakMb = sampler.peakRss(report.windowFrom, report.windowTo);
+    row.diag = report.diag;
+    if (rabbitSampler) row.rabbitCpuPercent = (rabbitSampler.cpuBetween(report.windowFrom, report.windowTo) / (report.windowTo - report.windowFrom)) * 100;
   } catch (err) {
     row.error = (err as Error).message;
   } finally {
     sampler.stop();
+    rabbitSampler?.stop();
     await proc.stop(5_000);
     await ch.deleteQueue(queue).catch(() => undefined);
     await ch.close().catch(() => undefined);
@@ -163,6 +180,20 @@ async function runOne(system: string, phase: string, amqp: Awaited<ReturnType<ty
     for (const f of [file, `${file}.db`, `${file}.dat`, `${file}.dir`, `${file}.bak`, out]) rmSync(f, { force: true });
   }
   return row;
+}
+
+/** The shared RabbitMQ node's Erlang VM (not the fault tests' own nodes): its home is /var/lib/rabbitmq. */
+function rabbitPid(): number | null {
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8');
+      if (cmd.includes('beam.smp') && cmd.includes('-home\u0000/var/lib/rabbitmq\u0000')) return Number(d);
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return null;
 }
 
 const ms = (x: number | null | undefined): string => (x === null || x === undefined ? '–' : x >= 100 ? String(Math.round(x)) : x.toFixed(1));
@@ -180,6 +211,23 @@ function table(rows: Row[]): string {
     lines.push(
       `| ${r.phase} | ${r.system} | ${Math.round(r.sendsPerSecond!).toLocaleString('en-US')} (${Math.round(r.receivedPerSecond!).toLocaleString('en-US')}) | ` +
         `${lagCell(r.lag)} | ${lagCell(r.confirmedLag)} | ${late} | ${r.inFlightMax?.toLocaleString('en-US') ?? '–'} | ${Math.round(r.cpuPercent!)} % | ${Math.round(r.rssPeakMb!)} MB |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** Where the time went, per system: socket writes, the event loop, GC, RabbitMQ's CPU. */
+function diagTable(rows: Row[]): string {
+  const head = '| phase | beat | AMQP socket writes / run | frames / write | bytes out / run | loop delay p50 / p99 / max, ms | loop busy | GC ms/s | RabbitMQ CPU | CPU µs / run |';
+  const lines = [head, '|---|---|---|---|---|---|---|---|---|---|'];
+  for (const r of rows) {
+    const d = r.diag;
+    if (!r.ok || !d) continue;
+    const runs = r.sendsPerSecond! * (WINDOW_MS / 1000);
+    lines.push(
+      `| ${r.phase} | ${r.system} | ${(d.amqpWrites / runs).toFixed(3)} | ${(d.amqpChunks / Math.max(1, d.amqpWrites)).toFixed(1)} | ${Math.round(d.amqpBytesOut / runs)} | ` +
+        `${d.loopDelayMs.p50} / ${d.loopDelayMs.p99} / ${d.loopDelayMs.max} | ${Math.round(d.loopUtilization * 100)} % | ${Math.round(d.gcMs / (WINDOW_MS / 1000))} | ` +
+        `${r.rabbitCpuPercent === undefined ? '–' : `${Math.round(r.rabbitCpuPercent)} %`} | ${((r.cpuPercent! * 10_000) / r.sendsPerSecond!).toFixed(1)} |`,
     );
   }
   return lines.join('\n');
@@ -277,18 +325,18 @@ async function main(): Promise<number> {
   const perRun = await schedulerCost();
   process.stdout.write(`ts-celery's scheduler alone (virtual clock, no broker, no store): ${perRun.toFixed(1)} µs of CPU per run\n\n`);
   const systems = opts.systems!.split(',');
-  const shapeFile = systems.includes('raw') ? await captureBeatMessage(amqp) : null;
+  const shapeFile = systems.some((s) => s.startsWith('raw')) ? await captureBeatMessage(amqp) : null;
   const rows: Row[] = [];
   for (const phase of opts.phases!.split(',')) {
     for (const system of systems) {
       // The raw publisher follows the spread schedule only (an aligned burst is the same publishes sooner).
-      if (system === 'raw' && phase !== 'spread') continue;
+      if (system.startsWith('raw') && phase !== 'spread') continue;
       const row = await runOne(system, phase, amqp, redis, shapeFile);
       rows.push(row);
       process.stderr.write(`[beat] ${phase} ${system}: ${row.ok ? `${Math.round(row.sendsPerSecond!)}/s, lag p99 ${ms(row.lag?.p99)} ms` : `FAILED ${row.error}`}\n`);
     }
   }
-  process.stdout.write(`${table(rows)}\n`);
+  process.stdout.write(`${table(rows)}\n\n${diagTable(rows)}\n`);
   const file = opts.out ?? join(RESULTS_DIR, `bench-beat-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   writeFileSync(file, `${JSON.stringify({ n: N, warmupMs: WARMUP_MS, windowMs: WINDOW_MS, machine, schedulerCpuUsPerRun: perRun, rows }, null, 2)}\n`);
   process.stdout.write(`\nResults: ${file}\n`);

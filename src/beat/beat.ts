@@ -82,8 +82,8 @@ export class Beat {
   private redis: Redis | null = null;
   private loop: Promise<void> | null = null;
   private readonly fileIgnored: boolean;
-  /** Runs sent by this beat so far. */
-  sent = 0;
+  /** Runs sent by earlier schedulers of this beat (before a lease was lost and taken again). */
+  private sentBefore = 0;
   /** Each entry's prepared message. */
   private readonly prepared = new Map<ScheduleEntry, PreparedSend>();
 
@@ -134,8 +134,14 @@ export class Beat {
     await this.loop?.catch(() => undefined);
   }
 
+  /** Runs sent by this beat so far (counted by its schedulers: no extra promise per run). */
+  get sent(): number {
+    return this.sentBefore + (this.scheduler?.sent ?? 0);
+  }
+
   private newScheduler(store: ScheduleStore): Scheduler {
     const conf = this.app.conf;
+    this.sentBefore = this.sent;
     const scheduler = new Scheduler({
       entries: this.entries,
       store,
@@ -161,9 +167,7 @@ export class Beat {
       prepared = this.app.prepareSend(entry.task, entry.args, entry.kwargs, options);
       this.prepared.set(entry, prepared);
     }
-    return prepared.send(expires).then(() => {
-      this.sent++;
-    });
+    return prepared.send(expires);
   }
 
   private logUpcoming(scheduler: Scheduler): void {

@@ -15,7 +15,7 @@
  *   leaves it to expire: takeover within ttl + ttl/5 (12 s by default).
  */
 import type { Redis } from 'ioredis';
-import type { EntryState, RunRecord, SavedSchedule, ScheduleStore } from './store.js';
+import { isoCached, type EntryState, type RunRecord, type SavedSchedule, type ScheduleStore } from './store.js';
 
 const ACQUIRE = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
@@ -121,11 +121,14 @@ export class RedisLease {
   }
 }
 
-const encode = (s: EntryState): string => JSON.stringify({ last_run_at: new Date(s.lastRunAt).toISOString(), total_run_count: s.totalRunCount });
+/** An entry's state as stored in the hash (the JSON of `{ last_run_at, total_run_count }`). */
+const encode = (s: EntryState, iso: (ms: number) => string): string => `{"last_run_at":"${iso(s.lastRunAt)}","total_run_count":${s.totalRunCount}}`;
 const META = '__meta__';
 
 /** The schedule state in a Redis hash; every write is fenced by the lease. */
 export class RedisStore implements ScheduleStore {
+  /** Every run of a batch has the same last-run time: one ISO string per batch, not per run. */
+  private readonly iso = isoCached();
   constructor(
     private readonly lease: RedisLease,
     readonly description: string,
@@ -155,13 +158,14 @@ export class RedisStore implements ScheduleStore {
 
   save(state: SavedSchedule): Promise<boolean> {
     const fields = [META, JSON.stringify({ timezone: state.timezone, utc_enabled: state.utcEnabled })];
-    for (const [name, s] of Object.entries(state.entries)) fields.push(name, encode(s));
+    const iso = isoCached();
+    for (const [name, s] of Object.entries(state.entries)) fields.push(name, encode(s, iso));
     return this.write(true, fields);
   }
 
   record(runs: readonly RunRecord[]): Promise<boolean> {
     const fields: string[] = [];
-    for (const [name, s] of runs) fields.push(name, encode(s));
+    for (const [name, s] of runs) fields.push(name, encode(s, this.iso));
     return this.write(false, fields);
   }
 

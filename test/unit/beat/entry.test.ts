@@ -82,6 +82,39 @@ describe('the schedule file', () => {
     expect(readFileSync(file, 'utf8').trim().split('\n')).to.have.length(1);
   });
 
+  it('a large schedule\'s snapshot is built in slices; runs recorded between the slices are kept', async () => {
+    const file = join(dir, 's.json');
+    const store = new FileStore(file, getLogger('t'));
+    const names = Array.from({ length: 2_500 }, (_, i) => `e"${i}é`); // names that JSON must escape
+    await store.save({ timezone: 'Europe/Paris', utcEnabled: false, entries: Object.fromEntries(names.map((n) => [n, { lastRunAt: 0, totalRunCount: 0 }])) });
+    const last = new Map<string, number>();
+    const compacting = (): Promise<void> | null => (store as unknown as { compacting: Promise<void> | null }).compacting;
+    let during = 0;
+    for (let n = 1; n <= 200 && during < 3; n++) {
+      // 500 runs a line, a turn of the loop between lines: the lines after the one that starts a
+      // compaction land while its snapshot (3 slices) is being built.
+      const batch = names.slice((n * 500) % names.length, ((n * 500) % names.length) + 500);
+      const building = compacting() !== null;
+      await store.record(batch.map((name) => [name, { lastRunAt: n * 1000 + 7, totalRunCount: n }] as const));
+      for (const name of batch) last.set(name, n);
+      if (building) during++;
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(during).to.equal(3);
+    await compacting();
+    expect(readFileSync(file, 'utf8').trim().split('\n').length).to.be.at.most(5); // the snapshot and the lines meanwhile
+    for (const reader of ['while open', 'after close'] as const) {
+      if (reader === 'after close') await store.close();
+      const loaded = await new FileStore(file, getLogger('t')).load();
+      expect(loaded!.timezone).to.equal('Europe/Paris');
+      for (const name of names) {
+        const n = last.get(name) ?? 0;
+        expect(loaded!.entries[name], `${name} ${reader}`).to.deep.equal({ lastRunAt: n ? n * 1000 + 7 : 0, totalRunCount: n });
+      }
+    }
+    expect(readdirSync(dir)).to.deep.equal(['s.json']);
+  });
+
   it('a file that is not a ts-celery schedule (e.g. Python\'s shelve db) is moved aside, and beat starts afresh', async () => {
     const file = join(dir, 'celerybeat-schedule');
     writeFileSync(file, Buffer.from([0, 6, 21, 97, 0, 0]));
