@@ -16,7 +16,7 @@ import { ImproperlyConfigured } from '../errors.js';
 import { registerBuiltinTasks } from '../canvas/builtins.js';
 import { signature as makeSignature, type Signature } from '../canvas/index.js';
 import type { SignatureLike, SignatureOptions } from '../canvas/options.js';
-import { buildTaskMessage, type Embed, type SignatureDict, type WireMessage } from '../protocol/message.js';
+import { buildTaskMessage, NO_EXTRA_HEADERS, NO_TIME_LIMIT, type Embed, type SignatureDict, type WireMessage } from '../protocol/message.js';
 import { buildTaskMessageV1 } from '../protocol/message-v1.js';
 import { parseIsoTime } from '../protocol/time.js';
 import { AsyncResult } from '../result/async-result.js';
@@ -353,7 +353,7 @@ export class Celery implements TaskHost {
           }
         : undefined;
     const nesting = options.replacedTaskNesting;
-    const headers = nesting ? { ...options.headers, replaced_task_nesting: nesting } : (options.headers ?? {});
+    const headers = nesting ? { ...options.headers, replaced_task_nesting: nesting } : (options.headers ?? NO_EXTRA_HEADERS);
     const build = this.conf.task_protocol === 1 ? buildTaskMessageV1 : buildTaskMessage;
     let wire: WireMessage = build(
       {
@@ -366,7 +366,8 @@ export class Celery implements TaskHost {
         rootId: options.rootId ?? parent?.rootId ?? id,
         parentId: options.parentId ?? parent?.id ?? null,
         shadow: options.shadow ?? null,
-        timeLimit: [options.timeLimit ?? null, options.softTimeLimit ?? null],
+        timeLimit:
+          options.timeLimit === undefined && options.softTimeLimit === undefined ? NO_TIME_LIMIT : [options.timeLimit ?? null, options.softTimeLimit ?? null],
         ignoreResult: options.ignoreResult ?? taskOptions.ignoreResult ?? this.conf.task_ignore_result,
         origin: this.origin,
         replyTo: options.replyTo ?? this.oid,

@@ -9,7 +9,7 @@
  */
 import { inflateSync } from 'node:zlib';
 import { ContentDisallowed, ProtocolError } from '../errors.js';
-import { decodeJson, encodeJson } from './json.js';
+import { decodeJson, encodeTaskArgument } from './json.js';
 import { argsRepr, kwargsRepr } from './repr.js';
 import { formatIsoTime, parseOptionalTime } from './time.js';
 
@@ -144,10 +144,10 @@ export function buildTaskMessage(input: TaskMessageInput, now: number = Date.now
   const embed = input.embed ?? EMPTY_EMBED;
   const eta = input.eta ?? null;
   const expires = input.expires ?? null;
-  const what = `the arguments of task ${task}`;
-  const kwargsJson = isEmptyObject(kwargs) ? '{}' : encodeJson(kwargs, what, 'kwargs');
+  const argsJson = encodeTaskArgument(args, task, 'args');
+  const kwargsJson = isEmptyObject(kwargs) ? '{}' : encodeTaskArgument(kwargs, task, 'kwargs');
   const embedJson = embed === EMPTY_EMBED ? EMPTY_EMBED_JSON : JSON.stringify(embed);
-  const body = `[${encodeJson(args, what, 'args')}, ${kwargsJson}, ${embedJson}]`;
+  const body = `[${argsJson}, ${kwargsJson}, ${embedJson}]`;
   const headers: Record<string, unknown> = {
     lang: 'py',
     task,

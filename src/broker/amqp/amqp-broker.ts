@@ -150,6 +150,11 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
   private publishSeq = 0;
   /** The header tables handed to amqplib, one object per set of header names. */
   private readonly headerTables = new HeaderTables();
+  /** The options object handed to amqplib for every confirmed publish (see publishOptions). */
+  private readonly confirmOptions: Options.Publish = {
+    headers: undefined, contentType: undefined, contentEncoding: undefined, deliveryMode: undefined, mandatory: true,
+    messageId: undefined, correlationId: undefined, replyTo: undefined, priority: undefined, expiration: undefined,
+  };
   /**
    * A plain channel for fire-and-forget publishes (events, remote control):
    * no confirms, no `mandatory`, as kombu sends them. Kept apart from the
@@ -535,21 +540,24 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
     return this.publishRetrying(message, route, failed);
   }
 
-  /** amqplib's publish options for a confirmed, `mandatory` publish tagged with `token`. */
+  /**
+   * amqplib's publish options for a confirmed, `mandatory` publish tagged with `token`. One object,
+   * refilled per publish: amqplib copies what it needs out of it and encodes the frames before
+   * `publish()` returns (as for the header tables), so nothing reads it afterwards.
+   */
   private publishOptions(message: WireMessage, token: string): Options.Publish {
-    const options: Options.Publish = {
-      // Reused table: amqplib encodes it before publish() returns (header-tables.ts says why).
-      headers: this.headerTables.fill(message.headers),
-      contentType: message.contentType,
-      contentEncoding: message.contentEncoding,
-      deliveryMode: message.deliveryMode,
-      mandatory: true,
-      messageId: token,
-    };
-    if (message.correlationId !== undefined) options.correlationId = message.correlationId;
-    if (message.replyTo !== undefined) options.replyTo = message.replyTo;
-    if (message.priority !== undefined) options.priority = message.priority;
-    if (message.expiration !== undefined) options.expiration = message.expiration;
+    const options = this.confirmOptions;
+    // Reused table: amqplib encodes it before publish() returns (header-tables.ts says why).
+    options.headers = this.headerTables.fill(message.headers);
+    options.contentType = message.contentType;
+    options.contentEncoding = message.contentEncoding;
+    options.deliveryMode = message.deliveryMode;
+    options.messageId = token;
+    // Optional ones are set to undefined when absent: amqplib leaves out undefined properties.
+    options.correlationId = message.correlationId;
+    options.replyTo = message.replyTo;
+    options.priority = message.priority;
+    options.expiration = message.expiration;
     return options;
   }
 
