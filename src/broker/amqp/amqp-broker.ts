@@ -395,9 +395,13 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
     // this connection. One publish whose confirm settles the caller's promise directly: no retry
     // loop, no awaits, one promise per call. Anything else, and any failure of this publish, goes
     // through publishRetrying (the same declarations, NO_ROUTE handling and task_publish_retry).
-    const ch = this.publisher.current;
-    if (ch && !this.drained && !route.declareTopology && !route.declareExchange && (!route.declare || this.declarations.queueDeclared(route.declare))) {
-      return this.publishDirect(ch, message, route);
+    try {
+      const ch = this.publisher.current;
+      if (ch && !this.drained && !route.declareTopology && !route.declareExchange && (!route.declare || this.declarations.queueDeclared(route.declare))) {
+        return this.publishDirect(ch, message, route);
+      }
+    } catch (err) {
+      return Promise.reject(err); // never a synchronous throw: callers expect a promise
     }
     return this.publishRetrying(message, route, null);
   }
@@ -408,8 +412,8 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
   }
 
   /**
-   * {@link publish} with its retries. `failed`: the first attempt was already made (by
-   * publishDirect) and failed with this error, or, when it is `'unrouted'`, RabbitMQ returned it.
+   * {@link publish} with its retries. `failed`: null, or the first attempt was already made (by
+   * publishDirect) and failed with this error, or, when it is {@link UNROUTED}, RabbitMQ returned it.
    */
   private async publishRetrying(message: WireMessage, route: PublishRoute, failed: unknown): Promise<void> {
     const policy = this.options.publishRetry;
