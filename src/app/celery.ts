@@ -16,13 +16,13 @@ import { ImproperlyConfigured } from '../errors.js';
 import { registerBuiltinTasks } from '../canvas/builtins.js';
 import { signature as makeSignature, type Signature } from '../canvas/index.js';
 import type { SignatureLike, SignatureOptions } from '../canvas/options.js';
-import { buildTaskMessage, type Embed, type SignatureDict, type WireMessage } from '../protocol/message.js';
+import { buildTaskMessage, NO_EXTRA_HEADERS, NO_TIME_LIMIT, type Embed, type SignatureDict, type WireMessage } from '../protocol/message.js';
 import { buildTaskMessageV1 } from '../protocol/message-v1.js';
 import { parseIsoTime } from '../protocol/time.js';
 import { AsyncResult } from '../result/async-result.js';
 import { LamportClock } from '../support/clock.js';
 import { parseRate } from '../support/rate.js';
-import { producerOrigin } from '../support/ids.js';
+import { newTaskId, producerOrigin } from '../support/ids.js';
 import {
   applyEnvironment,
   applySettings,
@@ -287,24 +287,43 @@ export class Celery implements TaskHost {
     return this.send<R>(task.name, task.options, args, kwargs, options);
   }
 
-  private async send<R>(
+  private send<R>(
     name: string,
     taskOptions: Readonly<TaskOptions>,
     args: unknown[],
     kwargs: Record<string, unknown>,
     options: ApplyOptions,
   ): Promise<AsyncResult<R>> {
-    checkApplyOptions(options);
-    if (!this.isReady) await this.ready();
+    // Not an async function: the common call adds one promise (the confirm's, then the result)
+    // instead of a chain of async frames kept alive until RabbitMQ confirms. Errors still reject.
+    try {
+      checkApplyOptions(options);
+      if (!this.isReady) return this.ready().then(() => this.sendReady<R>(name, taskOptions, args, kwargs, options));
+      return this.sendReady<R>(name, taskOptions, args, kwargs, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** {@link send} once the config is loaded (may throw: send turns that into a rejection). */
+  private sendReady<R>(
+    name: string,
+    taskOptions: Readonly<TaskOptions>,
+    args: unknown[],
+    kwargs: Record<string, unknown>,
+    options: ApplyOptions,
+  ): Promise<AsyncResult<R>> {
     const now = Date.now();
     const context = currentTaskContext();
     const built = this.buildMessage(name, taskOptions, args, kwargs, options, now, context?.request);
     const backend = this.backend;
-    await this.publishBuilt(built.wire, built.route, built.eta, now);
-    const result = new AsyncResult<R>(built.id, backend, this);
-    // As Celery's add_trail: the sending task stores it among its children.
-    if (context?.addChild && options.addToParent !== false) context.addChild(result);
-    return result;
+    const id = built.id;
+    return this.publishBuilt(built.wire, built.route, built.eta, now).then(() => {
+      const result = new AsyncResult<R>(id, backend, this);
+      // As Celery's add_trail: the sending task stores it among its children.
+      if (context?.addChild && options.addToParent !== false) context.addChild(result);
+      return result;
+    });
   }
 
   /** @internal The wire message of one send and where it goes (send() and prepared sends). */
@@ -317,7 +336,7 @@ export class Celery implements TaskHost {
     now: number,
     parent?: { id: string; rootId: string | null } | undefined,
   ): { id: string; wire: WireMessage; route: ResolvedRoute; eta: number | null } {
-    const id = options.taskId ?? randomUUID();
+    const id = options.taskId ?? newTaskId();
     const eta =
       options.eta !== undefined ? toEpochMs(options.eta, 'eta') : options.countdown !== undefined ? now + options.countdown * 1000 : null;
     const expiresOpt = options.expires ?? taskOptions.expires;
@@ -334,7 +353,7 @@ export class Celery implements TaskHost {
           }
         : undefined;
     const nesting = options.replacedTaskNesting;
-    const headers = nesting ? { ...options.headers, replaced_task_nesting: nesting } : (options.headers ?? {});
+    const headers = nesting ? { ...options.headers, replaced_task_nesting: nesting } : (options.headers ?? NO_EXTRA_HEADERS);
     const build = this.conf.task_protocol === 1 ? buildTaskMessageV1 : buildTaskMessage;
     let wire: WireMessage = build(
       {
@@ -347,7 +366,8 @@ export class Celery implements TaskHost {
         rootId: options.rootId ?? parent?.rootId ?? id,
         parentId: options.parentId ?? parent?.id ?? null,
         shadow: options.shadow ?? null,
-        timeLimit: [options.timeLimit ?? null, options.softTimeLimit ?? null],
+        timeLimit:
+          options.timeLimit === undefined && options.softTimeLimit === undefined ? NO_TIME_LIMIT : [options.timeLimit ?? null, options.softTimeLimit ?? null],
         ignoreResult: options.ignoreResult ?? taskOptions.ignoreResult ?? this.conf.task_ignore_result,
         origin: this.origin,
         replyTo: options.replyTo ?? this.oid,
@@ -355,7 +375,7 @@ export class Celery implements TaskHost {
         extraHeaders: headers,
         group: options.groupId ?? null,
         groupIndex: options.groupIndex ?? null,
-        ...(embed ? { embed } : {}),
+        embed, // undefined: the shared empty embed
       },
       now,
       appTimezone(this.conf),
@@ -369,15 +389,25 @@ export class Celery implements TaskHost {
   }
 
   /** @internal Publishes a built message (with its confirm) and sends `task-sent` when enabled. */
-  async publishBuilt(wire: WireMessage, route: ResolvedRoute, eta: number | null, now: number): Promise<void> {
-    const backend = this.backend;
-    if (backend.beforePublish) await backend.beforePublish();
+  publishBuilt(wire: WireMessage, route: ResolvedRoute, eta: number | null, now: number): Promise<void> {
+    // Not an async function (see send()); a synchronous error becomes the rejection.
+    try {
+      const backend = this.backend;
+      if (backend.beforePublish) return backend.beforePublish().then(() => this.publishRouted(wire, route, eta, now));
+      return this.publishRouted(wire, route, eta, now);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private publishRouted(wire: WireMessage, route: ResolvedRoute, eta: number | null, now: number): Promise<void> {
     const broker = this.broker;
     // Countdown/eta tasks of an app with quorum queues wait in the broker, not in a worker (delayed-delivery.ts).
     const publishRoute = nativeDelayedRoute(this.conf, route.queue, eta, now, typeof broker.declareTopology === 'function') ??
       { exchange: route.exchange, routingKey: route.routingKey, declare: route.queue };
-    await broker.publish(wire, publishRoute);
-    if (this.conf.task_send_sent_event) this.sendSentEvent(wire, route.queue?.name ?? null, publishRoute.exchange, publishRoute.routingKey);
+    const published = broker.publish(wire, publishRoute);
+    if (!this.conf.task_send_sent_event) return published;
+    return published.then(() => this.sendSentEvent(wire, route.queue?.name ?? null, publishRoute.exchange, publishRoute.routingKey));
   }
 
   /**

@@ -106,6 +106,67 @@ export function queueDeclaration(conf: CelerySettings, name: string): QueueDecla
   };
 }
 
+/** The settings {@link queueDeclaration} reads (besides the queue name), as they were. */
+type DeclarationInputs = Pick<
+  CelerySettings,
+  | 'task_queues' | 'task_queue_max_priority' | 'task_create_missing_queues' | 'task_default_queue' | 'task_default_queue_type'
+  | 'task_create_missing_queue_type' | 'task_create_missing_queue_exchange_type' | 'task_default_exchange'
+  | 'task_default_exchange_type' | 'task_default_routing_key'
+>;
+
+function declarationInputs(c: CelerySettings): DeclarationInputs {
+  return {
+    task_queues: c.task_queues, task_queue_max_priority: c.task_queue_max_priority, task_create_missing_queues: c.task_create_missing_queues,
+    task_default_queue: c.task_default_queue, task_default_queue_type: c.task_default_queue_type,
+    task_create_missing_queue_type: c.task_create_missing_queue_type, task_create_missing_queue_exchange_type: c.task_create_missing_queue_exchange_type,
+    task_default_exchange: c.task_default_exchange, task_default_exchange_type: c.task_default_exchange_type,
+    task_default_routing_key: c.task_default_routing_key,
+  };
+}
+
+function sameInputs(a: DeclarationInputs, c: CelerySettings): boolean {
+  return (
+    a.task_queues === c.task_queues && a.task_queue_max_priority === c.task_queue_max_priority &&
+    a.task_create_missing_queues === c.task_create_missing_queues && a.task_default_queue === c.task_default_queue &&
+    a.task_default_queue_type === c.task_default_queue_type && a.task_create_missing_queue_type === c.task_create_missing_queue_type &&
+    a.task_create_missing_queue_exchange_type === c.task_create_missing_queue_exchange_type &&
+    a.task_default_exchange === c.task_default_exchange && a.task_default_exchange_type === c.task_default_exchange_type &&
+    a.task_default_routing_key === c.task_default_routing_key
+  );
+}
+
+/** Declarations made for one settings object, and the settings they were made from. */
+interface DeclarationCache {
+  inputs: DeclarationInputs;
+  byName: Map<string, QueueDeclaration>;
+}
+
+const declarationCaches = new WeakMap<CelerySettings, DeclarationCache>();
+
+/** Distinct queue names kept per settings object; past this the cache starts over. */
+const MAX_CACHED_QUEUES = 256;
+
+/**
+ * {@link queueDeclaration}, one object per queue name while the settings it reads stay the same:
+ * every `delay()` routes, and a fresh declaration per call (three objects) was garbage the
+ * broker then compared field by field with the last one. Shared: callers must not mutate it.
+ * The settings are compared on every call, so a setting replaced in `app.conf` is seen (a
+ * `task_queues` array changed in place is not: assign a new array).
+ */
+function sharedQueueDeclaration(conf: CelerySettings, name: string): QueueDeclaration {
+  let cache = declarationCaches.get(conf);
+  if (!cache || !sameInputs(cache.inputs, conf)) {
+    declarationCaches.set(conf, (cache = { inputs: declarationInputs(conf), byName: new Map() }));
+  }
+  let q = cache.byName.get(name);
+  if (!q) {
+    q = queueDeclaration(conf, name);
+    if (cache.byName.size >= MAX_CACHED_QUEUES) cache.byName.clear();
+    cache.byName.set(name, q);
+  }
+  return q;
+}
+
 /**
  * Resolves where a task message goes. `explicit` are applyAsync's options,
  * `taskDefaults` the task's own routing options.
@@ -120,7 +181,7 @@ export function resolveRoute(
 ): ResolvedRoute {
   const configured = explicit.queue ? null : routeFromConfig(conf, name, args, kwargs);
   const queueName = explicit.queue ?? configured?.queue ?? taskDefaults.queue ?? conf.task_default_queue;
-  const queue = queueDeclaration(conf, queueName);
+  const queue = sharedQueueDeclaration(conf, queueName);
   // Python sends priority 0 unless a queue was named explicitly without one (then none at all).
   const priority =
     explicit.priority ??

@@ -118,6 +118,15 @@ export function encodeJson(value: unknown, what = 'the value', rootPath = ''): s
   return JSON.stringify(value);
 }
 
+/**
+ * {@link encodeJson} for a task's `args` or `kwargs` (`part`): the text naming them in an error is
+ * built only when there is an error (delay() encodes on every call, and it rarely fails).
+ */
+export function encodeTaskArgument(value: unknown, task: string, part: 'args' | 'kwargs'): string {
+  if (plainJson(value, 0)) return JSON.stringify(value);
+  return encodeJson(value, `the arguments of task ${task}`, part);
+}
+
 function formatUuid(hex: string): string {
   const h = hex.replace(/-/g, '').toLowerCase();
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;

@@ -9,7 +9,7 @@
  */
 import { inflateSync } from 'node:zlib';
 import { ContentDisallowed, ProtocolError } from '../errors.js';
-import { decodeJson, encodeJson } from './json.js';
+import { decodeJson, encodeTaskArgument } from './json.js';
 import { argsRepr, kwargsRepr } from './repr.js';
 import { formatIsoTime, parseOptionalTime } from './time.js';
 
@@ -135,44 +135,66 @@ export function completeTaskMessage(input: TaskMessageInput): TaskMessage {
  * are not JSON-serializable.
  */
 export function buildTaskMessage(input: TaskMessageInput, now: number = Date.now(), timeZone = 'UTC'): WireMessage {
-  const m = completeTaskMessage(input);
-  const what = `the arguments of task ${m.task}`;
-  const body = `[${encodeJson(m.args, what, 'args')}, ${encodeJson(m.kwargs, what, 'kwargs')}, ${JSON.stringify(m.embed)}]`;
+  // The defaults of completeTaskMessage, read in place: delay() calls this once per message, and an
+  // intermediate TaskMessage object per call was garbage only.
+  const id = input.id;
+  const task = input.task;
+  const args = input.args ?? [];
+  const kwargs = input.kwargs ?? {};
+  const embed = input.embed ?? EMPTY_EMBED;
+  const eta = input.eta ?? null;
+  const expires = input.expires ?? null;
+  const argsJson = encodeTaskArgument(args, task, 'args');
+  const kwargsJson = isEmptyObject(kwargs) ? '{}' : encodeTaskArgument(kwargs, task, 'kwargs');
+  const embedJson = embed === EMPTY_EMBED ? EMPTY_EMBED_JSON : JSON.stringify(embed);
+  const body = `[${argsJson}, ${kwargsJson}, ${embedJson}]`;
   const headers: Record<string, unknown> = {
     lang: 'py',
-    task: m.task,
-    id: m.id,
-    shadow: m.shadow,
+    task,
+    id,
+    shadow: input.shadow ?? null,
     // In the app's timezone, as Celery writes them (the same instant whatever the offset).
-    eta: m.eta === null ? null : formatIsoTime(m.eta, timeZone),
-    expires: m.expires === null ? null : formatIsoTime(m.expires, timeZone),
-    group: m.group,
-    group_index: m.groupIndex,
-    retries: m.retries,
-    timelimit: m.timeLimit,
-    root_id: m.rootId,
-    parent_id: m.parentId,
-    argsrepr: m.argsrepr ?? argsRepr(m.args),
-    kwargsrepr: m.kwargsrepr ?? kwargsRepr(m.kwargs),
-    origin: m.origin,
-    ignore_result: m.ignoreResult,
+    eta: eta === null ? null : formatIsoTime(eta, timeZone),
+    expires: expires === null ? null : formatIsoTime(expires, timeZone),
+    group: input.group ?? null,
+    group_index: input.groupIndex ?? null,
+    retries: input.retries ?? 0,
+    timelimit: input.timeLimit ?? [null, null],
+    root_id: input.rootId ?? id,
+    parent_id: input.parentId ?? null,
+    argsrepr: input.argsrepr ?? argsRepr(args),
+    kwargsrepr: input.kwargsrepr ?? kwargsRepr(kwargs),
+    origin: input.origin ?? null,
+    ignore_result: input.ignoreResult ?? false,
   };
-  for (const [key, value] of Object.entries(m.extraHeaders)) {
-    if (!STANDARD_HEADERS.has(key)) headers[key] = value;
+  const extra = input.extraHeaders;
+  if (extra) {
+    for (const key in extra) if (Object.hasOwn(extra, key) && !STANDARD_HEADERS.has(key)) headers[key] = extra[key];
   }
   const wire: WireMessage = {
     body: Buffer.from(body, 'utf8'),
     contentType: JSON_CONTENT_TYPE,
     contentEncoding: 'utf-8',
     headers,
-    correlationId: m.id,
+    correlationId: id,
     deliveryMode: 2,
   };
-  if (m.replyTo) wire.replyTo = m.replyTo;
+  if (input.replyTo) wire.replyTo = input.replyTo;
   // Python sends priority 0 by default; absent only when a queue was named explicitly.
-  if (m.priority !== null) wire.priority = m.priority;
-  if (m.expires !== null) wire.expiration = String(Math.max(0, Math.round(m.expires - now)));
+  const priority = input.priority ?? null;
+  if (priority !== null) wire.priority = priority;
+  if (expires !== null) wire.expiration = String(Math.max(0, Math.round(expires - now)));
   return wire;
+}
+
+/** The JSON of {@link EMPTY_EMBED}, as the body carries it. */
+const EMPTY_EMBED_JSON = JSON.stringify(EMPTY_EMBED);
+
+/** `{}` (own enumerable keys only, as JSON.stringify sees them), without allocating. */
+function isEmptyObject(o: Record<string, unknown>): boolean {
+  if (Object.getPrototypeOf(o) !== Object.prototype) return false;
+  for (const key in o) if (Object.hasOwn(o, key)) return false;
+  return true;
 }
 
 /**

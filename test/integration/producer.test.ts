@@ -139,6 +139,29 @@ describe('producer on RabbitMQ (integration)', () => {
     }
   });
 
+  it('on an open channel too: a queue deleted under the producer is declared again and gets the message; an unbound exchange still rejects', async () => {
+    const queue = uniqueName('redeclare');
+    queues.push(queue);
+    const exchange = uniqueName('unbound-warm');
+    const app = makeApp({ task_default_queue: queue });
+    await app.sendTask('py.add', [1, 1]); // opens the confirm channel and declares the queue
+    const ch = await conn.createChannel();
+    await ch.deleteQueue(queue);
+    await ch.assertExchange(exchange, 'direct', { durable: false, autoDelete: true });
+    try {
+      // RabbitMQ returns this publish (NO_ROUTE): it is sent again after declaring the queue.
+      const result = await app.sendTask('py.add', [2, 2]);
+      const m = await getOne(conn, queue);
+      expect(m.properties.correlationId).to.equal(result.id);
+      const err = await app.sendTask('py.add', [3], {}, { exchange, routingKey: 'nobody-listens' }).then(() => null, (e: unknown) => e);
+      expect(err).to.be.instanceOf(PublishError);
+      expect((err as Error).message).to.match(/\(NO_ROUTE\).*not stored/s);
+    } finally {
+      await ch.deleteExchange(exchange).catch(() => undefined);
+      await ch.close();
+    }
+  });
+
   it('confirms many concurrent delay() calls', async () => {
     const queue = uniqueName('burst');
     queues.push(queue);

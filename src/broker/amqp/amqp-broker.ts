@@ -73,16 +73,64 @@ class PendingConfirm {
       this.resolve(!(this.returned.size > 0 && this.returned.delete(this.token)));
       return;
     }
-    this.reject(
-      new UnconfirmedPublishError(
-        /nack/i.test(String((err as Error)?.message ?? err))
-          ? `RabbitMQ did not accept the message for ${this.routingKey} (nack): it was not stored`
-          : `The connection to ${this.nodeDisplay} was lost before RabbitMQ confirmed the message: ` +
-              `it may not have been stored; send it again (the task id can stay the same)`,
-        { cause: err },
-      ),
-    );
+    this.reject(unconfirmedError(err, this.routingKey, this.nodeDisplay));
   };
+}
+
+/** amqplib's confirm error (a nack, or the channel closed first) as the caller sees it. */
+function unconfirmedError(err: unknown, routingKey: string, nodeDisplay: string): UnconfirmedPublishError {
+  return new UnconfirmedPublishError(
+    /nack/i.test(String((err as Error)?.message ?? err))
+      ? `RabbitMQ did not accept the message for ${routingKey} (nack): it was not stored`
+      : `The connection to ${nodeDisplay} was lost before RabbitMQ confirmed the message: ` +
+          `it may not have been stored; send it again (the task id can stay the same)`,
+    { cause: err },
+  );
+}
+
+/** publishRetrying's `failed` for "RabbitMQ returned the first attempt as unroutable". */
+const UNROUTED = Symbol('unrouted');
+
+/** What `new Promise(captureResolve)` hands over: no executor closure per publish. */
+let capturedResolve: ((value: void | Promise<void>) => void) | null = null;
+function captureResolve(resolve: (value: void | Promise<void>) => void): void {
+  capturedResolve = resolve;
+}
+
+/**
+ * The confirm of a publish made on publish()'s common path, settling the caller's promise itself:
+ * resolved when RabbitMQ confirms and a queue took the message; otherwise resolved with the rest of
+ * publish() (declare again on NO_ROUTE, retry per `task_publish_retry_policy`), which rejects when
+ * that fails. It keeps the message and route for that, as the retry loop of an async publish()
+ * would; one object and one promise per call instead of a chain of async frames.
+ */
+class DirectConfirm {
+  readonly promise: Promise<void>;
+  private readonly resolve: (value: void | Promise<void>) => void;
+
+  constructor(
+    private readonly broker: AmqpBroker,
+    private readonly message: WireMessage,
+    private readonly route: PublishRoute,
+    private readonly token: string,
+    /** The node published to, for the error message (as it was when the message was sent). */
+    private readonly nodeDisplay: string,
+  ) {
+    this.promise = new Promise<void>(captureResolve);
+    this.resolve = capturedResolve!;
+    capturedResolve = null;
+  }
+
+  /** amqplib's confirm callback: ack (routed, or returned first as unroutable), or nack / connection lost. */
+  settle(err: unknown): void {
+    const { broker, message, route } = this;
+    if (!err) {
+      if (broker.takeReturned(this.token)) this.resolve(broker.continueAfter(message, route, UNROUTED));
+      else this.resolve();
+      return;
+    }
+    this.resolve(broker.continueAfter(message, route, unconfirmedError(err, route.routingKey, this.nodeDisplay)));
+  }
 }
 
 export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, ConsumerHost {
@@ -102,6 +150,11 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
   private publishSeq = 0;
   /** The header tables handed to amqplib, one object per set of header names. */
   private readonly headerTables = new HeaderTables();
+  /** The options object handed to amqplib for every confirmed publish (see publishOptions). */
+  private readonly confirmOptions: Options.Publish = {
+    headers: undefined, contentType: undefined, contentEncoding: undefined, deliveryMode: undefined, mandatory: true,
+    messageId: undefined, correlationId: undefined, replyTo: undefined, priority: undefined, expiration: undefined,
+  };
   /**
    * A plain channel for fire-and-forget publishes (events, remote control):
    * no confirms, no `mandatory`, as kombu sends them. Kept apart from the
@@ -336,16 +389,42 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
    * new connection (the next node when `broker_url` lists several); once the
    * retries ran out it rejects with {@link UnconfirmedPublishError}.
    */
-  async publish(message: WireMessage, route: PublishRoute, options?: PublishOptions): Promise<void> {
-    if (options?.confirm === false) {
-      await this.declareRoute(route, false);
-      return this.cast(message, route);
+  publish(message: WireMessage, route: PublishRoute, options?: PublishOptions): Promise<void> {
+    if (options?.confirm === false) return this.castDeclared(message, route);
+    // The common case (delay(), beat): the channel is open and writable and the queue declared on
+    // this connection. One publish whose confirm settles the caller's promise directly: no retry
+    // loop, no awaits, one promise per call. Anything else, and any failure of this publish, goes
+    // through publishRetrying (the same declarations, NO_ROUTE handling and task_publish_retry).
+    try {
+      const ch = this.publisher.current;
+      if (ch && !this.drained && !route.declareTopology && !route.declareExchange && (!route.declare || this.declarations.queueDeclared(route.declare))) {
+        return this.publishDirect(ch, message, route);
+      }
+    } catch (err) {
+      return Promise.reject(err); // never a synchronous throw: callers expect a promise
     }
+    return this.publishRetrying(message, route, null);
+  }
+
+  private async castDeclared(message: WireMessage, route: PublishRoute): Promise<void> {
+    await this.declareRoute(route, false);
+    return this.cast(message, route);
+  }
+
+  /**
+   * {@link publish} with its retries. `failed`: null, or the first attempt was already made (by
+   * publishDirect) and failed with this error, or, when it is {@link UNROUTED}, RabbitMQ returned it.
+   */
+  private async publishRetrying(message: WireMessage, route: PublishRoute, failed: unknown): Promise<void> {
     const policy = this.options.publishRetry;
     let unconfirmed: UnconfirmedPublishError | null = null;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.publishConfirmed(message, route);
+        if (failed === null) return await this.publishConfirmed(message, route);
+        const first = failed;
+        failed = null;
+        if (first === UNROUTED) return await this.publishUnrouted(message, route);
+        throw first;
       } catch (err) {
         // Not confirmed: it may or may not be stored. Sending it again is at-least-once (a copy the
         // dead connection did deliver then exists twice, with the same task id); giving up is a loss
@@ -418,45 +497,92 @@ export class AmqpBroker extends EventEmitter<BrokerEvents> implements Broker, Co
 
   private publishOn(ch: ConfirmChannel, message: WireMessage, route: PublishRoute): Promise<boolean> {
     const token = String(++this.publishSeq);
-    const options: Options.Publish = {
-      // Reused table: amqplib encodes it before publish() returns (header-tables.ts says why).
-      headers: this.headerTables.fill(message.headers),
-      contentType: message.contentType,
-      contentEncoding: message.contentEncoding,
-      deliveryMode: message.deliveryMode,
-      mandatory: true,
-      messageId: token,
-    };
-    if (message.correlationId !== undefined) options.correlationId = message.correlationId;
-    if (message.replyTo !== undefined) options.replyTo = message.replyTo;
-    if (message.priority !== undefined) options.priority = message.priority;
-    if (message.expiration !== undefined) options.expiration = message.expiration;
     const pending = new PendingConfirm(this.returned, token, route.routingKey, this.targets.currentDisplay);
     const confirmed = new Promise<boolean>((resolve, reject) => {
       pending.resolve = resolve;
       pending.reject = reject;
     });
-    let writable: boolean;
+    const options = this.publishOptions(message, token);
     try {
-      writable = ch.publish(route.exchange, route.routingKey, message.body, options, pending.settle);
+      this.watchDrain(ch, ch.publish(route.exchange, route.routingKey, message.body, options, pending.settle));
     } catch (err) {
       // The channel closed under us (the connection is going): nothing was written.
-      return Promise.reject(new UnconfirmedPublishError(`Cannot publish to ${this.targets.currentDisplay}: ${(err as Error).message}`, { cause: err }));
-    }
-    if (!writable && !this.drained) {
-      // The socket buffer is full: hold later publishes until it drains (bounded memory).
-      this.drained = new Promise<void>((release) => {
-        const done = (): void => {
-          ch.off('drain', done);
-          ch.off('close', done);
-          this.drained = null;
-          release();
-        };
-        ch.on('drain', done);
-        ch.on('close', done);
-      });
+      return Promise.reject(this.notWritten(err));
     }
     return confirmed;
+  }
+
+  /**
+   * publish()'s common case: one publish settled by its confirm (see {@link DirectConfirm}). A
+   * failure, or RabbitMQ returning it as unroutable, continues in publishRetrying as if its first
+   * attempt had failed there.
+   */
+  private publishDirect(ch: ConfirmChannel, message: WireMessage, route: PublishRoute): Promise<void> {
+    const token = String(++this.publishSeq);
+    let options: Options.Publish;
+    try {
+      options = this.publishOptions(message, token);
+    } catch (err) {
+      return Promise.reject(err); // a header amqplib cannot carry: nothing was sent, nothing to retry
+    }
+    const pending = new DirectConfirm(this, message, route, token, this.targets.currentDisplay);
+    try {
+      this.watchDrain(ch, ch.publish(route.exchange, route.routingKey, message.body, options, (err: unknown) => pending.settle(err)));
+    } catch (err) {
+      return this.publishRetrying(message, route, this.notWritten(err));
+    }
+    return pending.promise;
+  }
+
+  /** @internal For {@link DirectConfirm}: was the publish with this token returned as unroutable? */
+  takeReturned(token: string): boolean {
+    return this.returned.size > 0 && this.returned.delete(token);
+  }
+
+  /** @internal For {@link DirectConfirm}: the rest of publish() after its first attempt failed. */
+  continueAfter(message: WireMessage, route: PublishRoute, failed: unknown): Promise<void> {
+    return this.publishRetrying(message, route, failed);
+  }
+
+  /**
+   * amqplib's publish options for a confirmed, `mandatory` publish tagged with `token`. One object,
+   * refilled per publish: amqplib copies what it needs out of it and encodes the frames before
+   * `publish()` returns (as for the header tables), so nothing reads it afterwards.
+   */
+  private publishOptions(message: WireMessage, token: string): Options.Publish {
+    const options = this.confirmOptions;
+    // Reused table: amqplib encodes it before publish() returns (header-tables.ts says why).
+    options.headers = this.headerTables.fill(message.headers);
+    options.contentType = message.contentType;
+    options.contentEncoding = message.contentEncoding;
+    options.deliveryMode = message.deliveryMode;
+    options.messageId = token;
+    // Optional ones are set to undefined when absent: amqplib leaves out undefined properties.
+    options.correlationId = message.correlationId;
+    options.replyTo = message.replyTo;
+    options.priority = message.priority;
+    options.expiration = message.expiration;
+    return options;
+  }
+
+  /** ch.publish() threw: the channel closed under us (the connection is going), nothing was written. */
+  private notWritten(err: unknown): UnconfirmedPublishError {
+    return new UnconfirmedPublishError(`Cannot publish to ${this.targets.currentDisplay}: ${(err as Error).message}`, { cause: err });
+  }
+
+  /** After a publish: when the socket buffer is full, hold later publishes until it drains (bounded memory). */
+  private watchDrain(ch: ConfirmChannel, writable: boolean): void {
+    if (writable || this.drained) return;
+    this.drained = new Promise<void>((release) => {
+      const done = (): void => {
+        ch.off('drain', done);
+        ch.off('close', done);
+        this.drained = null;
+        release();
+      };
+      ch.on('drain', done);
+      ch.on('close', done);
+    });
   }
 
   /**

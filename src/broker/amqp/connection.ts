@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import type { ChannelModel, Options } from 'amqplib';
 import { checkHeaderDecoder } from './decoder-check.js';
 import { installHeaderDecoder } from './py-amqp-headers.js';
+import { batchSocketWrites } from './write-batching.js';
 import { BrokerError } from '../../errors.js';
 import type { TlsOptions } from '../../app/config.js';
 import { tlsConnectOptions } from '../../support/tls.js';
@@ -106,6 +107,7 @@ export async function openAmqpConnection(opts: AmqpConnectOptions): Promise<Chan
   }
   try {
     installHeaderDecoder(model); // before anything else can arrive: no channel is open yet
+    batchSocketWrites(model);
     await checked;
   } catch (err) {
     await model.close().catch(() => undefined);

@@ -76,7 +76,7 @@ export class Declarations {
 
   private keyOf(q: QueueDeclaration): string {
     const last = this.lastQueue.get(q.name);
-    if (last && sameQueue(last.q, q)) return last.key;
+    if (last && (last.q === q || sameQueue(last.q, q))) return last.key;
     const key = queueKey(q);
     this.lastQueue.set(q.name, { q, key });
     return key;

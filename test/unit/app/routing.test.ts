@@ -36,4 +36,15 @@ describe('routing', () => {
     expect(r).to.deep.include({ exchange: 'ev', routingKey: 'ev.sms' });
     expect(r.queue!.arguments).to.deep.equal({ 'x-max-priority': 10 });
   });
+
+  it('sees a setting replaced in app.conf after earlier sends (the declaration is cached per settings)', () => {
+    const c = conf();
+    expect(resolveRoute(c, 't', [], {}, {}).queue!.name).to.equal('celery');
+    c.task_default_queue = 'other';
+    expect(resolveRoute(c, 't', [], {}, {}).routingKey).to.equal('other');
+    c.task_queue_max_priority = 5;
+    expect(resolveRoute(c, 't', [], {}, {}).queue!.arguments).to.deep.equal({ 'x-max-priority': 5 });
+    c.task_queues = [{ name: 'other', queue_arguments: { 'x-queue-type': 'quorum' } }];
+    expect(resolveRoute(c, 't', [], {}, {}).queue!.arguments).to.deep.equal({ 'x-max-priority': 5, 'x-queue-type': 'quorum' });
+  });
 });
