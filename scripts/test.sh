@@ -5,10 +5,11 @@
 # Celery's own integration suite (test/celery-suite, ~20 min) runs BESIDE mocha's service suites,
 # not after them: its worker runs at -c 1 and nearly all of its time is its tests' sleeps and result
 # waits, so on 2 cores running it alone would add ~20 idle minutes and take CI past 40. The two
-# share nothing: the suite has its own vhost (ts-celery-suite) and Redis DB (13), which no mocha
-# test touches, and no test in the parallel phase restarts the shared RabbitMQ or Redis.
+# share nothing: the suite has its own vhost (ts-celery-suite), which no mocha test touches, and a
+# redis-server of its own (its PUBSUB CHANNELS test sees every channel of the server it runs on), and
+# no test in the parallel phase restarts the shared RabbitMQ or Redis.
 # The fault tests (thousands of tasks, broker nodes started and killed, bounds on duplicates and
-# failover times) and the suite's harness tests (same vhost and DB as the suite) run after it,
+# failover times) and the suite's harness tests (same vhost as the suite) run after it,
 # alone, so that load from the other phase cannot bend what they measure.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

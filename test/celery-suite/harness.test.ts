@@ -7,9 +7,11 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { waitFor } from '../helpers/wait-for.js';
 import { ensureSuiteSource, HarnessFault } from './sdist.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -23,6 +25,18 @@ function harness(args: string[], env: Record<string, string>): Promise<{ code: n
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     child.on('close', (code) => resolve({ code, out }));
+  });
+}
+
+/** Whether anything accepts TCP connections on 127.0.0.1:port. */
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
   });
 }
 
@@ -64,9 +78,13 @@ describe('celery-suite harness faults', function () {
     expect(code).to.equal(2);
   });
 
-  it('exits 2 when no test is collected', async () => {
+  it('exits 2 when no test is collected, and stops its own redis-server on the way out', async () => {
     const { code, out } = await harness(['--', '-k', 'no_such_test_zz', 't/integration/test_inspect.py'], {});
     expect(out).to.match(/HARNESS FAULT: pytest collected no test/);
     expect(code).to.equal(2);
+    const port = Number(/own redis-server on 127\.0\.0\.1:(\d+)/.exec(out)?.[1]);
+    expect(port, out).to.be.greaterThan(0);
+    // SIGKILLed as run.ts exits; the kernel closes its socket a moment later.
+    await waitFor(async () => !(await listening(port)), { timeoutMs: 5000, what: `redis-server on ${port} to be gone after the run` });
   });
 });

@@ -23,7 +23,7 @@ import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFi
 import { hostname } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
+import { RedisNode } from '../helpers/redis-node.js';
 import { rabbitmqctl } from '../helpers/services.js';
 import { closingLine, failureGroups, newlyPassing, regressions, table, type Baseline, type SuiteResults } from './report.js';
 import { ensureSuiteDeps, ensureSuiteSource, HarnessFault } from './sdist.js';
@@ -33,11 +33,14 @@ const ROOT = join(HERE, '..', '..');
 const PYTHON = join(ROOT, '.venv', 'bin', 'python');
 const CACHE = join(HERE, '.cache');
 
-/** The RabbitMQ vhost and Redis database this suite uses, and nothing else does. */
+/** The RabbitMQ vhost this suite uses, and nothing else does. */
 export const SUITE_VHOST = 'ts-celery-suite';
+/**
+ * The database on the suite's own redis-server (see {@link startSuiteRedis}). The
+ * plugin also points the suite's `get_redis_connection()` (always DB 0) at it.
+ */
 export const SUITE_REDIS_DB = 13;
 const BROKER = `pyamqp://guest:guest@127.0.0.1:5672/${SUITE_VHOST}`;
-const BACKEND = `redis://127.0.0.1:6379/${SUITE_REDIS_DB}`;
 const FILES = ['t/integration/test_inspect.py', 't/integration/test_tasks.py', 't/integration/test_canvas.py'];
 
 /**
@@ -63,15 +66,31 @@ async function ensureVhost(): Promise<void> {
   await rabbitmqctl(['-q', 'set_permissions', '-p', SUITE_VHOST, 'guest', '.*', '.*', '.*']);
 }
 
-/** A clean start: nothing left in DB 13 from an earlier (maybe interrupted) run. */
-async function flushSuiteDb(): Promise<void> {
-  const redis = new Redis({ host: '127.0.0.1', port: 6379, db: SUITE_REDIS_DB, lazyConnect: true, maxRetriesPerRequest: 1 });
-  try {
-    await redis.connect();
-    await redis.flushdb();
-  } finally {
-    redis.disconnect();
+/**
+ * A redis-server of the suite's own (free port, no password, no persistence, its
+ * directory in the run's folder), empty at every start. Not the shared :6379: Celery's
+ * `test_ignoring_result_no_subscriptions` compares the server's `PUBSUB CHANNELS`
+ * before and after a send, and pub/sub channels belong to the whole server, not to a
+ * database, so any other test waiting on a result there (npm test runs mocha's suites
+ * beside this one) would show up in it. Stopped when this process exits, however it exits.
+ */
+async function startSuiteRedis(dir: string): Promise<RedisNode> {
+  const node = new RedisNode({ auth: false, dir });
+  const stop = (): void => void node.stop().catch(() => {});
+  process.once('exit', stop); // process.exit() below, on every path
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      stop();
+      process.exit(128 + ({ SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const)[signal]);
+    });
   }
+  try {
+    await node.start();
+  } catch (err) {
+    throw new HarnessFault(`the suite's own redis-server did not start: ${(err as Error).message}`);
+  }
+  log(`own redis-server on 127.0.0.1:${node.port} (dir ${relative(ROOT, dir)})`);
+  return node;
 }
 
 function runPytest(source: string, args: string[], env: NodeJS.ProcessEnv, logFile: string): Promise<number> {
@@ -118,12 +137,12 @@ async function main(argv: string[]): Promise<number> {
   const source = ensureSuiteSource(PYTHON, CACHE, log);
   ensureSuiteDeps(PYTHON, log);
   await ensureVhost();
-  await flushSuiteDb();
 
   const mode = pythonSubprocess ? 'python-subprocess' : pythonWorker ? 'python' : 'ts';
   const runDir = join(CACHE, `run-${mode}`);
   rmSync(runDir, { recursive: true, force: true });
   mkdirSync(runDir, { recursive: true });
+  const redis = await startSuiteRedis(join(runDir, 'redis'));
   const resultsFile = join(runDir, 'results.json');
   const workerLog = join(runDir, 'worker.log');
   const baselineFile = join(HERE, 'baseline.json');
@@ -131,9 +150,9 @@ async function main(argv: string[]): Promise<number> {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     TEST_BROKER: BROKER,
-    TEST_BACKEND: BACKEND,
+    TEST_BACKEND: redis.url(SUITE_REDIS_DB),
     REDIS_HOST: '127.0.0.1',
-    REDIS_PORT: '6379',
+    REDIS_PORT: String(redis.port),
     CELERY_SUITE_REDIS_DB: String(SUITE_REDIS_DB),
     CELERY_SUITE_RESULTS: resultsFile,
     CELERY_SUITE_WORKER_LOG: workerLog,
@@ -146,9 +165,9 @@ async function main(argv: string[]): Promise<number> {
       join(ROOT, '.venv', 'bin', 'celery'), '-A', 'ts_celery_suite_pyapp', 'worker', '-P', 'prefork', '-l', 'info',
       '--without-mingle', '--without-gossip', '--without-heartbeat',
     ]);
-    log(`Celery's own worker as a subprocess (celery worker -P prefork -c 1) on ${SUITE_VHOST}, Redis DB ${SUITE_REDIS_DB}`);
+    log(`Celery's own worker as a subprocess (celery worker -P prefork -c 1) on ${SUITE_VHOST}, its own Redis (:${redis.port}/${SUITE_REDIS_DB})`);
   } else if (pythonWorker) {
-    log(`Celery's own worker (in the pytest process, prefork -c 1) on ${SUITE_VHOST}, Redis DB ${SUITE_REDIS_DB}`);
+    log(`Celery's own worker (in the pytest process, prefork -c 1) on ${SUITE_VHOST}, its own Redis (:${redis.port}/${SUITE_REDIS_DB})`);
   } else {
     // CELERY_SUITE_WORKER_CMD in the environment wins: the harness's own tests use it for broken workers.
     env.CELERY_SUITE_WORKER_CMD ??= JSON.stringify([process.execPath, join(ROOT, 'bin', 'ts-celery.js'), 'worker', '-A', join(HERE, 'tasks'), '-l', 'info']);
@@ -156,7 +175,7 @@ async function main(argv: string[]): Promise<number> {
     if (!selection.length) env.CELERY_SUITE_CHECK_SKIPS = '1';
     env.CELERY_SUITE_BASELINE = baselineFile;
     if (!full) args.push(`--suite-fail-timeout=${FAIL_TIMEOUT}`, '--suite-fail-fast');
-    log(`ts-celery worker -A test/celery-suite/tasks -c 1 -n gen<pytest pid>@${hostname()} on ${SUITE_VHOST}, Redis DB ${SUITE_REDIS_DB}`);
+    log(`ts-celery worker -A test/celery-suite/tasks -c 1 -n gen<pytest pid>@${hostname()} on ${SUITE_VHOST}, its own Redis (:${redis.port}/${SUITE_REDIS_DB})`);
   }
   args.push(...(selection.length ? selection : FILES));
 

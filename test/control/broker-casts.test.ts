@@ -9,6 +9,7 @@ import { AmqpBroker } from '../../src/broker/index.js';
 import type { Delivery, QueueDeclaration } from '../../src/broker/types.js';
 import type { WireMessage } from '../../src/protocol/message.js';
 import { rabbitmqctl, uniqueName } from '../helpers/services.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { CONTROL_AMQP_URL, CONTROL_VHOST } from './services.js';
 
 const msg = (text: string): WireMessage => ({ body: Buffer.from(text), contentType: 'application/json', contentEncoding: 'utf-8', headers: { clock: 3 }, deliveryMode: 1 });
@@ -47,7 +48,7 @@ describe('AMQP broker: fanout exchanges, exclusive no-ack queues, unconfirmed pu
     await producer.publish(msg('"hello"'), { exchange, routingKey: '', declareExchange: queue.exchange }, { confirm: false });
     // Nobody is bound under this key: an unconfirmed publish is dropped, not an error.
     await producer.publish(msg('"nowhere"'), { exchange: '', routingKey: uniqueName('no-such-queue') }, { confirm: false });
-    for (let i = 0; i < 100 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => got.length > 0, { timeoutMs: 10_000, what: 'the fanout delivery' }).catch(() => {}); // the expectation says what came
     expect(got.map((d) => d.message.body.toString())).to.deep.equal(['"hello"']);
     expect(got[0]!.message.headers).to.deep.equal({ clock: 3 });
     got[0]!.ack(); // a no-op: acking a no-ack delivery would close the channel

@@ -10,6 +10,7 @@ import amqp from 'amqplib';
 import { expect } from 'chai';
 import { Celery } from '../../src/index.js';
 import { uniqueName } from '../helpers/services.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { pythonReceiver, startTsCtlWorker, until, type CtlWorker, type PyEvent } from './support.js';
 import { CONTROL_AMQP_URL, CONTROL_REDIS_URL, deleteControlQueues } from './services.js';
 
@@ -62,7 +63,11 @@ describe("events from a ts-celery worker, received by Python's app.events.Receiv
     await until(async () => ((await app.control.inspect({ destination: [w.nodename], timeout: 2 }).active())?.[w.nodename] ?? []).length === 1, 'the long task running');
     await app.control.revoke(long.id, { terminate: true });
     await long.get({ timeout: 10_000, propagate: false });
-    await new Promise((r) => setTimeout(r, 2500)); // at least one heartbeat after the tasks
+    // At least one heartbeat after the tasks, seen on the wire (polled: heartbeats come every 2 s, later on a loaded machine).
+    const heartbeatsBefore = raw.filter((m) => m.fields.routingKey === 'worker.heartbeat' && m.properties.headers?.hostname === w.nodename).length;
+    await waitFor(() => raw.filter((m) => m.fields.routingKey === 'worker.heartbeat' && m.properties.headers?.hostname === w.nodename).length > heartbeatsBefore, {
+      timeoutMs: 20_000, what: 'a worker heartbeat after the tasks',
+    });
     expect(await w.stop()).to.equal(0);
     const events = await receiver.events;
 
@@ -90,7 +95,10 @@ describe("events from a ts-celery worker, received by Python's app.events.Receiv
     expect(of('worker-offline')).to.deep.include({ hostname: w.nodename, sw_ident: 'ts-celery' });
 
     // On the wire: task events as JSON lists under task.multi, worker events single, header hostname, transient.
-    await new Promise((r) => setTimeout(r, 200));
+    // The tap's copy of worker.offline may come after the Python receiver's.
+    await waitFor(() => raw.some((m) => m.fields.routingKey === 'worker.offline' && m.properties.headers?.hostname === w.nodename), {
+      timeoutMs: 10_000, what: 'worker.offline on the tap',
+    }).catch(() => {}); // the expectation below says what is missing
     const fromWorker = raw.filter((m) => m.properties.headers?.hostname === w.nodename);
     const multi = fromWorker.filter((m) => m.fields.routingKey === 'task.multi');
     expect(multi.length).to.be.greaterThan(0);

@@ -8,10 +8,14 @@
  *
  * Start-up takes ~50 ms, so a test file may start its own; {@link sharedRedisNode}
  * shares one across files anyway, shut down by a root-level `after` hook.
+ *
+ * The Celery suite's runner (test/celery-suite/run.ts) starts one too, without a
+ * password (Celery's `get_redis_connection()` passes none), so that no other
+ * test's pub/sub channels show in the suite's `PUBSUB CHANNELS`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, connect as tcpConnect } from 'node:net';
@@ -51,6 +55,13 @@ export interface RedisNodeOptions {
    * temporary directory removed by {@link RedisNode.destroy}.
    */
   persistent?: boolean;
+  /**
+   * `false`: no `requirepass`, for clients that cannot be given a password (Celery's
+   * integration suite). Default true.
+   */
+  auth?: boolean;
+  /** The server's working directory (created if missing, kept); default: a temporary one when persistent. */
+  dir?: string;
 }
 
 export class RedisNode {
@@ -66,13 +77,17 @@ export class RedisNode {
 
   /** `redis://:<password>@127.0.0.1:<port>/<db>`. */
   url(db = 0): string {
-    return `redis://:${this.password}@127.0.0.1:${this.port}/${db}`;
+    return `redis://${this.userinfo()}127.0.0.1:${this.port}/${db}`;
   }
 
   /** `rediss://:<password>@127.0.0.1:<tlsPort>/<db>`. */
   tlsUrl(db = 0): string {
     if (!this.tlsPort) throw new Error('this Redis node has no TLS port');
-    return `rediss://:${this.password}@127.0.0.1:${this.tlsPort}/${db}`;
+    return `rediss://${this.userinfo()}127.0.0.1:${this.tlsPort}/${db}`;
+  }
+
+  private userinfo(): string {
+    return this.options.auth === false ? '' : `:${this.password}@`;
   }
 
   get running(): boolean {
@@ -84,11 +99,19 @@ export class RedisNode {
     if (this.child) throw new Error('redis node already running');
     if (!this.port) this.port = await freePort();
     if (this.options.pki && !this.tlsPort) this.tlsPort = await freePort();
-    const args = ['--bind', '127.0.0.1', '--port', String(this.port), '--requirepass', this.password,
+    const args = ['--bind', '127.0.0.1', '--port', String(this.port),
       '--save', '', '--daemonize', 'no', '--loglevel', 'warning'];
+    if (this.options.auth !== false) args.push('--requirepass', this.password);
+    if (this.options.dir) {
+      mkdirSync(this.options.dir, { recursive: true });
+      args.push('--dir', this.options.dir);
+    }
     if (this.options.persistent) {
-      this.dir ??= mkdtempSync(join(tmpdir(), 'ts-celery-redis-'));
-      args.push('--dir', this.dir, '--appendonly', 'yes', '--appendfsync', 'always');
+      if (!this.options.dir) {
+        this.dir ??= mkdtempSync(join(tmpdir(), 'ts-celery-redis-'));
+        args.push('--dir', this.dir);
+      }
+      args.push('--appendonly', 'yes', '--appendfsync', 'always');
     } else {
       args.push('--appendonly', 'no');
     }

@@ -13,6 +13,7 @@ import { expect } from 'chai';
 import { Celery } from '../../src/index.js';
 import { AMQP_URL, REDIS_URL, deleteQueues, uniqueName } from '../helpers/services.js';
 import { ROOT, startTsWorker } from '../helpers/ts-worker.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -89,7 +90,8 @@ describe('npx ts-celery worker: SIGTERM to the launcher only (integration)', fun
       expect(values).to.deep.equal([1.5, 1.5, 1.5, 1.5, 1.5, 1.5]);
       // "succeeded" is logged just after the result is stored.
       const runs = (): number => ((out + next.output()).match(/ts\.sleepy\[[^\]]+\] succeeded/g) ?? []).length;
-      for (let i = 0; i < 50 && runs() < 6; i++) await sleep(100);
+      // Polled (the log lines of a loaded machine lag), then 300 ms in which a seventh run would show up.
+      await waitFor(() => runs() >= 6, { timeoutMs: 20_000, what: 'six "succeeded" log lines' }).catch(() => {});
       await sleep(300);
       expect(runs()).to.equal(6);
     } finally {

@@ -17,6 +17,7 @@ import { Redis } from 'ioredis';
 import { startPythonWorker, type PythonWorker } from '../helpers/python.js';
 import { uniqueName } from '../helpers/services.js';
 import { logTime, startTsBeat, type TsBeat } from '../helpers/ts-beat.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const VHOST_URL = 'amqp://guest:guest@127.0.0.1:5672/ts-celery-beat';
 const REDIS_URL = 'redis://127.0.0.1:6379/12';
@@ -53,6 +54,17 @@ describe('ts-celery beat with RabbitMQ, Redis and a Python Celery 5.7 worker', f
     beats.push(b);
     return b;
   };
+  /**
+   * Once the beats stopped: waits (polling, up to 20 s: the Python worker lags on a loaded
+   * machine) until the worker ran at least as many py.echo(tag) as the beats sent, then
+   * 500 ms more, in which a run sent twice would show up. The tests compare the counts.
+   */
+  const allRun = async (expected: Array<[tag: string, sends: number]>): Promise<void> => {
+    await waitFor(() => expected.every(([tag, sends]) => pythonRuns(worker, tag).length >= sends), {
+      timeoutMs: 20_000, everyMs: 100, what: `the Python worker to run ${expected.map(([t, n]) => `${n} × ${t}`).join(', ')}`,
+    }).catch(() => {}); // the tests' own expectations then say what is missing
+    await sleep(500);
+  };
   const leaseKey = (): string => {
     const k = uniqueName('test:beat');
     leaseKeys.push(k);
@@ -84,7 +96,7 @@ describe('ts-celery beat with RabbitMQ, Redis and a Python Celery 5.7 worker', f
     await Promise.all([single, ...pair].map((b) => b.waitFor(/Acquired the lease|Standing by/)));
     await sleep(10_000);
     expect(await Promise.all([single, ...pair].map((b) => b.stop()))).to.deep.equal([0, 0, 0]);
-    await sleep(1_000); // the last messages reach the worker
+    await allRun([['single', single.sends().length], ['pair', pair.flatMap((b) => b.sends()).length]]);
 
     const singleRuns = pythonRuns(worker, 'single');
     const pairRuns = pythonRuns(worker, 'pair');
@@ -113,7 +125,7 @@ describe('ts-celery beat with RabbitMQ, Redis and a Python Celery 5.7 worker', f
     const tookOver = await second.waitFor(/Acquired the lease/, 10_000);
     await sleep(3_000);
     expect(await second.stop()).to.equal(0);
-    await sleep(1_000);
+    await allRun([['failover', first.sends().length + second.sends().length]]);
 
     const handover = tookOver - killedAt;
     const sends = [...first.sends(), ...second.sends()].sort((a, b) => a - b);
@@ -142,7 +154,7 @@ describe('ts-celery beat with RabbitMQ, Redis and a Python Celery 5.7 worker', f
     const restarted = await second.waitFor(/runs next at/);
     await sleep(4_500);
     expect(await second.stop()).to.equal(0);
-    await sleep(1_000);
+    await allRun([['restart', first.sends().length + second.sends().length]]);
 
     const before = first.sends();
     const after = second.sends();

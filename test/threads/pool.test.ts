@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { TaskError, TimeLimitExceeded, Worker } from '../../src/index.js';
 import { setLogLevel, setLogSink } from '../../src/support/log.js';
 import { app } from './app.js';
-import { APP_MODULE, osThreads, poolSettled } from './support.js';
+import { APP_MODULE, osThreads, poolSettled, waitFor } from './support.js';
 
 describe('-P threads (embedded broker)', function () {
   this.timeout(60_000);
@@ -114,7 +114,8 @@ describe('-P threads (embedded broker)', function () {
 
   it('a promise rejection nobody awaited is logged, and the thread lives on', async () => {
     const thread = await run<number>('stray');
-    await new Promise((r) => setTimeout(r, 100));
+    // Logged when the thread's rejection event reaches the main thread: after get() returned, maybe well after under load.
+    await waitFor(() => logs.some((l) => l.includes('nobody awaited me')), 10_000, 'the unhandled rejection logged').catch(() => {});
     expect(logs.some((l) => /ERROR\/ThreadPoolWorker-\d+\] Unhandled promise rejection .*: Error: nobody awaited me/.test(l))).to.equal(true);
     const again = new Set<number>();
     for (let i = 0; i < 4; i++) again.add(await run<number>('stray'));
@@ -138,7 +139,9 @@ describe('-P threads (embedded broker)', function () {
   it('terminate() stops one running task now: its thread is killed and replaced', async () => {
     await poolSettled(worker, 2);
     const result = await app.sendTask('span', [60_000]);
-    await new Promise((r) => setTimeout(r, 300));
+    // Running in a thread (its state busy), not still on its way there: else terminate() has nothing to kill.
+    const pool = worker.pool as unknown as { threads: Set<{ state: string }> };
+    await waitFor(() => [...pool.threads].some((t) => t.state === 'busy'), 10_000, 'the task running in a thread');
     expect(worker.pool.terminate(result.id, new TimeLimitExceeded('terminated by test'))).to.equal(true);
     const err = await result.get({ timeout: 5000 }).catch((e: unknown) => e);
     expect(err).to.deep.include({ excType: 'TimeLimitExceeded' });

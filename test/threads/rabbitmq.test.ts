@@ -118,7 +118,7 @@ describe('ts-celery worker -P threads (RabbitMQ, Redis)', function () {
     for (const r of [early, late]) expect(out.match(new RegExp(`\\[${r.id}\\] received`, 'g'))).to.have.length(1);
     // Nothing left behind: every message was acked (or requeued and then acked). The counters lag a little.
     let stats = await listQueue(RABBIT_VHOST, queue);
-    for (let i = 0; i < 10 && (stats?.messages_ready || stats?.messages_unacknowledged); i++) {
+    for (const deadline = Date.now() + 20_000; (stats?.messages_ready || stats?.messages_unacknowledged) && Date.now() < deadline; ) {
       await new Promise((r) => setTimeout(r, 500));
       stats = await listQueue(RABBIT_VHOST, queue);
     }
